@@ -1,0 +1,1 @@
+"""Thin entry points: each ``main(argv=None)`` parses arguments and calls the library."""

@@ -1,0 +1,26 @@
+"""PyTorch image backend: the reference every other backend is checked against."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..text import l2_normalize
+from .base import ImageEncoder, check_batch
+
+
+class TorchImageEncoder(ImageEncoder):
+    name = "torch"
+
+    def __init__(self, clip):
+        import torch
+
+        self._torch = torch
+        self.clip = clip
+        self.device = clip.device
+        self.precision = "fp32"
+
+    def encode_images(self, batch: np.ndarray) -> np.ndarray:
+        batch = check_batch(batch, self.clip.image_size)
+        with self._torch.inference_mode():
+            x = self._torch.from_numpy(batch).to(self.device)
+            feats = self.clip.model.encode_image(x)
+        return l2_normalize(feats.float().cpu().numpy())

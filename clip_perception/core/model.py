@@ -1,0 +1,176 @@
+"""Load a CLIP model through open_clip identifiers and describe it.
+
+Accepted identifiers (the same ones open_clip understands):
+  * a built-in architecture name (``ViT-B-32``) plus ``pretrained``: an open_clip tag
+    (``openai``, ``laion2b_s34b_b79k``) or a checkpoint file path;
+  * ``hf-hub:org/repo`` (config + weights from the Hugging Face hub);
+  * ``local-dir:/path`` (open_clip's folder format: ``open_clip_config.json`` + weights).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .preprocess import PreprocessConfig
+
+logger = logging.getLogger(__name__)
+
+LOCAL_DIR_PREFIX = "local-dir:"
+HF_HUB_PREFIX = "hf-hub:"
+_CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+
+
+class ModelLoadError(RuntimeError):
+    """A model identifier could not be resolved or loaded; the message says why."""
+
+
+@dataclass
+class ClipModel:
+    """A loaded open_clip model with what the rest of the package needs to use it."""
+
+    model: Any  # open_clip CLIP module, eval mode
+    tokenizer: Callable
+    preprocess: PreprocessConfig
+    model_name: str
+    pretrained: Optional[str]
+    device: str
+    _weights_hash: Optional[str] = field(default=None, repr=False)
+
+    @property
+    def identifier(self) -> str:
+        """Human- and cache-readable model identifier, e.g. ``ViT-B-32/openai``."""
+        if self.pretrained:
+            return f"{self.model_name}/{self.pretrained}"
+        return self.model_name
+
+    @property
+    def embed_dim(self) -> int:
+        return _embed_dim(self.model)
+
+    @property
+    def image_size(self) -> int:
+        return self.preprocess.image_size
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.exp().item())
+
+    @property
+    def weights_hash(self) -> str:
+        """sha256 over every parameter and buffer (names, dtypes, shapes, bytes), hex.
+
+        Keys engine caches and adapter compatibility. Computed once, on first use, because it
+        reads every weight (~0.5 s for ViT-B-32).
+        """
+        if self._weights_hash is None:
+            self._weights_hash = hash_state_dict(self.model.state_dict())
+        return self._weights_hash
+
+
+def _embed_dim(model) -> int:
+    proj = getattr(model, "text_projection", None)
+    if proj is not None and hasattr(proj, "shape"):  # nn.Parameter (D_text, D)
+        return int(proj.shape[-1])
+    if proj is not None and hasattr(proj, "out_features"):  # nn.Linear
+        return int(proj.out_features)
+    return int(model.visual.output_dim)
+
+
+def hash_state_dict(state_dict) -> str:
+    import torch
+
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().to("cpu").contiguous()
+        h.update(name.encode())
+        h.update(str(tensor.dtype).encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        if tensor.dtype == torch.bfloat16:
+            tensor = tensor.view(torch.int16)
+        h.update(tensor.numpy().tobytes())
+    return h.hexdigest()
+
+
+def known_model_names() -> list[str]:
+    import open_clip
+
+    return list(open_clip.list_models())
+
+
+def known_pretrained_tags(model_name: str) -> list[str]:
+    import open_clip
+
+    return list(open_clip.list_pretrained_tags_by_model(model_name))
+
+
+def _check_identifier(model_name: str, pretrained: Optional[str]) -> None:
+    """Fail early, with the valid choices, before open_clip tries anything slow."""
+    if not model_name:
+        raise ModelLoadError("model name is empty; expected e.g. 'ViT-B-32', 'hf-hub:org/repo' "
+                             "or 'local-dir:/path/to/folder'")
+    if model_name.startswith(LOCAL_DIR_PREFIX):
+        folder = Path(os.path.expanduser(model_name[len(LOCAL_DIR_PREFIX):]))
+        config = folder / "open_clip_config.json"
+        if not folder.is_dir():
+            raise ModelLoadError(f"model folder not found: {folder} (from '{model_name}')")
+        if not config.is_file():
+            raise ModelLoadError(f"model folder {folder} has no open_clip_config.json")
+        if not any(p.suffix in _CHECKPOINT_SUFFIXES for p in folder.iterdir()):
+            raise ModelLoadError(
+                f"model folder {folder} has no weights file (*.safetensors, *.bin, *.pth); "
+                "open_clip would silently use random weights, so this is refused")
+        return
+    if model_name.startswith(HF_HUB_PREFIX):
+        if not model_name[len(HF_HUB_PREFIX):].strip():
+            raise ModelLoadError("empty repository after 'hf-hub:'")
+        return
+    names = known_model_names()
+    cleaned = model_name.replace("/", "-")
+    if cleaned not in names:
+        raise ModelLoadError(f"unknown model '{model_name}'. Valid names: {', '.join(names)}; "
+                             "or use 'hf-hub:org/repo' or 'local-dir:/path'")
+    if not pretrained:
+        raise ModelLoadError(
+            f"model '{model_name}' needs 'pretrained': a tag ({', '.join(known_pretrained_tags(cleaned))}) "
+            "or a checkpoint file path; random weights are never used silently")
+    tags = known_pretrained_tags(cleaned)
+    if pretrained not in tags:
+        looks_like_path = os.sep in pretrained or Path(pretrained).suffix in _CHECKPOINT_SUFFIXES
+        if looks_like_path and not os.path.isfile(os.path.expanduser(pretrained)):
+            raise ModelLoadError(f"checkpoint file not found: {pretrained}")
+        if not looks_like_path:
+            raise ModelLoadError(f"unknown pretrained tag '{pretrained}' for {model_name}. "
+                                 f"Valid tags: {', '.join(tags) or '(none)'}; or a checkpoint file path")
+
+
+def load_clip(model_name: str, pretrained: Optional[str] = None, device: str = "cpu") -> ClipModel:
+    """Load ``model_name`` (+ ``pretrained``) with open_clip, in eval mode on ``device``."""
+    import open_clip
+    import torch
+
+    if model_name.startswith((LOCAL_DIR_PREFIX, HF_HUB_PREFIX)) and pretrained:
+        raise ModelLoadError(f"'pretrained' must be empty for '{model_name}': the weights come "
+                             "from the folder/repository itself")
+    _check_identifier(model_name, pretrained)
+    if pretrained and os.path.isfile(os.path.expanduser(pretrained)):
+        pretrained = os.path.expanduser(pretrained)
+    if model_name.startswith(LOCAL_DIR_PREFIX):
+        model_name = LOCAL_DIR_PREFIX + os.path.expanduser(model_name[len(LOCAL_DIR_PREFIX):])
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device '{device}' requested but CUDA is not available")
+    try:
+        model = open_clip.create_model(model_name, pretrained=pretrained or None, device=device)
+    except Exception as exc:  # open_clip raises RuntimeError/ValueError/OSError variously
+        raise ModelLoadError(f"could not load model '{model_name}' (pretrained={pretrained!r}): {exc}") \
+            from exc
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(model_name)
+    preprocess = PreprocessConfig.from_open_clip(open_clip.get_model_preprocess_cfg(model))
+    logger.info("loaded %s%s on %s (%s)", model_name, f"/{pretrained}" if pretrained else "",
+                device, preprocess)
+    return ClipModel(model=model, tokenizer=tokenizer, preprocess=preprocess,
+                     model_name=model_name, pretrained=pretrained or None, device=device)
