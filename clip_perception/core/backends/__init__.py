@@ -10,9 +10,15 @@ from .base import (ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable, ImageE
 BACKENDS = ("torch", "onnxruntime")
 
 
-def create_image_encoder(clip, backend: str = "torch", cache_dir=None, device: str = "cpu",
-                         threads: int = 0) -> ImageEncoder:
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def create_image_encoder(clip, backend: str = "torch", precision: str = "fp32",
+                         device: str = "cpu", cache_dir=None, threads: int = 0,
+                         max_batch: int = 8) -> ImageEncoder:
     """Build the named backend for ``clip``; an unknown or unavailable one is an error."""
+    if precision != "fp32":
+        raise BackendUnavailable(f"precision '{precision}' is not supported by backend '{backend}'")
     if backend == "torch":
         from .torch_backend import TorchImageEncoder
 
@@ -25,5 +31,5 @@ def create_image_encoder(clip, backend: str = "torch", cache_dir=None, device: s
     raise ValueError(f"unknown backend '{backend}'; expected one of {BACKENDS}")
 
 
-__all__ = ["ONNX_INPUT_NAME", "ONNX_OUTPUT_NAME", "BACKENDS", "BackendUnavailable",
+__all__ = ["ONNX_INPUT_NAME", "ONNX_OUTPUT_NAME", "BACKENDS", "PRECISIONS", "BackendUnavailable",
            "ImageEncoder", "check_batch", "create_image_encoder"]
