@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from clip_perception.core.backends import (ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, create_image_encoder)
+from clip_perception.core.preprocess import Preprocessor
+
+from conftest import natural_like_image
+
+
+def frames_batch(clip, n=3):
+    frames = [natural_like_image(480, 640, seed=i) for i in range(n)]
+    return Preprocessor(clip.preprocess)(frames)
+
+
+def assert_backends_agree(clip, cache_dir):
+    batch = frames_batch(clip)
+    ref = create_image_encoder(clip, "torch").encode_images(batch)
+    ort = create_image_encoder(clip, "onnxruntime", cache_dir=cache_dir)
+    out = ort.encode_images(batch)
+    assert out.shape == ref.shape == (3, clip.embed_dim) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert (out * ref).sum(axis=1).min() >= 0.9999
+    # The dynamic batch axis really is dynamic: batch 1 and 4 run on the same session.
+    assert ort.encode_images(batch[:1]).shape == (1, clip.embed_dim)
+    assert ort.encode_images(np.concatenate([batch, batch[:1]])).shape == (4, clip.embed_dim)
+    return ort
+
+
+def test_onnxruntime_agrees_with_torch_on_tiny_model(tiny_clip, tmp_path):
+    ort = assert_backends_agree(tiny_clip, tmp_path)
+    import onnx
+
+    graph = onnx.load(str(ort.onnx_path)).graph
+    assert [i.name for i in graph.input] == [ONNX_INPUT_NAME]
+    assert [o.name for o in graph.output] == [ONNX_OUTPUT_NAME]
+
+
+def test_onnxruntime_agrees_with_torch_on_random_vit_b_32(vit_b_32_clip, tmp_path):
+    assert_backends_agree(vit_b_32_clip, tmp_path)
+
+
+def test_export_is_cached_per_weights_hash(tiny_clip, tmp_path):
+    first = create_image_encoder(tiny_clip, "onnxruntime", cache_dir=tmp_path)
+    mtime = first.onnx_path.stat().st_mtime_ns
+    second = create_image_encoder(tiny_clip, "onnxruntime", cache_dir=tmp_path)
+    assert second.onnx_path == first.onnx_path
+    assert second.onnx_path.stat().st_mtime_ns == mtime
+    assert tiny_clip.weights_hash[:16] in str(first.onnx_path)
+
+
+def test_bad_batch_shape_is_rejected(tiny_clip):
+    with pytest.raises(ValueError, match=r"expected a \(N, 3, 64, 64\) batch"):
+        create_image_encoder(tiny_clip, "torch").encode_images(np.zeros((1, 3, 32, 32), np.float32))
+
+
+def test_unknown_backend_is_rejected(tiny_clip):
+    with pytest.raises(ValueError, match="unknown backend 'tpu'"):
+        create_image_encoder(tiny_clip, "tpu")

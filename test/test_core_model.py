@@ -1,0 +1,78 @@
+import json
+
+import pytest
+
+from clip_perception.core.model import ModelLoadError, load_clip
+from clip_perception.core.tiny_model import write_tiny_model
+
+
+def test_tiny_model_loads_through_local_dir(tiny_clip, tiny_model_id):
+    assert tiny_model_id.startswith("local-dir:")
+    assert tiny_clip.embed_dim == 32
+    assert tiny_clip.image_size == 64
+    assert tiny_clip.preprocess.interpolation == "bicubic"
+    assert tiny_clip.identifier == tiny_model_id
+    assert not tiny_clip.model.training
+    assert tiny_clip.logit_scale == pytest.approx(1 / 0.07, rel=1e-5)
+
+
+def test_weights_hash_is_stable_and_tracks_weights(tmp_path, tiny_clip, tiny_model_id):
+    again = load_clip(tiny_model_id)
+    assert again.weights_hash == tiny_clip.weights_hash
+    other = load_clip(write_tiny_model(tmp_path / "other", seed=1))
+    assert other.weights_hash != tiny_clip.weights_hash
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(ModelLoadError, match="unknown model 'ViT-Q-99'.*ViT-B-32"):
+        load_clip("ViT-Q-99", "openai")
+
+
+def test_unknown_tag_lists_valid_tags():
+    with pytest.raises(ModelLoadError, match="unknown pretrained tag 'nope'.*openai"):
+        load_clip("ViT-B-32", "nope")
+
+
+def test_builtin_model_without_pretrained_is_refused():
+    with pytest.raises(ModelLoadError, match="needs 'pretrained'"):
+        load_clip("ViT-B-32", "")
+
+
+def test_missing_checkpoint_file_names_the_path(tmp_path):
+    missing = tmp_path / "weights.safetensors"
+    with pytest.raises(ModelLoadError, match=str(missing)):
+        load_clip("ViT-B-32", str(missing))
+
+
+def test_missing_local_dir_names_the_path(tmp_path):
+    with pytest.raises(ModelLoadError, match=str(tmp_path / "nowhere")):
+        load_clip(f"local-dir:{tmp_path / 'nowhere'}")
+
+
+def test_local_dir_without_weights_is_refused(tmp_path, tiny_model_id):
+    folder = tmp_path / "no_weights"
+    folder.mkdir()
+    src = tiny_model_id.split(":", 1)[1]
+    (folder / "open_clip_config.json").write_text(
+        json.dumps(json.loads(open(f"{src}/open_clip_config.json").read())))
+    with pytest.raises(ModelLoadError, match="no weights file"):
+        load_clip(f"local-dir:{folder}")
+
+
+def test_builtin_name_with_checkpoint_path_loads(tmp_path, tiny_model_id):
+    """The `pretrained=<file>` path: a ViT config name plus a local checkpoint file."""
+    import open_clip
+    import torch
+
+    # A checkpoint in open_clip's format for a built-in config loads through `pretrained`.
+    model = open_clip.create_model("RN50", pretrained=None)
+    path = tmp_path / "rn50.pt"
+    torch.save(model.state_dict(), path)
+    clip = load_clip("RN50", str(path))
+    assert clip.embed_dim == 1024
+    assert clip.identifier == f"RN50/{path}"
+
+
+def test_pretrained_with_schema_is_refused(tiny_model_id):
+    with pytest.raises(ModelLoadError, match="must be empty"):
+        load_clip(tiny_model_id, "openai")
