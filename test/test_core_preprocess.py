@@ -22,9 +22,10 @@ def test_matches_open_clip_preprocess_within_one_level(tiny_clip, shape):
     ours = Preprocessor(tiny_clip.preprocess)([frame])[0]
     ref = open_clip_reference(tiny_clip, frame)
     assert ours.shape == ref.shape
-    # Compare in pixel units: normalised values times std*255.
+    # Compare in pixel levels (normalised difference times the channel's std*255): at most one
+    # level apart, from float rounding of the resample box.
     std = np.asarray(tiny_clip.preprocess.std, np.float32)[:, None, None]
-    assert np.abs(ours - ref).max() * 255 * std.max() <= 1.0 + 1e-3
+    assert (np.abs(ours - ref) * 255 * std).max() <= 1.0 + 1e-3
 
 
 def test_matches_open_clip_for_vit_b_32_size(vit_b_32_clip):
@@ -33,7 +34,7 @@ def test_matches_open_clip_for_vit_b_32_size(vit_b_32_clip):
     ref = open_clip_reference(vit_b_32_clip, frame)
     std = np.asarray(vit_b_32_clip.preprocess.std, np.float32)[:, None, None]
     assert ours.shape == (3, 224, 224)
-    assert np.abs(ours - ref).max() * 255 * std.max() <= 1.0 + 1e-3
+    assert (np.abs(ours - ref) * 255 * std).max() <= 1.0 + 1e-3
 
 
 def test_resized_shape_truncates_like_torchvision():

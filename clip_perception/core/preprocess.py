@@ -80,11 +80,16 @@ class Preprocessor:
             return np.asarray(img.resize((size, size), self._resample))
         h, w = rgb.shape[:2]
         new_h, new_w = resized_shape(h, w, size)
-        if (new_h, new_w) != (h, w):
-            img = img.resize((new_w, new_h), self._resample)
         top = int(round((new_h - size) / 2.0))
         left = int(round((new_w - size) / 2.0))
-        return np.asarray(img.crop((left, top, left + size, top + size)))
+        if (new_h, new_w) == (h, w):
+            return np.asarray(img.crop((left, top, left + size, top + size)))
+        # Resample only the region the center crop keeps: output pixel centres land on the same
+        # source coordinates as resize-then-crop, so the result is the same (within float
+        # rounding of the box) at ~3/4 of the cost for 4:3 frames.
+        sx, sy = w / new_w, h / new_h
+        box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
+        return np.asarray(img.resize((size, size), self._resample, box=box))
 
     def normalize(self, crops: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 -> (N, 3, S, S) float32: one fused scale/offset/transpose pass."""
