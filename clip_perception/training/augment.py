@@ -36,7 +36,7 @@ def default_pipeline():
             A.HueSaturationValue(hue_shift_limit=8, sat_shift_limit=30, val_shift_limit=0, p=1.0),
         ], p=0.7),
         A.RandomShadow(num_shadows_limit=(1, 2), shadow_intensity_range=(0.3, 0.7), p=0.3),
-        A.Illumination(intensity_range=(0.05, 0.25), p=0.3),
+        A.Illumination(intensity_range=(0.05, 0.2), p=0.3),
         A.OneOf([
             A.GaussNoise(std_range=(0.02, 0.12), p=1.0),
             A.ISONoise(color_shift=(0.01, 0.05), intensity=(0.1, 0.5), p=1.0),

@@ -125,7 +125,7 @@ def train_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         vl = val_loss()
         history["train_loss"].append(total / len(tx))
         history["val_loss"].append(vl)

@@ -93,5 +93,8 @@ def prompt_spec(args) -> PromptSpec:
 
 
 def setup_logging(args) -> None:
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    # open_clip logs every loading step at INFO on the root logger: keep the root at WARNING
+    # and show this package's own INFO messages.
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("clip_perception").setLevel(logging.DEBUG if args.verbose else logging.INFO)

@@ -105,6 +105,7 @@ def train_adapter(model: ModelSpec, sources: SourceSpec, prompts: PromptSpec, tr
     out = Path(train.output)
     if out.suffix != ".safetensors":
         raise TrainingInputError(f"--output must end in .safetensors, got {out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
     pipeline = load_pipeline(train.augmentation_config) if train.augmentation_config else default_pipeline()
     augmenter = Augmenter(pipeline, train.augmentation_seed, train.draws)
     clip, encoder, cache = _load_model(model, encoder)

@@ -48,7 +48,7 @@ def write_png(path: str | os.PathLike, metrics: dict, title: str = "") -> Path:
                       label=METHOD_TITLES.get(m, m))
         ax.bar_label(bars, fmt="%.2f", fontsize=6, rotation=90, padding=2)
     ax.set_xticks(xs, [c.replace("_", "\n") for c in conditions], fontsize=8)
-    ax.set_ylim(0, 1.15)
+    ax.set_ylim(0, 1.35)  # headroom for the legend above the bars
     ax.set_ylabel(f"accuracy ({metrics['n_frames']} validation frames)")
     ax.set_title("accuracy per lighting condition")
     ax.legend(fontsize=7, loc="upper left", ncols=len(methods))
@@ -59,7 +59,8 @@ def write_png(path: str | os.PathLike, metrics: dict, title: str = "") -> Path:
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title(METHOD_TITLES.get(m, m), fontsize=9)
+        ax.set_title(f"{METHOD_TITLES.get(m, m)}\n(summed over {len(metrics['conditions'])} "
+                     "conditions)", fontsize=9)
         if len(labels) <= 12:
             for (r, c), v in np.ndenumerate(cm):
                 ax.text(c, r, str(v), ha="center", va="center", fontsize=6,
