@@ -165,3 +165,15 @@ def test_image_folders(tmp_path):
     assert loaded.labels == sorted(CLASSES)
     assert sorted(f.label for f in loaded.frames) == sorted(CLASSES * 2)
     assert all(not f.timed for f in loaded.frames)
+
+
+def test_training_and_its_clis_never_import_rclpy_or_the_node():
+    import subprocess
+    import sys
+
+    code = ("import sys, clip_perception.cli.train_adapter, clip_perception.cli.evaluate_prompts, "
+            "clip_perception.training.pipeline; "
+            "bad = [m for m in sys.modules if m.startswith(('rclpy', 'clip_perception.ros', "
+            "'clip_perception.cli.node'))]; print(bad); sys.exit(1 if bad else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr

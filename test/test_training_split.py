@@ -64,3 +64,14 @@ def test_folder_images_are_their_own_blocks():
     assert len(time_blocks(frames, 10)) == 8
     split = split_by_time(frames, ["cup"], val_fraction=0.25)
     assert len(split.val) == 2 and len(split.train) == 6
+
+
+def test_topics_of_one_bag_share_blocks():
+    """An Image topic and its CompressedImage twin show the same moment: never split apart."""
+    sched = [("cup", 20), ("door", 20), ("cup", 20), ("door", 20)]
+    frames = _frames(sched, "bag", "/cam/image") + _frames(sched, "bag", "/cam/compressed")
+    split = split_by_time(frames, ["cup", "door"], block_seconds=10, gap_seconds=1.0, seed=5)
+    val_t = {f.t_ns for f in split.val}
+    assert {f.t_ns for f in split.val if f.topic == "/cam/image"} == \
+        {f.t_ns for f in split.val if f.topic == "/cam/compressed"}
+    assert not val_t & {f.t_ns for f in split.train}

@@ -2,10 +2,12 @@
 
 Neighbouring frames of a recording are near copies: a random frame split would put copies of
 validation frames into training and overstate accuracy. Frames are grouped into blocks — runs
-of one label in one (source, topic), cut every ``block_seconds`` — and whole blocks go to
-validation. Training frames closer than ``gap_seconds`` to any validation frame of the same
-(source, topic) are dropped as well, so the frames at a block boundary cannot leak either.
-Folder images carry no time: each one is its own block.
+of one label in one bag, cut every ``block_seconds`` — and whole blocks go to validation.
+Blocks span all image topics of a bag: two cameras (or an Image and its CompressedImage twin)
+at the same moment see the same scene, so a moment is either training or validation. Training
+frames closer than ``gap_seconds`` to any validation frame of the same bag are dropped as well,
+so the frames at a block boundary cannot leak either. Folder images carry no time: each one
+is its own block.
 """
 from __future__ import annotations
 
@@ -30,12 +32,11 @@ def time_blocks(frames: Sequence[Frame], block_seconds: float) -> list[list[Fram
         raise TrainingInputError(f"split block length must be > 0 s, got {block_seconds}")
     step = int(round(block_seconds * 1e9))
     blocks: list[list[Frame]] = []
-    ordered = sorted(frames, key=lambda f: (f.source, f.topic, f.t_ns))
+    ordered = sorted(frames, key=lambda f: (f.source, f.timed, f.t_ns, f.topic))
     for f in ordered:
         prev = blocks[-1] if blocks else None
         if (prev is not None and f.timed and prev[0].timed and prev[0].source == f.source
-                and prev[0].topic == f.topic and prev[0].label == f.label
-                and f.t_ns - prev[0].t_ns < step):
+                and prev[-1].label == f.label and f.t_ns - prev[0].t_ns < step):
             prev.append(f)
         else:
             blocks.append([f])
@@ -75,18 +76,18 @@ def split_by_time(frames: Sequence[Frame], labels: Sequence[str], val_fraction: 
 
 def drop_near(train: Sequence[Frame], val: Sequence[Frame], gap_seconds: float):
     """Training frames at least ``gap_seconds`` away from every validation frame of the same
-    (source, topic); returns (kept, number dropped)."""
+    bag (any topic); returns (kept, number dropped)."""
     if gap_seconds < 0:
         raise TrainingInputError(f"split gap must be >= 0 s, got {gap_seconds}")
     gap = int(round(gap_seconds * 1e9))
-    val_times: dict[tuple[str, str], np.ndarray] = {}
+    val_times: dict[str, np.ndarray] = {}
     for f in val:
         if f.timed:
-            val_times.setdefault((f.source, f.topic), []).append(f.t_ns)
+            val_times.setdefault(f.source, []).append(f.t_ns)
     val_times = {k: np.sort(np.asarray(v, np.int64)) for k, v in val_times.items()}
     kept, dropped = [], 0
     for f in train:
-        times = val_times.get((f.source, f.topic))
+        times = val_times.get(f.source)
         if f.timed and times is not None and gap > 0:
             i = np.searchsorted(times, f.t_ns)
             near = [times[j] for j in (i - 1, i) if 0 <= j < len(times)]
