@@ -26,15 +26,15 @@ from ..training.report import METHOD_TITLES, format_table, write_json, write_png
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="evaluate_prompts", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="evaluate_prompts", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(p)
     add_source_arguments(p)
     add_prompt_arguments(p)
     p.add_argument("--adapter", metavar="PATH", help="also evaluate this head (.safetensors)")
     p.add_argument("--blend", type=float, help="head blend (default: the head's own)")
     p.add_argument("--conditions", nargs="+", default=["original"],
-                   choices=list(CONDITIONS) + ["all"], help="lighting conditions to evaluate under")
+                   choices=list(CONDITIONS) + ["all"], help="lighting conditions to evaluate under, or 'all' (default: original)")
     p.add_argument("--json", metavar="PATH", help="write the full results as JSON")
     p.add_argument("--png", metavar="PATH", help="write accuracy bars and confusion matrices")
     add_common_flags(p)

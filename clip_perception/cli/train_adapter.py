@@ -25,8 +25,8 @@ EXIT_REFUSED = 3  # a head worse than zero-shot was not written
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train_adapter", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="train_adapter", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output", "-o", required=True,
                    help="head file (.safetensors); metadata .json, augmentation and reports are "
                         "written beside it")
@@ -34,30 +34,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_source_arguments(p)
     add_prompt_arguments(p)
     s = p.add_argument_group("split (time blocks, not random frames)")
-    s.add_argument("--val-fraction", type=float, default=0.25, help="share of each label's blocks")
-    s.add_argument("--block-seconds", type=float, default=10.0, help="time block length")
+    s.add_argument("--val-fraction", type=float, default=0.25, help="share of each label's time blocks used for validation (default: %(default)s)")
+    s.add_argument("--block-seconds", type=float, default=10.0, help="time block length in seconds (default: %(default)s)")
     s.add_argument("--split-gap", type=float, default=1.0,
-                   help="drop training frames closer than this (s) to a validation frame")
-    s.add_argument("--split-seed", type=int, default=0)
+                   help="drop training frames closer than this (s) to a validation frame (default: %(default)s)")
+    s.add_argument("--split-seed", type=int, default=0, help="which blocks go to validation (default: %(default)s)")
     a = p.add_argument_group("augmentation")
     a.add_argument("--augmentation-config", metavar="FILE",
                    help="albumentations pipeline saved with A.save (.yaml/.json); default: the "
                         "built-in lighting pipeline (config/lighting_augmentation.yaml)")
     a.add_argument("--augmentations", type=int, default=8, metavar="K",
-                   help="augmented draws per training frame (0: train without augmentation)")
-    a.add_argument("--augmentation-seed", type=int, default=0)
+                   help="augmented draws per training frame; 0 trains without augmentation (default: %(default)s)")
+    a.add_argument("--augmentation-seed", type=int, default=0, help="seed of the draws (default: %(default)s)")
     h = p.add_argument_group("head")
     d = TrainConfig()
-    h.add_argument("--hidden", type=int, default=d.hidden, help="hidden units of the residual MLP")
+    D = "(default: %(default)s)"
+    h.add_argument("--hidden", type=int, default=d.hidden, help="hidden units of the residual MLP (default: %(default)s)")
     h.add_argument("--blend", type=float, default=d.blend,
-                   help="weight of the head against zero-shot, in (0, 1]; stored as the node's default")
-    h.add_argument("--lr", type=float, default=d.lr)
-    h.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    h.add_argument("--epochs", type=int, default=d.max_epochs, help="maximum epochs")
+                   help="weight of the head against zero-shot, in (0, 1]; stored as the node's default (default: %(default)s)")
+    h.add_argument("--lr", type=float, default=d.lr, help="AdamW learning rate (default: %(default)s)")
+    h.add_argument("--weight-decay", type=float, default=d.weight_decay, help=D.strip())
+    h.add_argument("--epochs", type=int, default=d.max_epochs, help="maximum epochs (default: %(default)s)")
     h.add_argument("--patience", type=int, default=d.patience,
-                   help="stop after this many epochs without a better validation loss")
-    h.add_argument("--batch-size", type=int, default=d.batch_size)
-    h.add_argument("--seed", type=int, default=d.seed, help="head initialisation and shuffling")
+                   help="stop after this many epochs without a better validation loss (default: %(default)s)")
+    h.add_argument("--batch-size", type=int, default=d.batch_size, help=D.strip())
+    h.add_argument("--seed", type=int, default=d.seed, help="head initialisation and shuffling (default: %(default)s)")
     p.add_argument("--force", action="store_true",
                    help="write the head even if it is worse than zero-shot on validation")
     add_common_flags(p)

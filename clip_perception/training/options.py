@@ -27,7 +27,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="artifact and feature cache folder (default: ~/.cache/clip_perception)")
     g.add_argument("--no-feature-cache", action="store_true",
                    help="encode every frame again instead of reading/writing the feature cache")
-    g.add_argument("--encode-batch", type=int, default=32, help="images per encoder call")
+    g.add_argument("--encode-batch", type=int, default=32, help="images per encoder call (default: %(default)s)")
 
 
 def add_source_arguments(p: argparse.ArgumentParser) -> None:
