@@ -1,9 +1,15 @@
-"""Shared fixtures: models are written as local checkpoints and loaded like real weights."""
+"""Shared fixtures: models are written as local checkpoints and loaded like real weights; bags
+are written once per session into pytest's temporary folder and only read by the tests."""
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from clip_perception.core.model import load_clip
 from clip_perception.core.tiny_model import write_random_vit_b_32, write_tiny_model
+
+sys.path.insert(0, str(Path(__file__).parent))  # test helpers (training_scenes) import by name
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +27,37 @@ def tiny_clip(tiny_model_id):
 def vit_b_32_clip(tmp_path_factory):
     """A randomly initialised ViT-B-32: real architecture and FLOPs, no download."""
     return load_clip(write_random_vit_b_32(tmp_path_factory.mktemp("vit_b_32")))
+
+
+@pytest.fixture(scope="session")
+def mcap_bag(tmp_path_factory):
+    """rosbag2 (mcap): Image + CompressedImage topics, /label topic, two corrupt messages."""
+    from training_scenes import write_rosbag2
+
+    path = tmp_path_factory.mktemp("bags") / "kitchen"
+    info = write_rosbag2(path, storage="mcap", corrupt=True)
+    return path, info
+
+
+@pytest.fixture(scope="session")
+def sqlite_bag(tmp_path_factory):
+    """rosbag2 (sqlite3) without a label topic: labelled by an intervals file."""
+    from training_scenes import write_intervals, write_rosbag2
+
+    root = tmp_path_factory.mktemp("bags_sqlite")
+    path = root / "hallway"
+    info = write_rosbag2(path, storage="sqlite3", seed=1, label_topic=False)
+    labels_file = write_intervals(root / "labels.yaml", "hallway", info["schedule"])
+    return path, labels_file, info
+
+
+@pytest.fixture(scope="session")
+def ros1_bag(tmp_path_factory):
+    from training_scenes import write_ros1_bag
+
+    path = tmp_path_factory.mktemp("bags_ros1") / "yard.bag"
+    info = write_ros1_bag(path, seed=2)
+    return path, info
 
 
 def natural_like_image(height, width, seed=0):

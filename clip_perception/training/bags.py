@@ -1,0 +1,143 @@
+"""Read labelled image frames from rosbags (rosbag2 mcap/sqlite3 folders, ROS 1 .bag files).
+
+Two passes per bag: ``scan_bag`` reads record times and labels only (no image is decoded), so
+subsampling decides which frames to keep before any decoding; ``decode_bag`` then decodes just
+those. Frame times are the bag's record times, the clock the label topic is recorded on too.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..core.image_decode import FrameDecodeError, compressed_to_rgb, raw_to_rgb
+from .data import Candidate, Frame, ReadStats, TrainingInputError
+from .labels import IntervalLabels, LabelTrack, bag_name
+
+logger = logging.getLogger(__name__)
+
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+STRING_TYPE = "std_msgs/msg/String"
+
+
+def _open(path: str | os.PathLike):
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    p = Path(os.path.expanduser(str(path)))
+    if not p.exists():
+        raise TrainingInputError(f"bag not found: {p}")
+    if p.is_file() and p.suffix != ".bag":
+        raise TrainingInputError(f"bag {p}: expected a rosbag2 folder (with metadata.yaml) or a "
+                                 f"ROS 1 .bag file, got a '{p.suffix}' file")
+    # Bags normally embed their message definitions; the typestore only serves bags without.
+    return AnyReader([p], default_typestore=get_typestore(Stores.ROS2_KILTED))
+
+
+def _describe_topics(reader) -> str:
+    return ", ".join(f"{name} ({info.msgtype})" for name, info in sorted(reader.topics.items())) \
+        or "(none)"
+
+
+def _image_connections(reader, path, topics: Sequence[str]):
+    if not topics:
+        raise TrainingInputError("no image topic given; expected at least one --topic")
+    existing = reader.topics
+    missing = [t for t in topics if t not in existing]
+    if missing:
+        raise TrainingInputError(f"bag {path} has no topic(s) {missing}; topics in the bag: "
+                                 f"{_describe_topics(reader)}")
+    wrong = [f"{t} ({existing[t].msgtype})" for t in topics if existing[t].msgtype not in IMAGE_TYPES]
+    if wrong:
+        raise TrainingInputError(f"bag {path}: topic(s) {wrong} are not images; expected "
+                                 f"{' or '.join(IMAGE_TYPES)}")
+    return [c for c in reader.connections if c.topic in topics]
+
+
+def scan_bag(path: str | os.PathLike, topics: Sequence[str], *,
+             intervals: IntervalLabels | None = None, label_topic: str | None = None,
+             stats: ReadStats | None = None) -> list[Candidate]:
+    """Labelled frame candidates of ``path`` (unlabelled frames are skipped and counted)."""
+    if (intervals is None) == (label_topic is None):
+        raise TrainingInputError("bag frames need exactly one labelling source: an intervals "
+                                 "file or a label topic")
+    stats = stats if stats is not None else ReadStats()
+    name = bag_name(path)
+    out: list[Candidate] = []
+    with _open(path) as reader:
+        conns = _image_connections(reader, path, topics)
+        track = None
+        if label_topic is not None:
+            info = reader.topics.get(label_topic)
+            if info is None:
+                raise TrainingInputError(f"bag {path} has no label topic '{label_topic}'; topics in "
+                                         f"the bag: {_describe_topics(reader)}")
+            if info.msgtype != STRING_TYPE:
+                raise TrainingInputError(f"bag {path}: label topic '{label_topic}' is "
+                                         f"{info.msgtype}, expected {STRING_TYPE}")
+            conns = conns + [c for c in reader.connections if c.topic == label_topic]
+            track = LabelTrack()
+        start = reader.start_time
+        for conn, t, raw in reader.messages(connections=conns):
+            if conn.topic == label_topic:
+                try:
+                    track.update(reader.deserialize(raw, conn.msgtype).data)
+                except Exception as exc:  # a corrupt label message: count it, keep the old label
+                    stats.add_corrupt(f"{path} {conn.topic} @{t}", f"undeserialisable label: {exc}")
+                continue
+            stats.messages_seen += 1
+            label = track.current if track is not None else intervals.label_at(name, t - start)
+            if label is None:
+                stats.unlabelled += 1
+                continue
+            out.append(Candidate(str(path), conn.topic, int(t), label))
+    return out
+
+
+def _decode(msg, msgtype: str) -> np.ndarray:
+    if msgtype.endswith("CompressedImage"):
+        return compressed_to_rgb(msg.format, msg.data)
+    return raw_to_rgb(msg.encoding, int(msg.height), int(msg.width), int(msg.step), msg.data,
+                      bool(msg.is_bigendian))
+
+
+def decode_bag(path: str | os.PathLike, selected: Iterable[Candidate],
+               prepare: Callable[[np.ndarray], np.ndarray], *, stats: ReadStats | None = None,
+               progress=None) -> list[Frame]:
+    """Decode the ``selected`` candidates of ``path`` into frames (crops made by ``prepare``).
+
+    A message that cannot be deserialised or decoded is skipped and counted in ``stats``.
+    ``progress`` (a tqdm bar or None) is advanced once per selected candidate.
+    """
+    stats = stats if stats is not None else ReadStats()
+    wanted = {(c.topic, c.t_ns): c for c in selected if c.source == str(path)}
+    frames: list[Frame] = []
+    if not wanted:
+        return frames
+    topics = sorted({topic for topic, _ in wanted})
+    with _open(path) as reader:
+        for conn, t, raw in reader.messages(connections=_image_connections(reader, path, topics)):
+            cand = wanted.pop((conn.topic, int(t)), None)
+            if cand is None:
+                continue
+            try:
+                msg = reader.deserialize(raw, conn.msgtype)
+                rgb = _decode(msg, conn.msgtype)
+                crop = prepare(rgb)
+            except FrameDecodeError as exc:
+                stats.add_corrupt(f"{path} {conn.topic} @{t}", str(exc))
+            except Exception as exc:  # rosbags raises several types for malformed CDR/ROS1 data
+                stats.add_corrupt(f"{path} {conn.topic} @{t}",
+                                  f"undeserialisable message ({type(exc).__name__}: {exc})")
+            else:
+                digest = hashlib.blake2b(bytes(raw), digest_size=16).hexdigest()
+                frames.append(Frame(cand.source, cand.topic, cand.t_ns, cand.label, digest, crop))
+            if progress is not None:
+                progress.update(1)
+    if wanted:  # two messages with the same topic and record time: only the first is used
+        logger.warning("%s: %d selected frames were not found on the second pass", path, len(wanted))
+    return frames

@@ -1,0 +1,100 @@
+"""Command-line options shared by train_adapter and evaluate_prompts."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ..core.backends import BACKENDS
+from ..core.text import DEFAULT_TEMPLATES, parse_label_prompts
+from .data import TrainingInputError
+from .pipeline import ModelSpec, PromptSpec
+from .sources import SourceSpec
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="ViT-B-32",
+                   help="open_clip model name, 'hf-hub:org/repo' or 'local-dir:/path' (default: %(default)s)")
+    g.add_argument("--pretrained", default=None,
+                   help="open_clip pretrained tag or checkpoint path (default: 'openai' for built-in "
+                        "model names, empty for local-dir:/hf-hub:)")
+    g.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    # Note: when the 'auto' backend lands in core.backends.BACKENDS it becomes a valid choice
+    # here automatically; the default should then move to 'auto'.
+    g.add_argument("--backend", default="torch", choices=BACKENDS,
+                   help="image encoder backend for feature extraction (default: %(default)s)")
+    g.add_argument("--cache-dir", default=None,
+                   help="artifact and feature cache folder (default: ~/.cache/clip_perception)")
+    g.add_argument("--no-feature-cache", action="store_true",
+                   help="encode every frame again instead of reading/writing the feature cache")
+    g.add_argument("--encode-batch", type=int, default=32, help="images per encoder call (default: %(default)s)")
+
+
+def add_source_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("frames and labels")
+    g.add_argument("--bag", action="append", default=[], metavar="PATH",
+                   help="rosbag2 folder (mcap or sqlite3) or ROS 1 .bag file; repeatable")
+    g.add_argument("--topic", action="append", default=[], metavar="TOPIC",
+                   help="image topic (sensor_msgs/Image or CompressedImage) in the bags; repeatable")
+    g.add_argument("--labels-file", metavar="YAML",
+                   help="time intervals per bag -> label (seconds from each bag's start)")
+    g.add_argument("--label-topic", metavar="TOPIC",
+                   help="std_msgs/String topic in the bags; each label holds until the next "
+                        "(an empty string clears it)")
+    g.add_argument("--image-folder", action="append", default=[], metavar="DIR",
+                   help="folder with one subfolder of images per label; repeatable")
+    g.add_argument("--labels", nargs="+", metavar="LABEL",
+                   help="label set (default: every label found in the sources); frames with "
+                        "other labels are skipped and counted")
+    g.add_argument("--min-interval", type=float, default=0.0, metavar="S",
+                   help="minimum seconds between kept frames of one topic (default: keep all)")
+    g.add_argument("--max-per-label", type=int, default=0, metavar="N",
+                   help="at most N frames per label, evenly spread over time (default: no limit)")
+
+
+def add_prompt_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("prompts")
+    g.add_argument("--templates", nargs="+", default=list(DEFAULT_TEMPLATES), metavar="TEMPLATE",
+                   help="prompt templates with one '{}' for the label (default: the package's "
+                        "7-template ensemble)")
+    g.add_argument("--label-prompt", action="append", default=[], metavar="LABEL=PROMPT[|PROMPT]",
+                   help="replace the templates for one label, e.g. "
+                        "'strawberry=a photo of a red strawberry, a type of fruit'; repeatable")
+
+
+def add_common_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def model_spec(args) -> ModelSpec:
+    pretrained = args.pretrained
+    if pretrained is None and not args.model.startswith(("local-dir:", "hf-hub:")):
+        pretrained = "openai"
+    if args.encode_batch < 1:
+        raise TrainingInputError(f"--encode-batch must be >= 1, got {args.encode_batch}")
+    return ModelSpec(model=args.model, pretrained=pretrained, device=args.device,
+                     backend=args.backend, cache_dir=args.cache_dir,
+                     use_feature_cache=not args.no_feature_cache, encode_batch=args.encode_batch)
+
+
+def source_spec(args) -> SourceSpec:
+    return SourceSpec(bags=args.bag, topics=args.topic, labels_file=args.labels_file,
+                      label_topic=args.label_topic, folders=args.image_folder, labels=args.labels,
+                      min_interval_s=args.min_interval, max_per_label=args.max_per_label)
+
+
+def prompt_spec(args) -> PromptSpec:
+    try:
+        overrides = parse_label_prompts(args.label_prompt)
+    except ValueError as exc:
+        raise TrainingInputError(str(exc)) from exc
+    return PromptSpec(templates=tuple(args.templates), label_prompts=overrides)
+
+
+def setup_logging(args) -> None:
+    # open_clip logs every loading step at INFO on the root logger: keep the root at WARNING
+    # and show this package's own INFO messages.
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("clip_perception").setLevel(logging.DEBUG if args.verbose else logging.INFO)

@@ -1,0 +1,113 @@
+"""Labelled frames from every source (bags, image folders): scan, check labels, subsample,
+decode. Shared by train_adapter and evaluate_prompts."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .bags import decode_bag, scan_bag
+from .data import (Candidate, Frame, ReadStats, TrainingInputError, check_label_set,
+                   subsample_max_per_label, subsample_min_interval)
+from .folders import decode_folder, scan_folder
+from .labels import IntervalLabels
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceSpec:
+    bags: Sequence[str] = ()
+    topics: Sequence[str] = ()
+    labels_file: str | None = None  # YAML intervals per bag
+    label_topic: str | None = None  # std_msgs/String in each bag
+    folders: Sequence[str] = ()
+    labels: Sequence[str] | None = None  # None: every label found in the sources, sorted
+    min_interval_s: float = 0.0
+    max_per_label: int = 0  # 0 = no limit
+
+    def describe(self) -> dict:
+        return {"bags": [str(b) for b in self.bags], "topics": list(self.topics),
+                "labels_file": self.labels_file, "label_topic": self.label_topic,
+                "folders": [str(f) for f in self.folders], "min_interval_s": self.min_interval_s,
+                "max_per_label": self.max_per_label}
+
+
+@dataclass
+class LoadedFrames:
+    frames: list[Frame]
+    labels: list[str]
+    stats: ReadStats = field(default_factory=ReadStats)
+
+    @property
+    def y(self) -> np.ndarray:
+        index = {label: i for i, label in enumerate(self.labels)}
+        return np.asarray([index[f.label] for f in self.frames], np.int64)
+
+
+def _validate(spec: SourceSpec) -> IntervalLabels | None:
+    if not spec.bags and not spec.folders:
+        raise TrainingInputError("no frames source given; expected --bag (with --topic) and/or "
+                                 "--image-folder")
+    if spec.bags:
+        if not spec.topics:
+            raise TrainingInputError("--bag needs at least one --topic (Image or CompressedImage)")
+        if bool(spec.labels_file) == bool(spec.label_topic):
+            raise TrainingInputError("bags need exactly one labelling source: --labels-file "
+                                     "(YAML intervals per bag) or --label-topic (std_msgs/String); "
+                                     f"got {'both' if spec.labels_file else 'neither'}")
+    elif spec.labels_file or spec.label_topic:
+        raise TrainingInputError("--labels-file/--label-topic label bag frames, but no --bag was given")
+    if spec.labels is not None and not list(spec.labels):
+        raise TrainingInputError("the label set is empty (--labels given with no labels)")
+    if spec.labels_file:
+        intervals = IntervalLabels.from_yaml(spec.labels_file)
+        intervals.check_bags(spec.bags)
+        return intervals
+    return None
+
+
+def load_frames(spec: SourceSpec, prepare: Callable[[np.ndarray], np.ndarray],
+                progress: bool | None = None) -> LoadedFrames:
+    from tqdm import tqdm
+
+    intervals = _validate(spec)
+    stats = ReadStats()
+    candidates: list[Candidate] = []
+    for bag in spec.bags:
+        candidates += scan_bag(bag, spec.topics, intervals=intervals, label_topic=spec.label_topic,
+                               stats=stats)
+    folder_roots = []
+    for folder in spec.folders:
+        found = scan_folder(folder, stats=stats)
+        folder_roots.append(found[0].source if found else str(folder))
+        candidates += found
+    what = ", ".join([str(b) for b in spec.bags] + [str(f) for f in spec.folders])
+    labels = list(spec.labels) if spec.labels is not None else sorted({c.label for c in candidates})
+    wanted = set(labels)
+    kept = []
+    for c in candidates:
+        if c.label in wanted:
+            kept.append(c)
+        else:
+            stats.outside_label_set[c.label] = stats.outside_label_set.get(c.label, 0) + 1
+    if stats.outside_label_set:
+        logger.warning("skipped frames labelled outside the label set %s: %s", labels,
+                       stats.outside_label_set)
+    check_label_set(labels, kept, what)  # fail before decoding anything
+    kept = subsample_min_interval(kept, spec.min_interval_s, stats)
+    kept = subsample_max_per_label(kept, spec.max_per_label, stats)
+    frames: list[Frame] = []
+    with tqdm(total=len(kept), desc="reading frames", unit="frame", leave=False,
+              disable=None if progress is None else not progress) as bar:
+        for bag in spec.bags:
+            frames += decode_bag(bag, kept, prepare, stats=stats, progress=bar)
+        for root in folder_roots:
+            frames += decode_folder(root, kept, prepare, stats=stats, progress=bar)
+    if stats.corrupt:
+        logger.warning("skipped %d unreadable message(s), e.g. %s", stats.corrupt,
+                       "; ".join(stats.corrupt_examples[:3]))
+    check_label_set(labels, frames, what + " (after skipping unreadable messages)")
+    return LoadedFrames(frames, labels, stats)

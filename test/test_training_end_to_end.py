@@ -1,0 +1,182 @@
+"""train_adapter end to end on a tiny bag and the tiny local-dir model, the head loaded the way
+the node loads it; evaluate_prompts on the same sources; refusal of a head worse than zero-shot."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from clip_perception.cli import evaluate_prompts as evaluate_cli
+from clip_perception.cli import train_adapter as train_cli
+from clip_perception.core.adapter import AdapterError, load_adapter
+from clip_perception.core.backends import create_image_encoder
+from clip_perception.training import pipeline
+from clip_perception.training.augment import CONDITIONS
+from clip_perception.training.head import TrainConfig
+from clip_perception.training.sources import SourceSpec
+from training_scenes import CLASSES, CountingEncoder
+
+METHODS = ("zero_shot", "head_plain", "head_augmented")
+
+
+def _args(model_id, bag, out, cache, *extra):
+    return ["--model", model_id, "--bag", str(bag), "--topic", "/cam/image", "--topic",
+            "/cam/compressed", "--label-topic", "/label", "--output", str(out), "--cache-dir",
+            str(cache), "--augmentations", "2", "--block-seconds", "10", "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model_id, mcap_bag):
+    root = tmp_path_factory.mktemp("train")
+    out = root / "heads" / "kitchen.safetensors"
+    rc = train_cli.main(_args(tiny_model_id, mcap_bag[0], out, root / "cache",
+                              "--label-prompt", "cup=a photo of a mug|a red cup"))
+    return rc, out, root
+
+
+def test_train_writes_a_head_the_node_can_load(trained, tiny_clip):
+    rc, out, _ = trained
+    assert rc == 0
+    head = load_adapter(out)  # what the node does with adapter_path
+    head.check_compatible(tiny_clip.weights_hash, tiny_clip.embed_dim, tiny_clip.identifier)
+    assert set(head.labels) == set(CLASSES)
+    node_order = head.reordered(["door", "cup", "apple"])  # the node's label order
+    assert node_order.labels == ("door", "cup", "apple")
+    meta = head.metadata
+    for key in ("model_identifier", "weights_hash", "embed_dim", "labels", "templates",
+                "label_prompts", "blend", "augmentation", "metrics"):
+        assert key in meta, key
+    assert meta["model_identifier"] == tiny_clip.identifier
+    assert meta["label_prompts"] == {"cup": ["a photo of a mug", "a red cup"]}
+    assert meta["augmentation"]["draws_per_frame"] == 2
+    aug_file = out.parent / meta["augmentation"]["file"]
+    import albumentations as A
+
+    assert A.to_dict(A.load(str(aug_file), data_format="json"))["transform"]["__class_fullname__"] == "Compose"
+
+
+def test_head_for_another_model_or_label_set_is_refused(trained, tmp_path):
+    from clip_perception.core.model import load_clip
+    from clip_perception.core.tiny_model import write_tiny_model
+
+    _, out, _ = trained
+    head = load_adapter(out)
+    other = load_clip(write_tiny_model(tmp_path / "other", seed=3))
+    with pytest.raises(AdapterError, match="was trained on model"):
+        head.check_compatible(other.weights_hash, other.embed_dim, other.identifier)
+    with pytest.raises(AdapterError, match="trained for labels"):
+        head.reordered(["cup", "apple", "banana"])
+
+
+def test_report_has_every_condition_and_the_png(trained):
+    _, out, _ = trained
+    report = json.loads(out.with_name("kitchen.report.json").read_text())
+    acc = report["metrics"]["accuracy"]
+    assert set(acc) == set(METHODS)
+    for method in METHODS:
+        assert set(acc[method]) == set(CONDITIONS) | {"mean"}
+        assert all(0.0 <= v <= 1.0 for v in acc[method].values())
+    assert report["read"]["corrupt"] == 2  # the bad JPEG and the truncated Image
+    assert report["written_head"] == "head_augmented"
+    assert acc["head_augmented"]["mean"] >= acc["zero_shot"]["mean"]
+    # random tiny CLIP: zero-shot is about chance, the head learns the synthetic classes
+    assert acc["head_augmented"]["original"] > 0.8
+    assert out.with_name("kitchen.report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    n = report["split"]["val_frames"]
+    assert n > 0 and report["metrics"]["n_frames"] == n
+    assert np.asarray(report["metrics"]["confusion"]["zero_shot"]).sum() == n * len(CONDITIONS)
+
+
+def test_second_run_with_other_head_settings_skips_the_encoder(trained, tiny_model_id, mcap_bag):
+    _, _, root = trained
+    enc = None
+
+    def run(hidden):
+        nonlocal enc
+        from clip_perception.core.model import load_clip
+
+        enc = CountingEncoder(create_image_encoder(load_clip(tiny_model_id), "torch"))
+        return pipeline.train_adapter(
+            pipeline.ModelSpec(model=tiny_model_id, pretrained=None, cache_dir=str(root / "cache")),
+            SourceSpec(bags=[mcap_bag[0]], topics=["/cam/image", "/cam/compressed"],
+                       label_topic="/label"),
+            pipeline.PromptSpec(label_prompts={"cup": ("a photo of a mug", "a red cup")}),
+            pipeline.TrainSpec(output=str(root / f"h{hidden}.safetensors"), draws=2,
+                               head=TrainConfig(hidden=hidden, max_epochs=20)),
+            progress=False, encoder=enc)
+
+    report = run(16)
+    assert enc.calls == 0 and report["feature_cache"]["encoded"] == 0
+    assert report["feature_cache"]["hits"] > 0
+
+
+def test_refuses_a_head_worse_than_zero_shot_unless_forced(tiny_model_id, mcap_bag, tmp_path,
+                                                           monkeypatch, capsys):
+    real_train = pipeline.train_head
+
+    def sabotaged(*args, **kwargs):  # a head that predicts a wrong label for every class
+        head, hist = real_train(*args, **kwargs)
+        import torch
+
+        with torch.no_grad():
+            head.classifier.weight.copy_(torch.roll(head.classifier.weight, 1, 0) * 50)
+        return head, hist
+
+    monkeypatch.setattr(pipeline, "train_head", sabotaged)
+    out = tmp_path / "bad.safetensors"
+    args = _args(tiny_model_id, mcap_bag[0], out, tmp_path / "cache", "--epochs", "30")
+    assert train_cli.main(args) == train_cli.EXIT_REFUSED
+    text = capsys.readouterr().out
+    assert "worse than zero-shot" in text and "--force" in text
+    assert not out.exists()
+    report = json.loads((tmp_path / "bad.report.json").read_text())
+    assert report["written_head"] is None and report["head_path"] is None
+
+    assert train_cli.main(args + ["--force"]) == 0
+    assert "writing it anyway because --force" in capsys.readouterr().out
+    assert out.exists()
+
+
+def test_evaluate_prompts_with_intervals_and_a_head(trained, tiny_model_id, sqlite_bag, tmp_path,
+                                                    capsys):
+    _, out, root = trained
+    bag, labels_file, _ = sqlite_bag
+    js = tmp_path / "eval.json"
+    rc = evaluate_cli.main(["--model", tiny_model_id, "--bag", str(bag), "--topic", "/cam/image",
+                            "--labels-file", str(labels_file), "--cache-dir", str(root / "cache"),
+                            "--adapter", str(out), "--conditions", "original", "dark",
+                            "--label-prompt", "door=a photo of a doorway", "--json", str(js),
+                            "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "per-label accuracy" in text and "zero-shot" in text
+    result = json.loads(js.read_text())
+    m = result["metrics"]
+    assert set(m["accuracy"]) == {"zero_shot", "head"} and m["conditions"] == ["original", "dark"]
+    assert set(m["per_label_accuracy"]["zero_shot"]["original"]) == set(CLASSES)
+    assert m["accuracy"]["head"]["original"] > 0.8  # a head from another bag of the same scenes
+
+
+def test_evaluate_prompts_refuses_head_for_other_labels(trained, tiny_model_id, sqlite_bag, capsys):
+    _, out, root = trained
+    bag, labels_file, _ = sqlite_bag
+    rc = evaluate_cli.main(["--model", tiny_model_id, "--bag", str(bag), "--topic", "/cam/image",
+                            "--labels-file", str(labels_file), "--labels", "cup", "door",
+                            "--adapter", str(out), "--cache-dir", str(root / "cache"),
+                            "--no-progress"])
+    assert rc == 2
+    assert "trained for labels" in capsys.readouterr().err
+
+
+def test_cli_input_errors_are_messages(tiny_model_id, mcap_bag, tmp_path, capsys):
+    rc = train_cli.main(["--model", tiny_model_id, "--bag", str(mcap_bag[0]), "--topic", "/nope",
+                         "--label-topic", "/label", "--output", str(tmp_path / "h.safetensors"),
+                         "--cache-dir", str(tmp_path), "--no-progress"])
+    assert rc == train_cli.EXIT_INPUT_ERROR
+    err = capsys.readouterr().err
+    assert "no topic(s) ['/nope']" in err and "/cam/image" in err
+    rc = train_cli.main(["--model", tiny_model_id, "--image-folder", str(tmp_path),
+                         "--output", str(tmp_path / "h.pt"), "--no-progress"])
+    assert rc == train_cli.EXIT_INPUT_ERROR
+    assert "must end in .safetensors" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""The torch head is the numpy AdapterHead; training improves it; early stopping keeps the best."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clip_perception.core.adapter import AdapterHead
+from clip_perception.core.scoring import zero_shot_logits
+from clip_perception.core.text import l2_normalize
+from clip_perception.training.head import TrainConfig, make_head_module, train_head
+
+
+def _data(rng, n, d=16, labels=3):
+    cls = l2_normalize(rng.normal(size=(labels, d)).astype(np.float32))
+    x = l2_normalize(rng.normal(size=(n, d)).astype(np.float32))
+    return cls, x
+
+
+def test_untrained_head_equals_zero_shot():
+    import torch
+
+    rng = np.random.default_rng(0)
+    cls, x = _data(rng, 50)
+    head = make_head_module(cls, 14.3, hidden=8)
+    with torch.no_grad():
+        got = head(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, zero_shot_logits(x, cls, 14.3), atol=1e-5)
+    numpy_head = AdapterHead(head.numpy_tensors(), {"labels": ["a", "b", "c"]})
+    np.testing.assert_allclose(numpy_head.head_logits(x), zero_shot_logits(x, cls, 14.3), atol=1e-5)
+
+
+def test_torch_forward_matches_numpy_adapter_head():
+    import torch
+
+    rng = np.random.default_rng(1)
+    cls, x = _data(rng, 64, d=32, labels=5)
+    head = make_head_module(cls, 100.0, hidden=24)
+    with torch.no_grad():  # every tensor non-trivial, so each term of the forward is exercised
+        for p in head.parameters():
+            p.copy_(torch.randn_like(p) * 0.3)
+    with torch.no_grad():
+        ref = head(torch.from_numpy(x)).numpy()
+    numpy_head = AdapterHead(head.numpy_tensors(), {"labels": list("abcde")})
+    got = numpy_head.head_logits(x)
+    assert not np.allclose(got, zero_shot_logits(x, cls, 100.0), atol=1e-2)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+def _separable(rng, n, cls):
+    y = rng.integers(0, cls.shape[0], n)
+    # each class is a cluster around a direction unrelated to its text embedding
+    centres = l2_normalize(rng.normal(size=cls.shape).astype(np.float32))
+    x = l2_normalize(centres[y] + 0.3 * rng.normal(size=(n, cls.shape[1])).astype(np.float32))
+    return x, y
+
+
+def test_training_beats_zero_shot_and_stops_early():
+    rng = np.random.default_rng(2)
+    cls, _ = _data(rng, 1)
+    state = np.random.default_rng(3)
+    x, y = _separable(state, 400, cls)
+    tx, ty, vx, vy = x[:300], y[:300], x[300:], y[300:]
+    head, hist = train_head(tx, ty, vx, vy, cls, 14.3,
+                            TrainConfig(hidden=32, lr=1e-2, max_epochs=300, patience=5), progress=False)
+    zs = (np.argmax(zero_shot_logits(vx, cls, 14.3), 1) == vy).mean()
+    acc = (np.argmax(AdapterHead(head.numpy_tensors(), {"labels": list("abc")}).head_logits(vx), 1)
+           == vy).mean()
+    assert acc > 0.9 > zs + 0.3
+    assert hist["epochs_run"] < 300  # patience stopped it
+    assert hist["best_val_loss"] == min(hist["val_loss"]) < hist["val_loss"][0]
+
+
+def test_no_improvement_keeps_the_untrained_head():
+    import torch
+
+    rng = np.random.default_rng(4)
+    cls, x = _data(rng, 60)
+    y = rng.integers(0, 3, 60)
+    head, hist = train_head(x[:40], y[:40], x[40:], y[40:], cls, 14.3,
+                            TrainConfig(hidden=8, lr=0.0, max_epochs=10, patience=3), progress=False)
+    assert hist["best_epoch"] == 0 and hist["epochs_run"] == 3
+    with torch.no_grad():
+        np.testing.assert_allclose(head(torch.from_numpy(x)).numpy(),
+                                   zero_shot_logits(x, cls, 14.3), atol=1e-5)
+
+
+def test_blend_zero_is_rejected_for_training():
+    from clip_perception.training.data import TrainingInputError
+
+    rng = np.random.default_rng(5)
+    cls, x = _data(rng, 10)
+    with pytest.raises(TrainingInputError, match="blend"):
+        train_head(x, np.zeros(10, int), x, np.zeros(10, int), cls, 1.0, TrainConfig(blend=0.0))
