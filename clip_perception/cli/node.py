@@ -1,0 +1,45 @@
+"""``clip_perception_node``: run the node (``--ros-args --params-file ...`` like any ROS node)."""
+from __future__ import annotations
+
+import sys
+
+
+def main(argv=None) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    from ..core.backends import BackendUnavailable
+    from ..core.model import ModelLoadError
+    from ..core.perception import SpecError
+    from ..ros.node import NODE_NAME, ClipPerceptionNode
+    from ..ros.parameters import ParameterError
+
+    rclpy.init(args=sys.argv if argv is None else argv)
+    try:
+        try:
+            node = ClipPerceptionNode()
+        except (ParameterError, SpecError, ModelLoadError, BackendUnavailable) as exc:
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+            return 2
+        except rclpy.exceptions.InvalidParameterTypeException as exc:
+            # e.g. "score_threshold: 0" (integer) in a params file for a double parameter
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+            return 2
+        # Threads: image callbacks, parameter services and the diagnostics timer run in
+        # separate callback groups, so none waits for another.
+        executor = MultiThreadedExecutor(num_threads=3)
+        executor.add_node(node)
+        try:
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        finally:
+            executor.shutdown()
+            node.destroy_node()
+        return 0
+    finally:
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Message <-> numpy: camera messages to RGB arrays, results to vision_msgs, QoS from settings."""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..core.image_decode import FrameDecodeError, compressed_to_rgb, raw_to_rgb
+from ..core.perception import FrameResult
+
+logger = logging.getLogger(__name__)
+
+COMPRESSED_SUFFIX = "/compressed"
+# Encodings for which cv_bridge's imgmsg_to_cv2(msg, "rgb8") is the same computation as
+# core.image_decode.raw_to_rgb (same OpenCV colour codes; 16->8 bit scaled by 255/65535 with
+# rounding in both). Generic encodings (8UC1, 8UC3, 16UC1) carry no channel order, and
+# cv_bridge's handling of them differs from ours, so those always use the package converter.
+CV_BRIDGE_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16")
+
+
+def is_compressed_topic(topic: str) -> bool:
+    return topic.rstrip("/").endswith(COMPRESSED_SUFFIX)
+
+
+def import_cv_bridge():
+    """cv_bridge's CvBridge class, or None when this ROS install has no (importable) cv_bridge."""
+    try:
+        from cv_bridge import CvBridge
+    except Exception as exc:  # ImportError, or a binary mismatch raising other errors
+        logger.debug("cv_bridge not usable (%s); using the package's converter", exc)
+        return None
+    return CvBridge
+
+
+class ImageConverter:
+    """sensor_msgs/Image or CompressedImage -> HxWx3 uint8 RGB; raises FrameDecodeError.
+
+    Uses cv_bridge for raw images when it imports (``use_cv_bridge=None``: auto), otherwise
+    ``core.image_decode``; both give the same arrays. Compressed images always go through
+    ``core.image_decode.compressed_to_rgb``: cv_bridge's Python path decodes with the same
+    cv2.imdecode but returns grayscale/alpha PNGs unconverted.
+    """
+
+    def __init__(self, use_cv_bridge: Optional[bool] = None):
+        bridge_class = import_cv_bridge() if use_cv_bridge in (None, True) else None
+        if use_cv_bridge and bridge_class is None:
+            raise RuntimeError("use_cv_bridge=True but cv_bridge does not import")
+        self._bridge = bridge_class() if bridge_class is not None else None
+
+    @property
+    def name(self) -> str:
+        return "cv_bridge" if self._bridge is not None else "clip_perception.core.image_decode"
+
+    def image_to_rgb(self, msg) -> np.ndarray:
+        if self._bridge is not None and msg.encoding in CV_BRIDGE_ENCODINGS:
+            _check_raw_geometry(msg)  # cv_bridge would raise TypeError on short buffers
+            try:
+                return np.ascontiguousarray(self._bridge.imgmsg_to_cv2(msg, "rgb8"))
+            except Exception as exc:
+                raise FrameDecodeError(f"cv_bridge could not convert {msg.width}x{msg.height} "
+                                       f"{msg.encoding}: {exc}") from exc
+        return raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                          bool(msg.is_bigendian))
+
+    def compressed_to_rgb(self, msg) -> np.ndarray:
+        return compressed_to_rgb(msg.format, msg.data)
+
+    def for_topic(self, topic: str) -> Callable[[object], np.ndarray]:
+        return self.compressed_to_rgb if is_compressed_topic(topic) else self.image_to_rgb
+
+
+def _check_raw_geometry(msg) -> None:
+    if msg.height <= 0 or msg.width <= 0:
+        raise FrameDecodeError(f"empty image {msg.width}x{msg.height}")
+    if len(msg.data) < msg.step * msg.height:
+        raise FrameDecodeError(f"truncated image: {len(msg.data)} bytes, expected step*height = "
+                               f"{msg.step}*{msg.height} = {msg.step * msg.height} for "
+                               f"{msg.width}x{msg.height} {msg.encoding}")
+
+
+def image_message_type(topic: str):
+    from sensor_msgs.msg import CompressedImage, Image
+
+    return CompressedImage if is_compressed_topic(topic) else Image
+
+
+def image_qos(reliability: str, depth: int):
+    """Keep-last ``depth``, volatile; ``best_effort`` matches camera drivers' sensor-data QoS."""
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy
+
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=depth, durability=DurabilityPolicy.VOLATILE,
+        reliability=(ReliabilityPolicy.BEST_EFFORT if reliability == "best_effort"
+                     else ReliabilityPolicy.RELIABLE))
+
+
+def classification_message(result: FrameResult, header):
+    """~/classification: top-k labels (score = probability), 'unknown' first if under threshold."""
+    from vision_msgs.msg import Classification, ObjectHypothesis
+
+    msg = Classification(header=header)
+    msg.results = [ObjectHypothesis(class_id=h.label, score=float(h.score))
+                   for h in result.classification.hypotheses]
+    return msg
+
+
+def landmarks_message(result: FrameResult, header):
+    """~/landmarks: every landmark in parameter order, score = (smoothed) raw cosine."""
+    from vision_msgs.msg import Classification, ObjectHypothesis
+
+    msg = Classification(header=header)
+    msg.results = [ObjectHypothesis(class_id=s.label, score=float(s.score))
+                   for s in result.landmarks]
+    return msg

@@ -1,0 +1,215 @@
+"""The ROS 2 node: cameras in, vision_msgs/Classification out, live labels, diagnostics.
+
+The node converts messages and wires core.perception together; all per-frame logic lives
+there. Threads: the executor runs subscription callbacks (they only store the newest message
+per camera), parameter services and the 1 Hz diagnostics timer; core.perception's worker
+thread does decode -> preprocess -> encode -> score -> publish; its label-set thread
+re-encodes prompts after a live change.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Optional
+
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from ..core.adapter import AdapterHead
+from ..core.backends import BACKENDS, create_image_encoder
+from ..core.model import load_clip
+from ..core.perception import (FrameResult, LabelSet, LabelSetManager, LabelSetSpec,
+                               LatestFrameSlots, PerceptionWorker, PipelineStats, SpecError,
+                               WarningThrottle, build_label_set, count_prompts,
+                               load_checked_adapter)
+from ..core.preprocess import Preprocessor
+from ..core.text import PromptEmbeddingCache, TorchTextEncoder
+from . import diagnostics
+from .conversions import (ImageConverter, classification_message, image_message_type,
+                          image_qos, landmarks_message)
+from .parameters import (ParameterError, StartupSettings, declare_parameters, validate)
+
+NODE_NAME = "clip_perception"
+BAD_FRAME_WARNING_PERIOD = 5.0  # seconds between bad-frame warnings, per camera
+
+
+class ClipPerceptionNode(Node):
+    """Raises ParameterError, ModelLoadError, BackendUnavailable or SpecError when it cannot
+    start; the message says what was given and what was expected."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs):
+        super().__init__(node_name, **kwargs)
+        values = declare_parameters(self)
+        settings, live = validate(values)
+        self.settings: StartupSettings = settings
+        log = self.get_logger()
+
+        self.clip = load_clip(settings.model, settings.pretrained or None, settings.device)
+        self.encoder = self._create_encoder(settings)
+        self.preprocessor = Preprocessor(self.clip.preprocess)
+        self._prompt_cache = PromptEmbeddingCache(TorchTextEncoder(self.clip).encode)
+        adapter = self._checked_adapter(live.label_set)
+        initial = self._build_label_set(live.label_set, adapter, 1)
+        self.label_sets = LabelSetManager(self._build_label_set, initial)
+        self._accepted_values: dict[str, Any] = dict(values)  # as validated, incl. pending
+        self._accepted_adapter: Optional[AdapterHead] = adapter
+        self._param_lock = threading.Lock()
+
+        cameras = list(settings.image_topics)
+        self.stats = PipelineStats(cameras)
+        self.slots = LatestFrameSlots(cameras, self.stats)
+        self.converter = ImageConverter()
+        self._decoders = {topic: self.converter.for_topic(topic) for topic in cameras}
+        self._bad_frame_throttle = WarningThrottle(BAD_FRAME_WARNING_PERIOD)
+        self._error_throttle = WarningThrottle(BAD_FRAME_WARNING_PERIOD)
+
+        from vision_msgs.msg import Classification
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        results_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.classification_pub = self.create_publisher(Classification, "~/classification",
+                                                         results_qos)
+        self.landmarks_pub = self.create_publisher(Classification, "~/landmarks", results_qos)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+
+        self.worker = PerceptionWorker(
+            self.slots, self.stats, lambda: self.label_sets.current, self._decode,
+            self.preprocessor.resize_crop, self.preprocessor.normalize,
+            self.encoder.encode_images, self._publish, max_batch=settings.max_batch,
+            max_rate_hz=live.max_rate_hz, on_bad_frame=self._warn_bad_frame,
+            on_error=self._warn_pipeline_error)
+
+        # Image callbacks get their own group so a slow parameter change (adapter file, model
+        # hash) never delays frame intake, and vice versa.
+        image_group = MutuallyExclusiveCallbackGroup()
+        qos = image_qos(settings.qos_reliability, settings.qos_depth)
+        self._subscriptions_by_topic = {}
+        for topic in cameras:
+            self._subscriptions_by_topic[topic] = self.create_subscription(
+                image_message_type(topic), topic,
+                lambda msg, camera=topic: self.slots.put(camera, msg), qos,
+                callback_group=image_group)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._diagnostics_timer = self.create_timer(
+            1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+        self.worker.start()
+        log.info(f"model {self.clip.identifier} ({self.clip.image_size}px, "
+                 f"{self.clip.embed_dim}-d), backend {self.encoder.describe()}, "
+                 f"{len(initial.labels)} labels, {len(initial.landmarks)} landmarks, "
+                 f"adapter {initial.spec.adapter_path or '(none)'}, images via "
+                 f"{self.converter.name}")
+        log.info("listening on " + ", ".join(
+            f"{s.topic_name} ({image_message_type(t).__name__})"
+            for t, s in self._subscriptions_by_topic.items()))
+
+    # ---- construction helpers ----------------------------------------------------------------
+    def _create_encoder(self, settings: StartupSettings):
+        backend = settings.backend
+        # TEMPORARY until the backends branch (backend="auto": tensorrt -> onnxruntime -> torch)
+        # is merged: main's create_image_encoder does not know "auto" yet. Remove this block
+        # once BACKENDS contains "auto".
+        if backend == "auto" and "auto" not in BACKENDS:
+            self.get_logger().warning("backend 'auto' is not available in this build of the "
+                                      "backends; using 'torch'")
+            backend = "torch"
+        return create_image_encoder(
+            self.clip, backend=backend, precision=settings.precision, device=settings.device,
+            cache_dir=settings.engine_cache_dir or None, threads=settings.encoder_threads,
+            max_batch=settings.max_batch)
+
+    def _checked_adapter(self, spec: LabelSetSpec) -> Optional[AdapterHead]:
+        if not spec.adapter_path:
+            return None
+        return load_checked_adapter(spec.adapter_path, spec.labels,
+                                    lambda: self.clip.weights_hash, self.clip.embed_dim,
+                                    self.clip.identifier)
+
+    def _build_label_set(self, spec: LabelSetSpec, adapter: Optional[AdapterHead],
+                         version: int) -> LabelSet:
+        start = time.perf_counter()
+        label_set = build_label_set(spec, self._prompt_cache, self.clip.logit_scale,
+                                    self.clip.embed_dim, version, adapter)
+        self.get_logger().info(
+            f"label set v{version} ready: {len(spec.labels)} labels, {len(spec.landmarks)} "
+            f"landmarks, {count_prompts(spec)} prompts, "
+            f"{(time.perf_counter() - start) * 1000:.0f} ms")
+        return label_set
+
+    # ---- parameters ----------------------------------------------------------------------------
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """Validate the whole parameter set as it would be; on success start the new label set.
+
+        Read-only (restart) parameters never get here: rclpy rejects them first.
+        """
+        changed = {p.name for p in params}
+        with self._param_lock:
+            candidate = dict(self._accepted_values)
+            candidate.update({p.name: p.value for p in params})
+            try:
+                _, live = validate(candidate)
+                spec = live.label_set
+                previous = validate(self._accepted_values)[1].label_set
+                adapter = self._accepted_adapter
+                reload_adapter = "adapter_path" in changed or spec.labels != previous.labels
+                if reload_adapter:
+                    adapter = self._checked_adapter(spec)
+            except (ParameterError, SpecError) as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+            self._accepted_values = candidate
+            self._accepted_adapter = adapter
+            self.worker.max_rate_hz = live.max_rate_hz
+            if spec != previous or reload_adapter:
+                version = self.label_sets.request(spec, adapter)
+                self.get_logger().info(f"parameters {sorted(changed)} accepted; building label "
+                                       f"set v{version} in the background")
+        return SetParametersResult(successful=True)
+
+    # ---- per frame (worker thread) -----------------------------------------------------------
+    def _decode(self, camera: str, msg):
+        return self._decoders[camera](msg)
+
+    def _publish(self, results: list[FrameResult]) -> None:
+        for r in results:
+            header = r.frame.payload.header
+            self.classification_pub.publish(classification_message(r, header))
+            if r.landmarks:
+                self.landmarks_pub.publish(landmarks_message(r, header))
+
+    def _warn_bad_frame(self, camera: str, reason: str) -> None:
+        if self._bad_frame_throttle.allow(camera):
+            suppressed = self._bad_frame_throttle.take_suppressed(camera)
+            more = f" ({suppressed} more since the last warning)" if suppressed else ""
+            self.get_logger().warning(f"bad frame on {camera}: {reason}{more}")
+
+    def _warn_pipeline_error(self, reason: str) -> None:
+        if self._error_throttle.allow("pipeline"):
+            suppressed = self._error_throttle.take_suppressed("pipeline")
+            more = f" ({suppressed} more since the last error log)" if suppressed else ""
+            self.get_logger().error(reason + more)
+
+    # ---- diagnostics -------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        current = self.label_sets.current
+        error = ""
+        failed = self.label_sets.failed_version
+        if failed is not None and failed > current.version:
+            error = self.label_sets.last_error + f"; serving label set v{current.version}"
+        info = diagnostics.PipelineInfo(
+            model=self.clip.identifier, backend=self.encoder.describe(),
+            converter=self.converter.name, label_set_version=current.version,
+            labels=len(current.labels), landmarks=len(current.landmarks),
+            adapter=current.spec.adapter_path, adapter_blend=current.adapter_blend,
+            max_rate_hz=self.worker.max_rate_hz, max_batch=self.settings.max_batch,
+            rebuilding=self.label_sets.busy, label_set_error=error)
+        statuses = diagnostics.build_statuses(self.get_fully_qualified_name(),
+                                              self.stats.snapshot(), info, time.monotonic())
+        self.diagnostics_pub.publish(
+            diagnostics.diagnostic_array(statuses, self.get_clock().now().to_msg()))
+
+    def destroy_node(self):
+        self.worker.stop()
+        self.label_sets.close()
+        self.encoder.close()
+        return super().destroy_node()

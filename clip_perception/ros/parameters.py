@@ -1,0 +1,236 @@
+"""The node's parameters: one table (type, default, description, constraint, live or not) and
+ONE validation function used both at startup and for every live change.
+
+Parameters that need a restart are declared read-only, so ``ros2 param set`` on them is
+rejected by rclpy ("Trying to set a read-only parameter") and ``ros2 param describe`` shows it.
+Ranges that rclpy can check itself are also declared as descriptor ranges; everything else is
+checked by ``validate`` and rejected with the reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from ..core.backends import PRECISIONS
+from ..core.perception import (ADAPTER_BLEND_FROM_FILE, DEFAULT_LANDMARK_TEMPLATES,
+                               LabelSetSpec, SpecError)
+from ..core.text import DEFAULT_TEMPLATES
+
+# "auto" picks the best available backend (tensorrt -> onnxruntime -> torch); see the backends.
+BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "torch")
+RELIABILITY_CHOICES = ("best_effort", "reliable")
+
+STRING, STRING_ARRAY, INTEGER, DOUBLE = "string", "string[]", "integer", "double"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: str
+    default: Any
+    description: str
+    live: bool  # False: read-only, needs a restart
+    constraints: str = ""
+    int_range: Optional[tuple[int, int]] = None
+    float_range: Optional[tuple[float, float]] = None
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    # ---- model and backend (restart) --------------------------------------------------------
+    ParamSpec("model", STRING, "ViT-B-32",
+              "open_clip model: architecture name (ViT-B-32), 'hf-hub:org/repo' or "
+              "'local-dir:/path' (open_clip folder format).", False, "non-empty"),
+    ParamSpec("pretrained", STRING, "openai",
+              "open_clip pretrained tag (openai, laion2b_s34b_b79k) or checkpoint file; must be "
+              "empty for hf-hub:/local-dir: models.", False),
+    ParamSpec("backend", STRING, "auto", "Image encoder backend.", False,
+              "one of " + ", ".join(BACKEND_CHOICES)),
+    ParamSpec("precision", STRING, "fp32", "Image encoder precision (backend permitting).",
+              False, "one of " + ", ".join(PRECISIONS)),
+    ParamSpec("device", STRING, "cpu", "Torch/ONNX device: 'cpu', 'cuda' or 'cuda:N'.", False,
+              "cpu, cuda or cuda:N"),
+    ParamSpec("engine_cache_dir", STRING, "",
+              "Folder for exported ONNX files and TensorRT engines; empty = "
+              "~/.cache/clip_perception.", False),
+    ParamSpec("encoder_threads", INTEGER, 0,
+              "CPU threads for the onnxruntime backend; 0 = library default.", False, ">= 0",
+              int_range=(0, 256)),
+    ParamSpec("max_batch", INTEGER, 8,
+              "Most frames (one per camera) encoded in one encoder call.", False, "1..64",
+              int_range=(1, 64)),
+    # ---- inputs (restart) --------------------------------------------------------------------
+    ParamSpec("image_topics", STRING_ARRAY, ["/camera/image_raw"],
+              "Camera topics. A topic ending in '/compressed' is sensor_msgs/CompressedImage "
+              "(JPEG/PNG), any other sensor_msgs/Image.", False, "non-empty, no duplicates"),
+    ParamSpec("qos_reliability", STRING, "best_effort",
+              "Reliability of the image subscriptions (best_effort = sensor data).", False,
+              "best_effort or reliable"),
+    ParamSpec("qos_depth", INTEGER, 5, "History depth of the image subscriptions.", False,
+              "1..100", int_range=(1, 100)),
+    # ---- label set (live) --------------------------------------------------------------------
+    ParamSpec("labels", STRING_ARRAY, ["person", "chair", "door"],
+              "Labels for ~/classification.", True, "non-empty, no blanks or duplicates"),
+    ParamSpec("prompt_templates", STRING_ARRAY, list(DEFAULT_TEMPLATES),
+              "Prompt templates; a label's embedding is the mean over its prompts.", True,
+              "non-empty, each with '{}' exactly once"),
+    ParamSpec("label_prompts", STRING_ARRAY, [],
+              "Per-label prompt overrides 'label=prompt|prompt2' (replace the templates for "
+              "that label).", True, "each names a label in 'labels'"),
+    ParamSpec("top_k", INTEGER, 5, "Labels published per frame, best first.", True, ">= 1",
+              int_range=(1, 1000)),
+    ParamSpec("score_threshold", DOUBLE, 0.0,
+              "If the best probability is below this, 'unknown' is published first.", True,
+              "0..1", float_range=(0.0, 1.0)),
+    ParamSpec("landmarks", STRING_ARRAY, [],
+              "Natural-language landmarks for ~/landmarks (published in this order, score = "
+              "raw cosine). Empty: ~/landmarks is not published.", True, "no blanks/duplicates"),
+    ParamSpec("landmark_templates", STRING_ARRAY, list(DEFAULT_LANDMARK_TEMPLATES),
+              "Prompt templates for landmarks.", True, "non-empty, each with '{}' exactly once"),
+    ParamSpec("landmark_smoothing", DOUBLE, 0.0,
+              "EMA weight of the previous landmark score per camera (0 = none).", True, "[0, 1)",
+              float_range=(0.0, 1.0)),
+    ParamSpec("adapter_path", STRING, "",
+              "Adapter head (.safetensors from train_adapter); empty = zero-shot only. Must be "
+              "trained on this model and on exactly the current labels.", True,
+              "existing adapter for this model and labels"),
+    ParamSpec("adapter_blend", DOUBLE, ADAPTER_BLEND_FROM_FILE,
+              "logits = (1-blend)*zero_shot + blend*adapter; -1 = the blend stored with the "
+              "adapter.", True, "-1 or 0..1", float_range=(-1.0, 1.0)),
+    # ---- work rate (live) --------------------------------------------------------------------
+    ParamSpec("max_rate_hz", DOUBLE, 0.0,
+              "Most encoder batches per second (each camera at most this often); 0 = as fast as "
+              "possible.", True, ">= 0", float_range=(0.0, 1000.0)),
+)
+PARAMETERS_BY_NAME = {p.name: p for p in PARAMETERS}
+LIVE_PARAMETERS = tuple(p.name for p in PARAMETERS if p.live)
+RESTART_PARAMETERS = tuple(p.name for p in PARAMETERS if not p.live)
+
+
+class ParameterError(ValueError):
+    """A parameter value the node cannot honour; ``parameter`` names it."""
+
+    def __init__(self, parameter: str, message: str):
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+        self.reason = message
+
+
+@dataclass(frozen=True)
+class StartupSettings:
+    """The restart-only parameters, validated."""
+
+    model: str
+    pretrained: str
+    backend: str
+    precision: str
+    device: str
+    engine_cache_dir: str
+    encoder_threads: int
+    max_batch: int
+    image_topics: tuple[str, ...]
+    qos_reliability: str
+    qos_depth: int
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    label_set: LabelSetSpec
+    max_rate_hz: float
+
+
+def _choice(name: str, value: str, choices) -> str:
+    if value not in choices:
+        raise ParameterError(name, f"got '{value}', expected one of {', '.join(choices)}")
+    return value
+
+
+def _range(name: str, value, low=None, high=None):
+    """The descriptor ranges, re-checked so params files given at startup are covered too."""
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ParameterError(name, f"got {value}, expected {low if low is not None else '-inf'}"
+                                   f"..{high if high is not None else 'inf'}")
+    return value
+
+
+def validate(values: Mapping[str, Any]) -> tuple[StartupSettings, LiveSettings]:
+    """THE validation of all parameters. ``values``: name -> value for every declared parameter.
+
+    Raises ParameterError(parameter, reason). Adapter compatibility with the model is checked by
+    the node (it needs the loaded model); everything else is here.
+    """
+    missing = [p.name for p in PARAMETERS if p.name not in values]
+    if missing:
+        raise ParameterError(missing[0], "not set")
+    v = values
+    if not str(v["model"]).strip():
+        raise ParameterError("model", "is empty; expected e.g. 'ViT-B-32' or 'local-dir:/path'")
+    device = v["device"]
+    if not (device == "cpu" or device == "cuda" or
+            (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ParameterError("device", f"got '{device}', expected 'cpu', 'cuda' or 'cuda:N'")
+    topics = tuple(v["image_topics"])
+    if not topics:
+        raise ParameterError("image_topics", "is empty; expected at least one camera topic")
+    blank = [t for t in topics if not t.strip()]
+    if blank:
+        raise ParameterError("image_topics", f"blank topic name in {list(topics)}")
+    if len(set(topics)) != len(topics):
+        raise ParameterError("image_topics", f"duplicate topics in {list(topics)}")
+    startup = StartupSettings(
+        model=v["model"].strip(), pretrained=v["pretrained"].strip(),
+        backend=_choice("backend", v["backend"], BACKEND_CHOICES),
+        precision=_choice("precision", v["precision"], PRECISIONS), device=device,
+        engine_cache_dir=v["engine_cache_dir"],
+        encoder_threads=_range("encoder_threads", int(v["encoder_threads"]), 0),
+        max_batch=_range("max_batch", int(v["max_batch"]), 1, 64), image_topics=topics,
+        qos_reliability=_choice("qos_reliability", v["qos_reliability"], RELIABILITY_CHOICES),
+        qos_depth=_range("qos_depth", int(v["qos_depth"]), 1, 100))
+    max_rate = _range("max_rate_hz", float(v["max_rate_hz"]), 0.0, 1000.0)
+    try:
+        spec = LabelSetSpec.from_values(
+            labels=v["labels"], prompt_templates=v["prompt_templates"],
+            label_prompts=v["label_prompts"], top_k=int(v["top_k"]),
+            score_threshold=float(v["score_threshold"]), landmarks=v["landmarks"],
+            landmark_templates=v["landmark_templates"],
+            landmark_smoothing=float(v["landmark_smoothing"]),
+            adapter_path=v["adapter_path"].strip(), adapter_blend=float(v["adapter_blend"]))
+    except SpecError as exc:
+        raise ParameterError(exc.parameter, exc.reason) from None
+    return startup, LiveSettings(label_set=spec, max_rate_hz=max_rate)
+
+
+def declare_parameters(node) -> dict[str, Any]:
+    """Declare every parameter on ``node`` (descriptions, ranges, read-only); returns the values.
+
+    Empty string-array defaults need care: rclpy infers the type of ``[]`` as a byte array, so
+    those are declared by type and, when no override was given, set to a typed empty array.
+    """
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rclpy.parameter import Parameter
+
+    types = {STRING: Parameter.Type.STRING, STRING_ARRAY: Parameter.Type.STRING_ARRAY,
+             INTEGER: Parameter.Type.INTEGER, DOUBLE: Parameter.Type.DOUBLE}
+    unset_arrays = []
+    for p in PARAMETERS:
+        restart = "" if p.live else " Read-only: restart the node to change it."
+        descriptor = ParameterDescriptor(
+            name=p.name, type=types[p.type].value, description=p.description + restart,
+            additional_constraints=p.constraints, read_only=not p.live)
+        if p.int_range:
+            descriptor.integer_range = [IntegerRange(from_value=p.int_range[0],
+                                                     to_value=p.int_range[1], step=0)]
+        if p.float_range:
+            descriptor.floating_point_range = [FloatingPointRange(
+                from_value=p.float_range[0], to_value=p.float_range[1], step=0.0)]
+        if p.type == STRING_ARRAY and not p.default:
+            node.declare_parameter(p.name, Parameter.Type.STRING_ARRAY, descriptor)
+            if node.get_parameter_or(p.name).type_ == Parameter.Type.NOT_SET:
+                unset_arrays.append(p.name)
+        else:
+            node.declare_parameter(p.name, p.default, descriptor)
+    for name in unset_arrays:
+        if PARAMETERS_BY_NAME[name].live:
+            node.set_parameters([Parameter(name, Parameter.Type.STRING_ARRAY, [])])
+        else:  # read-only parameters cannot be set after declaration
+            raise ParameterError(name, "has no default and was not given")
+    return {p.name: node.get_parameter(p.name).value for p in PARAMETERS}

@@ -1,0 +1,59 @@
+"""Start clip_perception_node with a params file, camera topics and a namespace.
+
+    ros2 launch clip_perception clip_perception.launch.py \
+        image_topics:="['/front/image_raw', '/rear/image_raw/compressed']" namespace:=robot1
+
+Arguments:
+  params_file   parameters YAML (default: this package's config/clip_perception.yaml)
+  image_topics  overrides image_topics when not empty, as a YAML list string
+  namespace     namespace of the node (its outputs are <namespace>/clip_perception/...)
+  fastdds_profile  Fast DDS XML profile for the processes this launch starts; default:
+                config/fastdds_shm.xml (16 MB shared-memory segment). '' keeps the environment.
+                The segment that matters is the SENDER's: a camera driver started elsewhere
+                needs FASTDDS_DEFAULT_PROFILES_FILE set in its own environment, or best-effort
+                640x480 frames are dropped (see config/fastdds_shm.xml).
+"""
+import os
+
+import yaml
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PythonExpression
+from launch_ros.actions import Node
+
+
+def _node(context):
+    params = [LaunchConfiguration("params_file").perform(context)]
+    topics = LaunchConfiguration("image_topics").perform(context).strip()
+    if topics:
+        parsed = yaml.safe_load(topics)
+        if isinstance(parsed, str):
+            parsed = [parsed]
+        if not isinstance(parsed, list) or not all(isinstance(t, str) for t in parsed):
+            raise ValueError(f"image_topics must be a list of topic names, got {topics!r}")
+        params.append({"image_topics": parsed})
+    return [Node(package="clip_perception", executable="clip_perception_node",
+                 name="clip_perception",
+                 namespace=LaunchConfiguration("namespace").perform(context),
+                 parameters=params, output="screen", emulate_tty=True)]
+
+
+def generate_launch_description():
+    share = get_package_share_directory("clip_perception")
+    profile = LaunchConfiguration("fastdds_profile")
+    return LaunchDescription([
+        DeclareLaunchArgument("params_file",
+                              default_value=os.path.join(share, "config", "clip_perception.yaml"),
+                              description="Parameters YAML for the node"),
+        DeclareLaunchArgument("image_topics", default_value="",
+                              description="Camera topics as a YAML list; empty: from params_file"),
+        DeclareLaunchArgument("namespace", default_value="", description="Node namespace"),
+        DeclareLaunchArgument("fastdds_profile",
+                              default_value=os.path.join(share, "config", "fastdds_shm.xml"),
+                              description="Fast DDS XML profile ('' = leave the environment)"),
+        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile,
+                               condition=IfCondition(PythonExpression(["'", profile, "' != ''"]))),
+        OpaqueFunction(function=_node),
+    ])

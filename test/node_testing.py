@@ -1,0 +1,172 @@
+"""Helpers for node tests in real rclpy over real DDS: the node runs in its own process.
+
+Imported by test modules (pytest puts test/ on sys.path). Everything waits on conditions with
+timeouts, never on fixed sleeps.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+FASTDDS_PROFILE = REPO / "config" / "fastdds_shm.xml"
+
+
+def ros_env() -> dict:
+    """The environment for node processes: localhost discovery, the large-SHM profile."""
+    env = dict(os.environ)
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
+    env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)  # deprecated name; avoid the warning
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
+    return env
+
+
+def use_profile_in_this_process() -> None:
+    """Must run before rclpy.init in the test process (publishers need the segment too)."""
+    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
+    os.environ.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+def param_args(params: dict) -> list[str]:
+    """``-p name:=value`` arguments; values are YAML (lists as [..], empty string as "")."""
+    import yaml
+
+    args = []
+    for name, value in params.items():
+        text = yaml.safe_dump(value, default_flow_style=True, width=10 ** 6).strip()
+        if text.endswith("\n...") or text.endswith("..."):
+            text = text.rsplit("\n", 1)[0].strip()
+        if value == "":
+            text = '""'
+        args += ["-p", f"{name}:={text}"]
+    return args
+
+
+class NodeProcess:
+    """``python -m clip_perception.cli.node --ros-args ...`` with its output in a log file."""
+
+    def __init__(self, log_path: Path, params: dict, params_file: Optional[Path] = None,
+                 extra_ros_args: tuple = ()):
+        args = [sys.executable, "-m", "clip_perception.cli.node", "--ros-args"]
+        if params_file is not None:
+            args += ["--params-file", str(params_file)]
+        args += param_args(params) + list(extra_ros_args)
+        self.args = args
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=ros_env(), cwd=str(REPO))
+
+    def output(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_exit(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self, timeout: float = 15.0) -> Optional[int]:
+        """SIGINT (what Ctrl-C and ros2 launch send), then SIGKILL if it does not exit."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
+
+
+class Collector:
+    """Thread-safe list of received messages with a condition to wait on."""
+
+    def __init__(self):
+        self.messages: list = []
+        self._cond = threading.Condition()
+
+    def __call__(self, msg) -> None:
+        with self._cond:
+            self.messages.append(msg)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[list], object], timeout: float):
+        """Wait until ``predicate(messages)`` is truthy; returns its value (None on timeout)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate(list(self.messages))
+                if value:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(min(remaining, 0.1))
+
+    def clear(self) -> None:
+        with self._cond:
+            self.messages.clear()
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
+# ---- images -----------------------------------------------------------------------------------
+def pattern_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    img = np.stack([(xx * 255 // max(width - 1, 1)), (yy * 255 // max(height - 1, 1)),
+                    np.full_like(xx, rng.integers(0, 255))], axis=-1)
+    return img.astype(np.uint8)
+
+
+def image_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str, encoding: str = "rgb8"):
+    from sensor_msgs.msg import Image
+
+    msg = Image()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 10 ** 9)
+    msg.header.frame_id = frame_id
+    data = rgb if encoding == "rgb8" else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    msg.height, msg.width = rgb.shape[:2]
+    msg.encoding = encoding
+    msg.step = rgb.shape[1] * 3
+    msg.data = data.tobytes()
+    return msg
+
+
+def jpeg_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str):
+    from sensor_msgs.msg import CompressedImage
+
+    msg = CompressedImage()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 10 ** 9)
+    msg.header.frame_id = frame_id
+    msg.format = "jpeg"
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    msg.data = buf.tobytes()
+    return msg
+
+
+def stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec

@@ -1,0 +1,97 @@
+"""ros.parameters.validate and ros.diagnostics.build_statuses: pure functions, no DDS."""
+import pytest
+
+from clip_perception.core.perception import CameraCounters, StageWindow, StatsSnapshot, STAGES
+from clip_perception.ros import diagnostics
+from clip_perception.ros.parameters import (LIVE_PARAMETERS, PARAMETERS, RESTART_PARAMETERS,
+                                            ParameterError, validate)
+
+
+def defaults(**overrides):
+    values = {p.name: p.default for p in PARAMETERS}
+    values.update(overrides)
+    return values
+
+
+def test_defaults_are_valid():
+    startup, live = validate(defaults())
+    assert startup.backend == "auto" and startup.image_topics == ("/camera/image_raw",)
+    assert live.label_set.labels == ("person", "chair", "door") and live.max_rate_hz == 0.0
+
+
+def test_every_parameter_is_described_and_classified():
+    for p in PARAMETERS:
+        assert p.description.strip(), p.name
+    assert set(LIVE_PARAMETERS) == {
+        "labels", "prompt_templates", "label_prompts", "top_k", "score_threshold", "landmarks",
+        "landmark_templates", "landmark_smoothing", "adapter_path", "adapter_blend",
+        "max_rate_hz"}
+    assert {"model", "pretrained", "backend", "precision", "device", "engine_cache_dir",
+            "image_topics", "qos_reliability", "qos_depth", "max_batch"} <= set(RESTART_PARAMETERS)
+
+
+@pytest.mark.parametrize("overrides, parameter, fragment", [
+    (dict(backend="openvino"), "backend", "got 'openvino', expected one of auto, tensorrt"),
+    (dict(precision="fp8"), "precision", "got 'fp8'"),
+    (dict(device="gpu"), "device", "'cpu', 'cuda' or 'cuda:N'"),
+    (dict(image_topics=[]), "image_topics", "empty"),
+    (dict(image_topics=["/a", "/a"]), "image_topics", "duplicate"),
+    (dict(qos_reliability="sometimes"), "qos_reliability", "best_effort, reliable"),
+    (dict(max_batch=0), "max_batch", "got 0, expected 1..64"),
+    (dict(model=" "), "model", "empty"),
+    (dict(labels=[]), "labels", "empty"),
+    (dict(top_k=0), "top_k", ">= 1"),
+    (dict(score_threshold=2.0), "score_threshold", "[0, 1]"),
+    (dict(label_prompts=["pear=a pear"]), "label_prompts", "name no label"),
+    (dict(max_rate_hz=-1.0), "max_rate_hz", "got -1.0"),
+])
+def test_invalid_values_are_rejected_with_parameter_and_reason(overrides, parameter, fragment):
+    with pytest.raises(ParameterError) as info:
+        validate(defaults(**overrides))
+    assert info.value.parameter == parameter
+    assert fragment in str(info.value)
+
+
+def _snapshot(cameras, errors=0, last_error="", last_error_time=0.0):
+    return StatsSnapshot(cameras=cameras, stages={s: StageWindow() for s in STAGES},
+                         batches=2, batch_frames=4, window_seconds=1.0, errors=errors,
+                         last_error=last_error, last_error_time=last_error_time)
+
+
+def _info(**kw):
+    base = dict(model="tiny", backend="torch (fp32, cpu)", converter="numpy",
+                label_set_version=1, labels=2, landmarks=0, adapter="", adapter_blend=0.0,
+                max_rate_hz=0.0, max_batch=8, rebuilding=False, label_set_error="")
+    base.update(kw)
+    return diagnostics.PipelineInfo(**base)
+
+
+def test_statuses_levels():
+    cams = {"/ok": CameraCounters(received=5, processed=4, dropped=1),
+            "/silent": CameraCounters(),
+            "/bad": CameraCounters(received=3, rejected=2, last_error="truncated image",
+                                   last_error_time=99.0)}
+    statuses = diagnostics.build_statuses("/clip", _snapshot(cams), _info(), now=100.0)
+    by_name = {s.name: s for s in statuses}
+    assert by_name["/clip: pipeline"].level == diagnostics.OK
+    assert "4.0 frames/s" in by_name["/clip: pipeline"].message
+    assert by_name["/clip: camera /ok"].level == diagnostics.OK
+    assert dict(by_name["/clip: camera /ok"].values)["dropped"] == "1"
+    assert by_name["/clip: camera /silent"].level == diagnostics.WARN
+    assert by_name["/clip: camera /bad"].level == diagnostics.WARN
+    assert "truncated image" in by_name["/clip: camera /bad"].message
+    # an old rejection no longer warns
+    later = diagnostics.build_statuses("/clip", _snapshot(cams), _info(), now=200.0)
+    assert {s.name: s for s in later}["/clip: camera /bad"].level == diagnostics.OK
+
+
+def test_pipeline_status_error_and_rebuilding():
+    cams = {"/a": CameraCounters(received=1)}
+    err = diagnostics.build_statuses("/n", _snapshot(cams, 1, "inference failed", 99.5),
+                                     _info(), now=100.0)[0]
+    assert err.level == diagnostics.ERROR and err.message == "inference failed"
+    busy = diagnostics.build_statuses("/n", _snapshot(cams), _info(rebuilding=True), 100.0)[0]
+    assert busy.level == diagnostics.WARN and "re-encoding" in busy.message
+    failed = diagnostics.build_statuses("/n", _snapshot(cams),
+                                        _info(label_set_error="v3 failed"), 100.0)[0]
+    assert failed.level == diagnostics.ERROR

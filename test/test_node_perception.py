@@ -1,0 +1,357 @@
+"""core.perception without ROS: label sets, swaps, slots, batching, rate cap, smoothing, stats."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from clip_perception.core.adapter import save_adapter
+from clip_perception.core.perception import (ADAPTER_BLEND_FROM_FILE, LabelSetManager,
+                                             LabelSetSpec, LandmarkSmoother, LatestFrameSlots,
+                                             PerceptionWorker, PipelineStats,
+                                             RateLimiter, SpecError, WarningThrottle,
+                                             build_label_set, load_checked_adapter)
+from clip_perception.core.scoring import UNKNOWN_LABEL
+from clip_perception.core.text import PromptEmbeddingCache
+
+DIM = 8
+
+
+def fake_text_encoder():
+    """Deterministic prompt -> unit vector, counting calls (no model needed)."""
+    calls = []
+
+    def encode(prompts):
+        calls.append(list(prompts))
+        out = []
+        for p in prompts:
+            rng = np.random.default_rng(abs(hash(p)) % (2 ** 32))
+            v = rng.normal(size=DIM).astype(np.float32)
+            out.append(v / np.linalg.norm(v))
+        return np.stack(out)
+
+    return encode, calls
+
+
+def spec(**kw):
+    base = dict(labels=["cup", "apple"], prompt_templates=["a photo of a {}."])
+    base.update(kw)
+    return LabelSetSpec.from_values(**base)
+
+
+def label_set(s=None, version=1, cache=None, adapter=None):
+    cache = cache or PromptEmbeddingCache(fake_text_encoder()[0])
+    return build_label_set(s or spec(), cache, 100.0, DIM, version, adapter)
+
+
+# ---- spec validation ------------------------------------------------------------------------
+@pytest.mark.parametrize("kw, parameter, fragment", [
+    (dict(labels=[]), "labels", "empty"),
+    (dict(labels=["cup", "cup"]), "labels", "duplicate"),
+    (dict(labels=["cup", " "]), "labels", "blank"),
+    (dict(top_k=0), "top_k", ">= 1, got 0"),
+    (dict(score_threshold=1.5), "score_threshold", "[0, 1], got 1.5"),
+    (dict(score_threshold=-0.1), "score_threshold", "[0, 1]"),
+    (dict(label_prompts=["pear=a pear"]), "label_prompts", "['pear'] name no label"),
+    (dict(label_prompts=["no separator"]), "label_prompts", "label=prompt"),
+    (dict(prompt_templates=["no placeholder"]), "prompt_templates", "exactly once"),
+    (dict(prompt_templates=[]), "prompt_templates", "empty"),
+    (dict(landmark_templates=["{} and {}"]), "landmark_templates", "exactly once"),
+    (dict(landmarks=["door", "door"]), "landmarks", "duplicate"),
+    (dict(landmark_smoothing=1.0), "landmark_smoothing", "[0, 1)"),
+    (dict(adapter_blend=2.0), "adapter_blend", "got 2.0"),
+    (dict(adapter_blend=-0.5), "adapter_blend", "got -0.5"),
+])
+def test_invalid_spec_names_parameter_and_reason(kw, parameter, fragment):
+    with pytest.raises(SpecError) as info:
+        spec(**kw)
+    assert info.value.parameter == parameter
+    assert fragment in str(info.value)
+
+
+def test_spec_accepts_blend_sentinel_and_empty_landmarks():
+    s = spec(adapter_blend=ADAPTER_BLEND_FROM_FILE, landmarks=[])
+    assert s.landmarks == () and s.adapter_blend == -1.0
+
+
+# ---- label sets ------------------------------------------------------------------------------
+def test_label_set_scores_with_unknown_and_keeps_landmark_order():
+    ls = label_set(spec(landmarks=["a stop sign", "a red door", "a tree"], top_k=2,
+                        score_threshold=0.99))
+    e = ls.classifier.class_embeddings
+    emb = (0.495 * e[0] + 0.505 * e[1])[None]  # between cup and apple, nearer apple
+    emb /= np.linalg.norm(emb)
+    (cls,) = ls.classify(emb)
+    # the best probability is under 0.99: 'unknown' first, then the top-2 with apple best
+    assert [h.label for h in cls.hypotheses] == [UNKNOWN_LABEL, "apple", "cup"]
+    cos = ls.landmark_cosines(emb)
+    assert cos.shape == (1, 3)
+    assert ls.landmarks == ("a stop sign", "a red door", "a tree")
+
+
+def test_label_prompt_override_changes_only_that_label():
+    cache = PromptEmbeddingCache(fake_text_encoder()[0])
+    a = label_set(spec(), cache=cache)
+    b = label_set(spec(label_prompts=["apple=a red apple on a table|an apple"]), cache=cache)
+    np.testing.assert_array_equal(a.classifier.class_embeddings[0],
+                                  b.classifier.class_embeddings[0])
+    assert not np.allclose(a.classifier.class_embeddings[1], b.classifier.class_embeddings[1])
+
+
+def test_rebuild_encodes_only_new_prompts():
+    encode, calls = fake_text_encoder()
+    cache = PromptEmbeddingCache(encode)
+    label_set(spec(), cache=cache)
+    label_set(spec(labels=["cup", "apple", "pear"], top_k=3), cache=cache)
+    assert calls == [["a photo of a cup.", "a photo of a apple."], ["a photo of a pear."]]
+
+
+def _adapter(tmp_path, labels, weights_hash="h" * 64, dim=DIM, blend=0.5, bias=None):
+    rng = np.random.default_rng(0)
+    tensors = {"fc1.weight": rng.normal(size=(4, dim)), "fc1.bias": np.zeros(4),
+               "fc2.weight": np.zeros((dim, 4)), "fc2.bias": np.zeros(dim),
+               "classifier.weight": rng.normal(size=(len(labels), dim)),
+               "classifier.bias": np.asarray(bias if bias is not None else np.zeros(len(labels))),
+               "logit_scale": np.asarray([10.0])}
+    return str(save_adapter(tmp_path / "head.safetensors", tensors,
+                            {"labels": list(labels), "weights_hash": weights_hash,
+                             "model_identifier": "tiny", "blend": blend}))
+
+
+def test_adapter_checked_against_model_and_labels(tmp_path):
+    path = _adapter(tmp_path, ["cup", "apple"])
+    head = load_checked_adapter(path, ["apple", "cup"], lambda: "h" * 64, DIM, "tiny")
+    assert head.labels == ("apple", "cup")  # reordered to the node's label order
+    with pytest.raises(SpecError, match="trained on model 'tiny'"):
+        load_checked_adapter(path, ["cup", "apple"], lambda: "x" * 64, DIM, "other")
+    with pytest.raises(SpecError, match="expects 8-d embeddings, the model gives 16-d"):
+        load_checked_adapter(path, ["cup", "apple"], lambda: "h" * 64, 16, "other")
+    with pytest.raises(SpecError, match=r"trained for labels \['cup', 'apple'\]"):
+        load_checked_adapter(path, ["cup", "pear"], lambda: "h" * 64, DIM, "tiny")
+    with pytest.raises(SpecError, match="not found"):
+        load_checked_adapter(str(tmp_path / "missing.safetensors"), ["cup"], lambda: "h",
+                             DIM, "tiny")
+
+
+def test_adapter_blend_from_file_and_override_change_probabilities(tmp_path):
+    # A head whose bias strongly prefers 'cup' moves probability towards cup in proportion
+    # to the blend.
+    path = _adapter(tmp_path, ["cup", "apple"], blend=0.5, bias=[20.0, 0.0])
+    head = load_checked_adapter(path, ["cup", "apple"], lambda: "h" * 64, DIM, "tiny")
+    cache = PromptEmbeddingCache(fake_text_encoder()[0])
+    plain = label_set(spec(), cache=cache)
+    from_file = label_set(spec(adapter_path=path), cache=cache, adapter=head)
+    full = label_set(spec(adapter_path=path, adapter_blend=1.0), cache=cache, adapter=head)
+    assert from_file.adapter_blend == 0.5 and full.adapter_blend == 1.0
+    emb = plain.classifier.class_embeddings[1:2]  # looks like 'apple' zero-shot
+    p0, p_half, p1 = (s.probabilities(emb)[0, 0] for s in (plain, from_file, full))
+    assert p0 < p_half < p1
+    logits = (0.5 * plain.classifier.logits(emb) + 0.5 * head.head_logits(emb))
+    np.testing.assert_allclose(from_file.probabilities(emb),
+                               np.exp(logits) / np.exp(logits).sum(), rtol=1e-5)
+
+
+def test_manager_swaps_in_background_and_never_mixes_sets():
+    release = threading.Event()
+    cache = PromptEmbeddingCache(fake_text_encoder()[0])
+
+    def slow_build(s, adapter, version):
+        release.wait(5)
+        return build_label_set(s, cache, 100.0, DIM, version, adapter)
+
+    manager = LabelSetManager(slow_build, label_set(cache=cache))
+    try:
+        v = manager.request(spec(labels=["pear", "plum", "fig"], top_k=3))
+        assert v == 2
+        time.sleep(0.05)
+        # still serving the old set while the new one builds
+        assert manager.current.version == 1 and manager.busy
+        old = manager.current
+        release.set()
+        assert manager.wait_for(v, timeout=5)
+        new = manager.current
+        assert new.labels == ("pear", "plum", "fig") and not manager.busy
+        # snapshots are immutable: the old reference still has its own labels and embeddings
+        assert old.labels == ("cup", "apple") and old.classifier.class_embeddings.shape[0] == 2
+    finally:
+        release.set()
+        manager.close()
+
+
+def test_manager_keeps_old_set_when_build_fails():
+    def failing_build(s, adapter, version):
+        raise RuntimeError("text tower exploded")
+
+    manager = LabelSetManager(failing_build, label_set())
+    try:
+        v = manager.request(spec(labels=["pear"]))
+        assert not manager.wait_for(v, timeout=5)
+        assert manager.current.version == 1
+        assert manager.failed_version == v and "text tower exploded" in manager.last_error
+    finally:
+        manager.close()
+
+
+# ---- slots, rate, smoothing ------------------------------------------------------------------
+def test_slots_keep_only_newest_frame_per_camera_and_count_drops():
+    stats = PipelineStats(["a", "b"])
+    slots = LatestFrameSlots(["a", "b"], stats)
+    assert slots.put("a", 1, received=1.0) is False
+    assert slots.put("a", 2, received=2.0) is True
+    slots.put("b", 3, received=1.5)
+    batch = slots.take(max_batch=8, timeout=0)
+    assert [(f.camera, f.payload) for f in batch] == [("b", 3), ("a", 2)]  # oldest first
+    assert slots.take(max_batch=8, timeout=0) == []
+    snap = stats.snapshot()
+    assert (snap.cameras["a"].received, snap.cameras["a"].dropped) == (2, 1)
+    with pytest.raises(KeyError, match="unknown camera 'c'"):
+        slots.put("c", 0)
+
+
+def test_slots_batch_limit_serves_longest_waiting_first():
+    slots = LatestFrameSlots(["a", "b", "c"], PipelineStats(["a", "b", "c"]))
+    for t, cam in enumerate(["c", "a", "b"]):
+        slots.put(cam, t, received=float(t))
+    assert [f.camera for f in slots.take(2, timeout=0)] == ["c", "a"]
+    assert [f.camera for f in slots.take(2, timeout=0)] == ["b"]
+
+
+def test_slots_take_wakes_on_put_and_on_close():
+    slots = LatestFrameSlots(["a"], PipelineStats(["a"]))
+    threading.Timer(0.05, slots.put, args=("a", "x")).start()
+    start = time.monotonic()
+    assert [f.payload for f in slots.take(1, timeout=5)] == ["x"]
+    assert time.monotonic() - start < 2
+    threading.Timer(0.05, slots.close).start()
+    assert slots.take(1, timeout=5) == []
+
+
+def test_rate_limiter():
+    now = [100.0]
+    rate = RateLimiter(0.0, clock=lambda: now[0])
+    rate.started()
+    assert rate.delay() == 0.0  # unlimited
+    rate.max_rate_hz = 4.0
+    assert rate.delay() == pytest.approx(0.25)
+    now[0] += 0.2
+    assert rate.delay() == pytest.approx(0.05)
+    now[0] += 0.1
+    assert rate.delay() == 0.0
+
+
+def test_landmark_smoother_ema_per_camera_and_reset_on_new_landmarks():
+    sm = LandmarkSmoother()
+    k = (("door",), ("{}",))
+    np.testing.assert_allclose(sm.apply("a", k, np.array([1.0]), 0.5), [1.0])
+    np.testing.assert_allclose(sm.apply("a", k, np.array([0.0]), 0.5), [0.5])
+    np.testing.assert_allclose(sm.apply("b", k, np.array([0.2]), 0.5), [0.2])  # own state
+    np.testing.assert_allclose(sm.apply("a", (("tree",), ("{}",)), np.array([0.0]), 0.5), [0.0])
+    np.testing.assert_allclose(sm.apply("a", (("tree",), ("{}",)), np.array([0.4]), 0.0), [0.4])
+
+
+def test_warning_throttle_counts_suppressed():
+    now = [0.0]
+    th = WarningThrottle(5.0, clock=lambda: now[0])
+    assert th.allow("a") and not th.allow("a") and th.allow("b")
+    now[0] = 6.0
+    assert th.allow("a") and th.take_suppressed("a") == 1
+
+
+# ---- the worker ------------------------------------------------------------------------------
+def _worker(published, cameras=("a", "b"), encode=None, max_batch=8, ls=None):
+    stats = PipelineStats(list(cameras))
+    slots = LatestFrameSlots(list(cameras), stats)
+    ls = ls or label_set(spec(landmarks=["a red door", "a tree"]))
+    batches = []
+
+    def default_encode(batch):
+        batches.append(batch.shape[0])
+        emb = np.tile(ls.classifier.class_embeddings[1], (batch.shape[0], 1))
+        return emb
+
+    def decode(camera, payload):
+        if payload == "bad":
+            raise ValueError("unsupported encoding 'yuv422'")
+        return np.full((4, 4, 3), payload, np.uint8)
+
+    worker = PerceptionWorker(
+        slots, stats, lambda: ls, decode, lambda rgb: rgb.astype(np.float32),
+        lambda crops: crops, encode or default_encode, published.extend, max_batch=max_batch)
+    return worker, slots, stats, batches
+
+
+def test_worker_batches_cameras_in_one_encoder_call_and_rejects_bad_frames():
+    published, bad = [], []
+    worker, slots, stats, batches = _worker(published, cameras=("a", "b", "c"))
+    worker._on_bad_frame = lambda camera, reason: bad.append((camera, reason))
+    slots.put("a", 1)
+    slots.put("b", "bad")
+    slots.put("c", 3)
+    results = worker.process(slots.take(8, timeout=0))
+    assert batches == [2]  # a and c together, b rejected before encoding
+    assert [r.frame.camera for r in results] == ["a", "c"] and published == results
+    assert results[0].classification.best.label == "apple"
+    assert [s.label for s in results[0].landmarks] == ["a red door", "a tree"]
+    assert bad == [("b", "unsupported encoding 'yuv422'")]
+    snap = stats.snapshot()
+    assert snap.cameras["b"].rejected == 1 and "yuv422" in snap.cameras["b"].last_error
+    assert snap.cameras["a"].processed == 1 and snap.batches == 1
+    assert snap.stages["encode"].count == 1 and snap.stages["decode"].count == 2
+
+
+def test_worker_survives_encoder_errors_and_counts_them():
+    published, errors = [], []
+
+    def broken(batch):
+        raise RuntimeError("CUDA out of memory")
+
+    worker, slots, stats, _ = _worker(published, encode=broken)
+    worker._on_error = errors.append
+    slots.put("a", 1)
+    assert worker.process(slots.take(8, timeout=0)) == []
+    snap = stats.snapshot()
+    assert snap.errors == 1 and snap.cameras["a"].failed == 1
+    assert "CUDA out of memory" in errors[0]
+
+
+def test_worker_thread_respects_max_batch_and_rate_and_stops():
+    published = []
+    worker, slots, stats, batches = _worker(published, cameras=("a", "b", "c"), max_batch=2)
+    worker.max_rate_hz = 20.0
+    worker.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(batches) < 6:
+            for cam in ("a", "b", "c"):
+                slots.put(cam, 7)
+            time.sleep(0.01)
+        assert len(batches) >= 6 and max(batches) <= 2
+        snap = stats.snapshot()
+        rate = snap.batches / snap.window_seconds
+        assert rate < 20.0 * 1.3, f"{rate:.1f} batches/s with max_rate_hz=20"
+    finally:
+        worker.stop()
+    assert not worker._thread.is_alive()
+
+
+def test_worker_uses_one_label_set_per_batch():
+    """A swap between two batches shows up only in the next batch, never inside one."""
+    cache = PromptEmbeddingCache(fake_text_encoder()[0])
+    sets = [label_set(spec(), 1, cache), label_set(spec(labels=["pear", "fig"]), 2, cache)]
+    reads = []
+
+    def current():
+        reads.append(1)
+        return sets[len(reads) - 1] if len(reads) <= 2 else sets[-1]
+
+    published = []
+    worker, slots, stats, _ = _worker(published, cameras=("a", "b"))
+    worker._label_sets = current
+    for expected in ((1, {"cup", "apple"}), (2, {"pear", "fig"})):
+        slots.put("a", 1)
+        slots.put("b", 2)
+        results = worker.process(slots.take(8, timeout=0))
+        assert {r.label_set_version for r in results} == {expected[0]}
+        for r in results:
+            assert {h.label for h in r.classification.hypotheses} <= expected[1] | {"unknown"}
+
