@@ -58,16 +58,33 @@ def video_frames(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, str]]:
         cap.release()
 
 
-def bag_frames(path: str | os.PathLike, topic: Optional[str] = None
-               ) -> Iterator[tuple[np.ndarray, str]]:
-    """Images of ``topic`` (default: the only image topic) in record order."""
+def open_bag(path: str | os.PathLike):
+    """A rosbags ``AnyReader`` (not yet opened) for a rosbag2 folder or a ROS 1 ``.bag`` file."""
     from rosbags.highlevel import AnyReader
     from rosbags.typesys import Stores, get_typestore
 
     path = Path(os.path.expanduser(str(path)))
     if not path.exists():
         raise FrameSourceError(f"bag not found: {path}")
-    with AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED)) as reader:
+    if path.is_file() and path.suffix != ".bag":
+        raise FrameSourceError(f"bag {path}: expected a rosbag2 folder (with metadata.yaml) or a "
+                               f"ROS 1 .bag file, got a '{path.suffix}' file")
+    # Bags normally embed their message definitions; the typestore only serves bags without.
+    return AnyReader([path], default_typestore=get_typestore(Stores.ROS2_KILTED))
+
+
+def bag_image_to_rgb(msg, msgtype: str) -> np.ndarray:
+    """A deserialised Image or CompressedImage from a bag -> RGB (raises FrameDecodeError)."""
+    if msgtype.endswith("CompressedImage"):
+        return compressed_to_rgb(msg.format, msg.data)
+    return raw_to_rgb(msg.encoding, int(msg.height), int(msg.width), int(msg.step), msg.data,
+                      bool(msg.is_bigendian))
+
+
+def bag_frames(path: str | os.PathLike, topic: Optional[str] = None
+               ) -> Iterator[tuple[np.ndarray, str]]:
+    """Images of ``topic`` (default: the only image topic) in record order."""
+    with open_bag(path) as reader:
         images = {name: info.msgtype for name, info in reader.topics.items()
                   if info.msgtype in BAG_IMAGE_TYPES}
         if topic is None:
@@ -80,13 +97,8 @@ def bag_frames(path: str | os.PathLike, topic: Optional[str] = None
                                    f"{sorted(images) or '(none)'}")
         connections = [c for c in reader.connections if c.topic == topic]
         for index, (conn, _, raw) in enumerate(reader.messages(connections=connections)):
-            msg = reader.deserialize(raw, conn.msgtype)
             try:
-                if conn.msgtype.endswith("CompressedImage"):
-                    rgb = compressed_to_rgb(msg.format, msg.data)
-                else:
-                    rgb = raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data,
-                                     bool(msg.is_bigendian))
+                rgb = bag_image_to_rgb(reader.deserialize(raw, conn.msgtype), conn.msgtype)
             except FrameDecodeError as exc:
                 raise FrameSourceError(f"bag {path}, {topic} message {index}: {exc}") from exc
             yield rgb, f"{topic}#{index}"

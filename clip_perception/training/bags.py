@@ -9,33 +9,26 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..core.image_decode import FrameDecodeError, compressed_to_rgb, raw_to_rgb
+from ..core.frame_sources import (BAG_IMAGE_TYPES as IMAGE_TYPES, FrameSourceError,
+                                  bag_image_to_rgb, open_bag)
+from ..core.image_decode import FrameDecodeError
 from .data import Candidate, Frame, ReadStats, TrainingInputError
 from .labels import IntervalLabels, LabelTrack, bag_name
 
 logger = logging.getLogger(__name__)
 
-IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 STRING_TYPE = "std_msgs/msg/String"
 
 
 def _open(path: str | os.PathLike):
-    from rosbags.highlevel import AnyReader
-    from rosbags.typesys import Stores, get_typestore
-
-    p = Path(os.path.expanduser(str(path)))
-    if not p.exists():
-        raise TrainingInputError(f"bag not found: {p}")
-    if p.is_file() and p.suffix != ".bag":
-        raise TrainingInputError(f"bag {p}: expected a rosbag2 folder (with metadata.yaml) or a "
-                                 f"ROS 1 .bag file, got a '{p.suffix}' file")
-    # Bags normally embed their message definitions; the typestore only serves bags without.
-    return AnyReader([p], default_typestore=get_typestore(Stores.ROS2_KILTED))
+    try:
+        return open_bag(path)
+    except FrameSourceError as exc:
+        raise TrainingInputError(str(exc)) from exc
 
 
 def _describe_topics(reader) -> str:
@@ -98,13 +91,6 @@ def scan_bag(path: str | os.PathLike, topics: Sequence[str], *,
     return out
 
 
-def _decode(msg, msgtype: str) -> np.ndarray:
-    if msgtype.endswith("CompressedImage"):
-        return compressed_to_rgb(msg.format, msg.data)
-    return raw_to_rgb(msg.encoding, int(msg.height), int(msg.width), int(msg.step), msg.data,
-                      bool(msg.is_bigendian))
-
-
 def decode_bag(path: str | os.PathLike, selected: Iterable[Candidate],
                prepare: Callable[[np.ndarray], np.ndarray], *, stats: ReadStats | None = None,
                progress=None) -> list[Frame]:
@@ -126,7 +112,7 @@ def decode_bag(path: str | os.PathLike, selected: Iterable[Candidate],
                 continue
             try:
                 msg = reader.deserialize(raw, conn.msgtype)
-                rgb = _decode(msg, conn.msgtype)
+                rgb = bag_image_to_rgb(msg, conn.msgtype)
                 crop = prepare(rgb)
             except FrameDecodeError as exc:
                 stats.add_corrupt(f"{path} {conn.topic} @{t}", str(exc))
