@@ -1,35 +1,231 @@
 """Image backends behind one interface: ``encode_images(batch) -> (N, D)`` float32, L2-normed.
 
 Heavy imports (onnxruntime, tensorrt) happen inside the backend that needs them.
+
+``create_image_encoder(backend="auto")`` tries tensorrt -> onnxruntime -> torch, logs why each
+earlier candidate was skipped and records it on ``encoder.selection`` (a BackendSelection) for
+diagnostics. When TensorRT is usable, the engine is built/loaded in the background while the
+next backend serves (SwappingImageEncoder).
 """
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
+
 from .base import (ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable, ImageEncoder,
                    check_batch)
+from .swapping import SwappingImageEncoder, SwapStatus
 
-BACKENDS = ("torch", "onnxruntime")
+logger = logging.getLogger(__name__)
 
-
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 PRECISIONS = ("fp32", "fp16", "int8")
+DEVICES = ("cpu", "cuda")
 
 
-def create_image_encoder(clip, backend: str = "torch", precision: str = "fp32",
+@dataclass(frozen=True)
+class BackendAttempt:
+    backend: str
+    precision: str
+    device: str
+    outcome: str   # chosen | skipped | refused | failed | building | serving until swap
+    reason: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.backend} {self.precision} on {self.device}: {self.outcome}"
+        return f"{text} ({self.reason})" if self.reason else text
+
+
+@dataclass
+class BackendSelection:
+    """What create_image_encoder tried, in order, and why; attached as ``encoder.selection``."""
+
+    requested: str
+    precision: str
+    device: str
+    attempts: list = field(default_factory=list)
+
+    @property
+    def skipped(self) -> list:
+        return [a for a in self.attempts if a.outcome in ("skipped", "refused")]
+
+    def summary(self) -> str:
+        return "; ".join(str(a) for a in self.attempts)
+
+    def add(self, backend, precision, device, outcome, reason="") -> None:
+        attempt = BackendAttempt(backend, precision, device, outcome, reason)
+        self.attempts.append(attempt)
+        # A refusal or failure is worth a warning; a skip for a missing library/GPU is not.
+        log = logger.warning if outcome in ("refused", "failed") else logger.info
+        log("image backend (%s requested): %s", self.requested, attempt)
+
+
+def _validate(backend, precision, device, max_batch) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend '{backend}'; expected one of {BACKENDS}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision '{precision}'; expected one of {PRECISIONS}")
+    if device not in DEVICES:
+        raise ValueError(f"unknown device '{device}'; expected one of {DEVICES}")
+    if not isinstance(max_batch, int) or max_batch < 1:
+        raise ValueError(f"max_batch must be an integer >= 1, got {max_batch!r}")
+
+
+def create_image_encoder(clip, backend: str = "auto", precision: str = "fp32",
                          device: str = "cpu", cache_dir=None, threads: int = 0,
-                         max_batch: int = 8) -> ImageEncoder:
-    """Build the named backend for ``clip``; an unknown or unavailable one is an error."""
-    if precision != "fp32":
-        raise BackendUnavailable(f"precision '{precision}' is not supported by backend '{backend}'")
-    if backend == "torch":
-        from .torch_backend import TorchImageEncoder
+                         max_batch: int = 8, *, background_build: bool = True,
+                         reference=None) -> ImageEncoder:
+    """Build an image encoder for ``clip``.
 
-        return TorchImageEncoder(clip)
+    Explicit backends either deliver exactly what was asked or raise BackendUnavailable naming
+    what is missing. ``auto`` tries tensorrt (device 'cuda', TensorRT importable, CUDA present;
+    int8 falls to fp16 there) -> onnxruntime (CUDA EP on 'cuda' if present, else CPU; a
+    precision it cannot deliver or a refused int8 model falls to fp32) -> torch fp32, and
+    logs/records every skip. With ``background_build`` the TensorRT engine is built while the
+    next backend serves; otherwise ``auto`` waits for it.
+    ``threads``: onnxruntime intra-op threads, 0 = every core this process may use.
+    """
+    _validate(backend, precision, device, max_batch)
+    from .verify import TorchReference
+
+    reference = reference or TorchReference(clip)
+    selection = BackendSelection(backend, precision, device)
+    if backend == "auto":
+        encoder = _auto(clip, precision, device, cache_dir, threads, max_batch, selection,
+                        reference, background_build)
+    else:
+        encoder = _explicit(clip, backend, precision, device, cache_dir, threads, max_batch,
+                            reference)
+        selection.add(backend, precision, encoder.device, "chosen")
+    encoder.selection = selection
+    return encoder
+
+
+def _explicit(clip, backend, precision, device, cache_dir, threads, max_batch, reference):
+    if backend == "torch":
+        return _torch_encoder(clip, precision, device)
     if backend == "onnxruntime":
         from .onnxruntime_backend import OnnxRuntimeImageEncoder
 
         return OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=cache_dir, device=device,
-                                                 threads=threads)
-    raise ValueError(f"unknown backend '{backend}'; expected one of {BACKENDS}")
+                                                 threads=threads, precision=precision,
+                                                 reference=reference)
+    if device != "cuda":
+        raise BackendUnavailable(f"backend 'tensorrt' needs device 'cuda', got '{device}'")
+    from .tensorrt_backend import load_or_build_engine
+
+    return load_or_build_engine(clip, precision, max_batch, cache_dir, reference).value
 
 
-__all__ = ["ONNX_INPUT_NAME", "ONNX_OUTPUT_NAME", "BACKENDS", "PRECISIONS", "BackendUnavailable",
-           "ImageEncoder", "check_batch", "create_image_encoder"]
+def _torch_encoder(clip, precision, device):
+    from .torch_backend import TorchImageEncoder
+
+    if precision != "fp32":
+        raise BackendUnavailable(f"precision '{precision}' is not supported by the torch "
+                                 "backend; expected 'fp32'")
+    if not str(clip.device).startswith(device):
+        raise BackendUnavailable(f"the torch backend runs where the model was loaded "
+                                 f"('{clip.device}'), but device '{device}' was requested; "
+                                 f"load the model with device='{device}'")
+    return TorchImageEncoder(clip)
+
+
+def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, reference,
+          background_build):
+    trt_precision = None
+    if device != "cuda":
+        selection.add("tensorrt", precision, device, "skipped",
+                      f"device is '{device}'; tensorrt needs device 'cuda'")
+    else:
+        from .tensorrt_backend import TRT_PRECISIONS, check_precision, tensorrt_available
+
+        ok, why = tensorrt_available()
+        trt_precision = precision if precision in TRT_PRECISIONS else "fp16"
+        if ok:
+            try:
+                import tensorrt
+
+                check_precision(trt_precision, tensorrt)
+            except BackendUnavailable as exc:
+                ok, why = False, str(exc)
+        if not ok:
+            selection.add("tensorrt", trt_precision, device, "skipped", why)
+            trt_precision = None
+        elif trt_precision != precision:
+            logger.info("tensorrt has no %s path; auto uses fp16 there", precision)
+
+    if trt_precision is not None and not background_build:
+        from .tensorrt_backend import load_or_build_engine
+
+        try:
+            enc = load_or_build_engine(clip, trt_precision, max_batch, cache_dir, reference).value
+            selection.add("tensorrt", trt_precision, "cuda", "chosen")
+            return enc
+        except BackendUnavailable as exc:
+            selection.add("tensorrt", trt_precision, "cuda", "refused", str(exc))
+            trt_precision = None
+
+    fallback = _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection,
+                                reference)
+    if trt_precision is None:
+        return fallback
+
+    from .tensorrt_backend import load_or_build_engine
+
+    target = f"tensorrt ({trt_precision}, cuda)"
+
+    def build():
+        return load_or_build_engine(clip, trt_precision, max_batch, cache_dir, reference).value
+
+    # The fallback was recorded as "chosen"; relabel it: it serves until the engine is ready.
+    last = selection.attempts.pop()
+    selection.add(last.backend, last.precision, last.device, "serving until swap",
+                  f"{target} is built/loaded and verified in the background")
+    selection.add("tensorrt", trt_precision, "cuda", "building",
+                  "see encoder.status() for building/ready/refused")
+    return SwappingImageEncoder(fallback, build, target)
+
+
+def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, reference):
+    from .onnxruntime_backend import (ORT_CPU_PRECISIONS, ORT_CUDA_PRECISIONS,
+                                      OnnxRuntimeImageEncoder, cuda_provider_available)
+
+    ort_device = device
+    if device == "cuda" and not cuda_provider_available():
+        selection.add("onnxruntime", precision, "cuda", "skipped",
+                      "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu); "
+                      "trying onnxruntime on cpu")
+        ort_device = "cpu"
+    supported = ORT_CUDA_PRECISIONS if ort_device == "cuda" else ORT_CPU_PRECISIONS
+    candidates = [precision] if precision in supported else []
+    if precision not in supported:
+        selection.add("onnxruntime", precision, ort_device, "skipped",
+                      f"onnxruntime on {ort_device} supports {supported}; trying fp32")
+    if "fp32" not in candidates:
+        candidates.append("fp32")
+    for p in candidates:
+        try:
+            enc = OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=cache_dir, device=ort_device,
+                                                    threads=threads, precision=p,
+                                                    reference=reference)
+        except BackendUnavailable as exc:
+            from .engine_cache import ArtifactRefused
+
+            outcome = "refused" if isinstance(exc, ArtifactRefused) else "skipped"
+            selection.add("onnxruntime", p, ort_device, outcome, str(exc))
+            continue
+        except Exception as exc:  # e.g. export failed: recorded and logged as a warning
+            selection.add("onnxruntime", p, ort_device, "failed", f"{type(exc).__name__}: {exc}")
+            continue
+        selection.add("onnxruntime", p, enc.device, "chosen")
+        return enc
+    torch_device = "cuda" if str(clip.device).startswith("cuda") else "cpu"
+    enc = _torch_encoder(clip, "fp32", torch_device)
+    reason = "" if precision == "fp32" else f"torch runs fp32 only ({precision} requested)"
+    selection.add("torch", "fp32", torch_device, "chosen", reason)
+    return enc
+
+
+__all__ = ["ONNX_INPUT_NAME", "ONNX_OUTPUT_NAME", "BACKENDS", "PRECISIONS", "DEVICES",
+           "BackendAttempt", "BackendSelection", "BackendUnavailable", "ImageEncoder",
+           "SwapStatus", "SwappingImageEncoder", "check_batch", "create_image_encoder"]
