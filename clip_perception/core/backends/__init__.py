@@ -112,9 +112,11 @@ def _explicit(clip, backend, precision, device, cache_dir, threads, max_batch, r
                                                  reference=reference)
     if device != "cuda":
         raise BackendUnavailable(f"backend 'tensorrt' needs device 'cuda', got '{device}'")
-    from .tensorrt_backend import load_or_build_engine
+    from . import tensorrt_backend
 
-    return load_or_build_engine(clip, precision, max_batch, cache_dir, reference).value
+    tensorrt_backend.preflight(precision)
+    return tensorrt_backend.load_or_build_engine(clip, precision, max_batch, cache_dir,
+                                                 reference).value
 
 
 def _torch_encoder(clip, precision, device):
@@ -137,28 +139,23 @@ def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, ref
         selection.add("tensorrt", precision, device, "skipped",
                       f"device is '{device}'; tensorrt needs device 'cuda'")
     else:
-        from .tensorrt_backend import TRT_PRECISIONS, check_precision, tensorrt_available
+        from . import tensorrt_backend
 
-        ok, why = tensorrt_available()
-        trt_precision = precision if precision in TRT_PRECISIONS else "fp16"
-        if ok:
-            try:
-                import tensorrt
-
-                check_precision(trt_precision, tensorrt)
-            except BackendUnavailable as exc:
-                ok, why = False, str(exc)
+        trt_precision = precision if precision in tensorrt_backend.TRT_PRECISIONS else "fp16"
+        if trt_precision != precision:
+            selection.add("tensorrt", precision, device, "skipped",
+                          f"tensorrt has no {precision} path (needs calibration); trying fp16")
+        ok, why = tensorrt_backend.tensorrt_available(trt_precision)
         if not ok:
             selection.add("tensorrt", trt_precision, device, "skipped", why)
             trt_precision = None
-        elif trt_precision != precision:
-            logger.info("tensorrt has no %s path; auto uses fp16 there", precision)
 
     if trt_precision is not None and not background_build:
-        from .tensorrt_backend import load_or_build_engine
+        from . import tensorrt_backend
 
         try:
-            enc = load_or_build_engine(clip, trt_precision, max_batch, cache_dir, reference).value
+            enc = tensorrt_backend.load_or_build_engine(clip, trt_precision, max_batch,
+                                                        cache_dir, reference).value
             selection.add("tensorrt", trt_precision, "cuda", "chosen")
             return enc
         except BackendUnavailable as exc:
@@ -170,12 +167,13 @@ def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, ref
     if trt_precision is None:
         return fallback
 
-    from .tensorrt_backend import load_or_build_engine
+    from . import tensorrt_backend
 
     target = f"tensorrt ({trt_precision}, cuda)"
 
     def build():
-        return load_or_build_engine(clip, trt_precision, max_batch, cache_dir, reference).value
+        return tensorrt_backend.load_or_build_engine(clip, trt_precision, max_batch, cache_dir,
+                                                     reference).value
 
     # The fallback was recorded as "chosen"; relabel it: it serves until the engine is ready.
     last = selection.attempts.pop()
@@ -191,7 +189,14 @@ def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, ref
                                       OnnxRuntimeImageEncoder, cuda_provider_available)
 
     ort_device = device
+    torch_on_cuda = str(clip.device).startswith("cuda")
     if device == "cuda" and not cuda_provider_available():
+        if torch_on_cuda:
+            # torch on a GPU beats onnxruntime on the CPU by far.
+            selection.add("onnxruntime", precision, "cuda", "skipped",
+                          "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu); "
+                          "torch on cuda is faster than onnxruntime on cpu")
+            return _auto_torch(clip, precision, selection)
         selection.add("onnxruntime", precision, "cuda", "skipped",
                       "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu); "
                       "trying onnxruntime on cpu")
@@ -219,6 +224,10 @@ def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, ref
             continue
         selection.add("onnxruntime", p, enc.device, "chosen")
         return enc
+    return _auto_torch(clip, precision, selection)
+
+
+def _auto_torch(clip, precision, selection):
     torch_device = "cuda" if str(clip.device).startswith("cuda") else "cpu"
     enc = _torch_encoder(clip, "fp32", torch_device)
     reason = "" if precision == "fp32" else f"torch runs fp32 only ({precision} requested)"

@@ -51,14 +51,20 @@ def cuda_device_name() -> str:
     return f"{torch.cuda.get_device_name(index)} sm_{major}{minor}"
 
 
-def tensorrt_available() -> tuple[bool, str]:
-    """(usable, reason when not): TensorRT importable and a CUDA device present."""
+def preflight(precision: str) -> str:
+    """Raise BackendUnavailable unless an engine of ``precision`` can be built here; returns
+    'tensorrt <version> on <GPU> sm_XY'."""
+    trt = import_tensorrt()
+    check_precision(precision, trt)
+    return f"tensorrt {trt.__version__} on {cuda_device_name()}"
+
+
+def tensorrt_available(precision: str = "fp16") -> tuple[bool, str]:
+    """(usable, description or reason): TensorRT importable, precision buildable, CUDA present."""
     try:
-        trt = import_tensorrt()
-        device = cuda_device_name()
+        return True, preflight(precision)
     except BackendUnavailable as exc:
         return False, str(exc)
-    return True, f"tensorrt {trt.__version__} on {device}"
 
 
 def check_precision(precision: str, trt=None) -> None:
