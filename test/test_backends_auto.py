@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from clip_perception.core.backends import (BackendUnavailable, SwappingImageEncoder,
-                                           create_image_encoder)
+                                           create_image_encoder, encoder_diagnostics)
 from clip_perception.core.backends import onnxruntime_backend as ortb
 from clip_perception.core.backends import tensorrt_backend as trtb
 from clip_perception.core.backends.engine_cache import CachedArtifact
@@ -43,6 +43,9 @@ def test_auto_on_cpu_picks_onnxruntime_and_logs_the_tensorrt_skip(clip, cache, c
     assert "tensorrt fp32 on cpu: skipped" in caplog.text
     assert "onnxruntime fp32 on cpu: chosen" in caplog.text
     assert "onnxruntime (fp32, cpu" in enc.describe()
+    diag = encoder_diagnostics(enc)
+    assert diag["backend requested"] == "auto (fp32, cpu)"
+    assert "needs device 'cuda'" in diag["skipped 1"] and "engine build" not in diag
     x = np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)
     ref = TorchImageEncoder(clip).encode_images(x)
     assert (enc.encode_images(x) * ref).sum(1).min() > 0.9999
@@ -124,6 +127,9 @@ def test_auto_with_tensorrt_refused_keeps_serving_and_reports(clip, cache, monke
                                cache_dir=cache, reference=reference)
     assert enc.wait(30) == "refused" and "0.95" in enc.status().reason
     assert enc.name == "onnxruntime"
+    diag = encoder_diagnostics(enc)
+    assert diag["engine build"].startswith("refused: ") and "0.95" in diag["engine build"]
+    assert "tensorrt (fp16, cuda) refused" in diag["image backend"]
     enc.close()
 
 

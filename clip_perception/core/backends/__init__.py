@@ -60,6 +60,23 @@ class BackendSelection:
         log("image backend (%s requested): %s", self.requested, attempt)
 
 
+def encoder_diagnostics(encoder: ImageEncoder) -> dict:
+    """Key/value strings for a DiagnosticStatus: what serves, what was skipped and why, and the
+    background engine build state when there is one."""
+    out = {"image backend": encoder.describe()}
+    selection = getattr(encoder, "selection", None)
+    if selection is not None:
+        out["backend requested"] = f"{selection.requested} ({selection.precision}, {selection.device})"
+        for i, attempt in enumerate(selection.skipped):
+            out[f"skipped {i + 1}"] = str(attempt)
+    status = getattr(encoder, "status", None)
+    if callable(status):
+        s = status()
+        out["engine build"] = s.state if not s.reason else f"{s.state}: {s.reason}"
+        out["engine build seconds"] = f"{s.seconds:.1f}"
+    return out
+
+
 def _validate(backend, precision, device, max_batch) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend '{backend}'; expected one of {BACKENDS}")
@@ -237,4 +254,5 @@ def _auto_torch(clip, precision, selection):
 
 __all__ = ["ONNX_INPUT_NAME", "ONNX_OUTPUT_NAME", "BACKENDS", "PRECISIONS", "DEVICES",
            "BackendAttempt", "BackendSelection", "BackendUnavailable", "ImageEncoder",
-           "SwapStatus", "SwappingImageEncoder", "check_batch", "create_image_encoder"]
+           "SwapStatus", "SwappingImageEncoder", "check_batch", "create_image_encoder",
+           "encoder_diagnostics"]

@@ -6,6 +6,7 @@ the torch fp32 reference on the same deterministic batch; below the threshold it
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,26 +88,33 @@ def verify_encoder(encoder, inputs: np.ndarray, reference: np.ndarray,
 
 
 class TorchReference:
-    """Torch fp32 embeddings of the fixed inputs, computed once per model and reused."""
+    """Torch fp32 embeddings of the fixed inputs, computed once per model and reused.
+
+    Thread-safe: a background engine build and the caller may both ask for it.
+    """
 
     def __init__(self, clip):
         self.clip = clip
         self._inputs = None
         self._embeddings = None
+        self._lock = threading.Lock()
 
     @property
     def inputs(self) -> np.ndarray:
-        if self._inputs is None:
-            self._inputs = clip_verification_inputs(self.clip)
-        return self._inputs
+        with self._lock:
+            if self._inputs is None:
+                self._inputs = clip_verification_inputs(self.clip)
+            return self._inputs
 
     @property
     def embeddings(self) -> np.ndarray:
-        if self._embeddings is None:
-            from .torch_backend import TorchImageEncoder
+        inputs = self.inputs
+        with self._lock:
+            if self._embeddings is None:
+                from .torch_backend import TorchImageEncoder
 
-            self._embeddings = TorchImageEncoder(self.clip).encode_images(self.inputs)
-        return self._embeddings
+                self._embeddings = TorchImageEncoder(self.clip).encode_images(inputs)
+            return self._embeddings
 
     def verify(self, encoder, threshold: float = DEFAULT_MIN_COSINE) -> Verification:
         return verify_encoder(encoder, self.inputs, self.embeddings, threshold)
