@@ -69,6 +69,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median reported)")
     ap.add_argument("--variants", action=argparse.BooleanOptionalAction, default=True,
                     help="also measure alternatives we tried (spinning, u8 int8)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="threads for torch and onnxruntime (0: library defaults = all cores); "
+                         "1 makes ratios robust to other processes on a shared machine")
     ap.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -82,6 +85,8 @@ def main(argv=None) -> int:
     setup = [f"model write+load {time.perf_counter() - t0:.1f} s"]
     import torch
 
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     prep = Preprocessor(clip.preprocess)
     frames = synthetic_frames(max(BATCHES))
     inputs = {b: prep(frames[:b]) for b in BATCHES}
@@ -90,11 +95,11 @@ def main(argv=None) -> int:
     encoders: dict[str, object] = {"torch eager fp32": TorchImageEncoder(clip)}
     t0 = time.perf_counter()
     encoders["onnxruntime fp32 (default CPU path)"] = create_image_encoder(
-        clip, "onnxruntime", "fp32", cache_dir=cache)
+        clip, "onnxruntime", "fp32", cache_dir=cache, threads=args.threads)
     setup.append(f"ONNX export {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
     int8 = ortb.load_or_quantize_int8(clip, ortb.image_onnx_path(clip, cache), cache,
-                                      reference=reference)
+                                      threads=args.threads, reference=reference)
     encoders["onnxruntime int8 (s8, per-channel, reduce_range)"] = int8.value
     setup.append(f"int8 quantise+verify {time.perf_counter() - t0:.1f} s "
                  f"(cosine {int8.verification.min_cosine:.5f})")
@@ -102,7 +107,7 @@ def main(argv=None) -> int:
     if args.variants:
         fp32_path = ortb.image_onnx_path(clip, cache)
         encoders["onnxruntime fp32, spinning on"] = ortb.OnnxRuntimeImageEncoder(
-            fp32_path, clip.image_size, spinning=True)
+            fp32_path, clip.image_size, threads=args.threads, spinning=True)
         for label, options in [
                 ("onnxruntime int8 (u8 weights)", (("weight_type", "QUInt8"), ("per_channel", False),
                                                    ("reduce_range", False),
@@ -113,7 +118,8 @@ def main(argv=None) -> int:
                                                             ("op_types_to_quantize", ("MatMul",))))]:
             out = cache / f"variant_{abs(hash(options))}.onnx"
             ortb.quantize_int8(fp32_path, out, options)
-            encoders[label] = ortb.OnnxRuntimeImageEncoder(out, clip.image_size, precision="int8")
+            encoders[label] = ortb.OnnxRuntimeImageEncoder(out, clip.image_size, threads=args.threads,
+                                                           precision="int8")
     trt_ok, trt_why = trtb.tensorrt_available("fp16")
     if trt_ok:
         t0 = time.perf_counter()
@@ -154,7 +160,8 @@ def main(argv=None) -> int:
 
     # label change: 140 prompts into a cold prompt cache, torch (trimmed) vs onnxruntime
     text = {"torch (trimmed context)": TorchTextEncoder(clip),
-            "onnxruntime (trimmed context)": OnnxRuntimeTextEncoder(clip, cache)}
+            "onnxruntime (trimmed context)": OnnxRuntimeTextEncoder(clip, cache,
+                                                                    threads=args.threads)}
     for enc in text.values():
         enc.encode(["warm up"])
     label_s = {n: [] for n in text}
@@ -168,7 +175,8 @@ def main(argv=None) -> int:
     med = statistics.median
     lines = [f"Random ViT-B-32, 640x480 frames, {torch.get_num_threads()} torch threads, "
              f"onnxruntime {ortb.import_onnxruntime().__version__} with "
-             f"{ortb.cpu_count()} intra-op threads; median of {args.rounds} interleaved rounds.",
+             f"{encoders[default].threads} intra-op threads; median of {args.rounds} "
+             "interleaved rounds.",
              "", "| backend | batch | images/s | ms/image | vs torch eager | min cosine to torch |",
              "|---|---|---|---|---|---|"]
     for name in encoders:

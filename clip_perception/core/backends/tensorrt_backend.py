@@ -82,8 +82,12 @@ def check_precision(precision: str, trt=None) -> None:
 # Layers that overflow or lose too much in fp16 in a CLIP ViT: LayerNorm (variance of
 # activations in the hundreds), softmax, and the reductions of the final L2 normalisation.
 def _keep_fp32(trt, layer) -> bool:
-    return layer.type in (trt.LayerType.NORMALIZATION, trt.LayerType.SOFTMAX,
-                          trt.LayerType.REDUCE)
+    if layer.type not in (trt.LayerType.NORMALIZATION, trt.LayerType.SOFTMAX,
+                          trt.LayerType.REDUCE):
+        return False
+    # Shape arithmetic (int32/int64 tensors) must keep its own type.
+    return all(layer.get_output(j).dtype in (trt.float32, trt.float16)
+               for j in range(layer.num_outputs))
 
 
 def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, precision: str,
@@ -174,7 +178,9 @@ class TensorRTImageEncoder(ImageEncoder):
             x = torch.from_numpy(chunk).to("cuda", non_blocking=False)
             out = torch.empty((chunk.shape[0], self.embed_dim), dtype=self._out_dtype,
                               device="cuda")
-            self.context.set_input_shape(ONNX_INPUT_NAME, tuple(x.shape))
+            if not self.context.set_input_shape(ONNX_INPUT_NAME, tuple(x.shape)):
+                raise ValueError(f"input shape {tuple(x.shape)} is outside the engine's "
+                                 f"profile (batch 1..{self.max_batch})")
             self.context.set_tensor_address(ONNX_INPUT_NAME, x.data_ptr())
             self.context.set_tensor_address(ONNX_OUTPUT_NAME, out.data_ptr())
             stream = torch.cuda.current_stream()
