@@ -42,9 +42,10 @@ def test_auto_on_cpu_picks_onnxruntime_and_logs_the_tensorrt_skip(clip, cache, c
     assert "needs device 'cuda'" in enc.selection.skipped[0].reason
     assert "tensorrt fp32 on cpu: skipped" in caplog.text
     assert "onnxruntime fp32 on cpu: chosen" in caplog.text
-    assert "onnxruntime (fp32, cpu" in enc.describe()
+    assert enc.describe() == "onnxruntime (fp32, cpu)"
     diag = encoder_diagnostics(enc)
     assert diag["backend requested"] == "auto (fp32, cpu)"
+    assert diag["image backend threads"] == str(enc.threads)
     assert "needs device 'cuda'" in diag["skipped 1"] and "engine build" not in diag
     x = np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)
     ref = TorchImageEncoder(clip).encode_images(x)

@@ -1,5 +1,4 @@
 """ONNX Runtime text tower: same embeddings as the trimmed torch encoder, any batch/length."""
-import numpy as np
 import pytest
 
 from clip_perception.core.backends import BackendUnavailable

@@ -64,9 +64,13 @@ def encoder_diagnostics(encoder: ImageEncoder) -> dict:
     """Key/value strings for a DiagnosticStatus: what serves, what was skipped and why, and the
     background engine build state when there is one."""
     out = {"image backend": encoder.describe()}
+    threads = getattr(getattr(encoder, "_current", encoder), "threads", None)
+    if threads:
+        out["image backend threads"] = str(threads)
     selection = getattr(encoder, "selection", None)
     if selection is not None:
-        out["backend requested"] = f"{selection.requested} ({selection.precision}, {selection.device})"
+        out["backend requested"] = (f"{selection.requested} ({selection.precision}, "
+                                    f"{selection.device})")
         for i, attempt in enumerate(selection.skipped):
             out[f"skipped {i + 1}"] = str(attempt)
     status = getattr(encoder, "status", None)

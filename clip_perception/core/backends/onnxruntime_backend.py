@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -140,9 +139,6 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
         batch = check_batch(batch, self.image_size)
         (out,) = self.session.run([ONNX_OUTPUT_NAME], {ONNX_INPUT_NAME: batch})
         return np.asarray(out, dtype=np.float32)
-
-    def describe(self) -> str:
-        return f"{self.name} ({self.precision}, {self.device}, {self.threads} threads)"
 
     def close(self) -> None:
         self.session = None

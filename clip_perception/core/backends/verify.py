@@ -56,7 +56,8 @@ def clip_verification_inputs(clip) -> np.ndarray:
 
 
 def compare_embeddings(candidate: np.ndarray, reference: np.ndarray,
-                       threshold: float = DEFAULT_MIN_COSINE, what: str = "candidate") -> Verification:
+                       threshold: float = DEFAULT_MIN_COSINE,
+                       what: str = "candidate") -> Verification:
     """Row-wise cosine between two (N, D) embedding sets; ok when every row >= threshold."""
     candidate = np.asarray(candidate, np.float32)
     reference = np.asarray(reference, np.float32)
