@@ -146,7 +146,9 @@ class TensorRTImageEncoder(ImageEncoder):
         self.precision = precision
         self.device = "cuda"
         self.engine_path = Path(engine_path)
-        self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        # TensorRT requires the logger to outlive the runtime and engine: keep references.
+        self._trt_logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._trt_logger)
         self.engine = self._runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self.engine is None:  # corrupt file, or built by another TensorRT version / GPU
             raise RuntimeError(f"TensorRT could not deserialize {self.engine_path}")
