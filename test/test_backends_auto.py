@@ -101,18 +101,19 @@ def test_auto_with_tensorrt_usable_serves_onnxruntime_then_swaps(clip, cache, mo
                                                                  reference):
     built = []
 
-    def fake_engine(clip_, precision, max_batch, cache_dir, reference_):
-        built.append((precision, max_batch))
+    def fake_engine(clip_, precision, max_batch, cache_dir, reference_, device):
+        built.append((precision, max_batch, device))
         enc = TorchImageEncoder(clip_)
         enc.name, enc.precision = "tensorrt", precision
         return CachedArtifact(enc, cache_dir, None, True, None)
 
-    monkeypatch.setattr(trtb, "tensorrt_available", lambda p="fp16": (True, "fake trt"))
+    monkeypatch.setattr(trtb, "tensorrt_available", lambda *a, **kw: (True, "fake trt"))
     monkeypatch.setattr(trtb, "load_or_build_engine", fake_engine)
-    enc = create_image_encoder(clip, backend="auto", precision="int8", device="cuda",
+    enc = create_image_encoder(clip, backend="auto", precision="int8", device="cuda:1",
                                cache_dir=cache, max_batch=4, reference=reference)
     assert isinstance(enc, SwappingImageEncoder)
-    assert enc.wait(30) == "ready" and enc.name == "tensorrt" and built == [("fp16", 4)]
+    assert enc.wait(30) == "ready" and enc.name == "tensorrt" and built == [("fp16", 4, "cuda:1")]
+    assert enc.selection.attempts[-1].device == "cuda:1"
     assert [a.outcome for a in enc.selection.attempts][-2:] == ["serving until swap", "building"]
     enc.close()
 
@@ -122,7 +123,7 @@ def test_auto_with_tensorrt_refused_keeps_serving_and_reports(clip, cache, monke
     def refused(*a, **kw):
         raise BackendUnavailable("tensorrt fp16 artifact refused: min cosine 0.95 < 0.999")
 
-    monkeypatch.setattr(trtb, "tensorrt_available", lambda p="fp16": (True, "fake trt"))
+    monkeypatch.setattr(trtb, "tensorrt_available", lambda *a, **kw: (True, "fake trt"))
     monkeypatch.setattr(trtb, "load_or_build_engine", refused)
     enc = create_image_encoder(clip, backend="auto", precision="fp16", device="cuda",
                                cache_dir=cache, reference=reference)
@@ -137,6 +138,8 @@ def test_auto_with_tensorrt_refused_keeps_serving_and_reports(clip, cache, monke
 @pytest.mark.parametrize("backend,precision,device,match", [
     ("torch", "int8", "cpu", "precision 'int8' is not supported by the torch backend"),
     ("torch", "fp32", "cuda", "runs where the model was loaded"),
+    ("torch", "fp32", "cuda:1", "runs where the model was loaded"),
+    ("tensorrt", "fp16", "cpu", "needs device 'cuda' or 'cuda:N', got 'cpu'"),
     ("onnxruntime", "fp16", "cpu", "precision 'fp16' is not supported by the onnxruntime"),
 ])
 def test_explicit_requests_that_cannot_be_met_raise(clip, cache, backend, precision, device,
@@ -149,7 +152,8 @@ def test_explicit_requests_that_cannot_be_met_raise(clip, cache, backend, precis
 @pytest.mark.parametrize("kwargs,match", [
     (dict(backend="openvino"), "unknown backend 'openvino'"),
     (dict(precision="bf16"), "unknown precision 'bf16'"),
-    (dict(device="gpu"), "unknown device 'gpu'"),
+    (dict(device="gpu"), "unknown device 'gpu'; expected 'cpu', 'cuda' or 'cuda:N'"),
+    (dict(device="cuda:x"), "unknown device 'cuda:x'"),
     (dict(max_batch=0), "max_batch must be an integer >= 1"),
 ])
 def test_bad_arguments_say_what_was_expected(clip, kwargs, match):

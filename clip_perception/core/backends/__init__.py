@@ -20,7 +20,16 @@ logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 PRECISIONS = ("fp32", "fp16", "int8")
-DEVICES = ("cpu", "cuda")
+DEVICES = ("cpu", "cuda", "cuda:N")
+
+
+def is_cuda(device: str) -> bool:
+    return device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())
+
+
+def _same_device(a: str, b: str) -> bool:
+    norm = lambda d: "cuda:0" if d == "cuda" else d  # noqa: E731
+    return norm(str(a)) == norm(str(b))
 
 
 @dataclass(frozen=True)
@@ -86,8 +95,8 @@ def _validate(backend, precision, device, max_batch) -> None:
         raise ValueError(f"unknown backend '{backend}'; expected one of {BACKENDS}")
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision '{precision}'; expected one of {PRECISIONS}")
-    if device not in DEVICES:
-        raise ValueError(f"unknown device '{device}'; expected one of {DEVICES}")
+    if device != "cpu" and not is_cuda(device):
+        raise ValueError(f"unknown device '{device}'; expected 'cpu', 'cuda' or 'cuda:N'")
     if not isinstance(max_batch, int) or max_batch < 1:
         raise ValueError(f"max_batch must be an integer >= 1, got {max_batch!r}")
 
@@ -131,13 +140,14 @@ def _explicit(clip, backend, precision, device, cache_dir, threads, max_batch, r
         return OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=cache_dir, device=device,
                                                  threads=threads, precision=precision,
                                                  reference=reference)
-    if device != "cuda":
-        raise BackendUnavailable(f"backend 'tensorrt' needs device 'cuda', got '{device}'")
+    if not is_cuda(device):
+        raise BackendUnavailable(f"backend 'tensorrt' needs device 'cuda' or 'cuda:N', "
+                                 f"got '{device}'")
     from . import tensorrt_backend
 
-    tensorrt_backend.preflight(precision)
+    tensorrt_backend.preflight(precision, device)
     return tensorrt_backend.load_or_build_engine(clip, precision, max_batch, cache_dir,
-                                                 reference).value
+                                                 reference, device=device).value
 
 
 def _torch_encoder(clip, precision, device):
@@ -146,7 +156,7 @@ def _torch_encoder(clip, precision, device):
     if precision != "fp32":
         raise BackendUnavailable(f"precision '{precision}' is not supported by the torch "
                                  "backend; expected 'fp32'")
-    if not str(clip.device).startswith(device):
+    if not _same_device(clip.device, device):
         raise BackendUnavailable(f"the torch backend runs where the model was loaded "
                                  f"('{clip.device}'), but device '{device}' was requested; "
                                  f"load the model with device='{device}'")
@@ -156,7 +166,7 @@ def _torch_encoder(clip, precision, device):
 def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, reference,
           background_build):
     trt_precision = None
-    if device != "cuda":
+    if not is_cuda(device):
         selection.add("tensorrt", precision, device, "skipped",
                       f"device is '{device}'; tensorrt needs device 'cuda'")
     else:
@@ -166,7 +176,7 @@ def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, ref
         if trt_precision != precision:
             selection.add("tensorrt", precision, device, "skipped",
                           f"tensorrt has no {precision} path (needs calibration); trying fp16")
-        ok, why = tensorrt_backend.tensorrt_available(trt_precision)
+        ok, why = tensorrt_backend.tensorrt_available(trt_precision, device)
         if not ok:
             selection.add("tensorrt", trt_precision, device, "skipped", why)
             trt_precision = None
@@ -176,11 +186,12 @@ def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, ref
 
         try:
             enc = tensorrt_backend.load_or_build_engine(clip, trt_precision, max_batch,
-                                                        cache_dir, reference).value
-            selection.add("tensorrt", trt_precision, "cuda", "chosen")
+                                                        cache_dir, reference,
+                                                        device=device).value
+            selection.add("tensorrt", trt_precision, device, "chosen")
             return enc
         except BackendUnavailable as exc:
-            selection.add("tensorrt", trt_precision, "cuda", "refused", str(exc))
+            selection.add("tensorrt", trt_precision, device, "refused", str(exc))
             trt_precision = None
 
     fallback = _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection,
@@ -190,17 +201,17 @@ def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, ref
 
     from . import tensorrt_backend
 
-    target = f"tensorrt ({trt_precision}, cuda)"
+    target = f"tensorrt ({trt_precision}, {device})"
 
     def build():
         return tensorrt_backend.load_or_build_engine(clip, trt_precision, max_batch, cache_dir,
-                                                     reference).value
+                                                     reference, device=device).value
 
     # The fallback was recorded as "chosen"; relabel it: it serves until the engine is ready.
     last = selection.attempts.pop()
     selection.add(last.backend, last.precision, last.device, "serving until swap",
                   f"{target} is built/loaded and verified in the background")
-    selection.add("tensorrt", trt_precision, "cuda", "building",
+    selection.add("tensorrt", trt_precision, device, "building",
                   "see encoder.status() for building/ready/refused")
     return SwappingImageEncoder(fallback, build, target)
 
@@ -211,18 +222,18 @@ def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, ref
 
     ort_device = device
     torch_on_cuda = str(clip.device).startswith("cuda")
-    if device == "cuda" and not cuda_provider_available():
+    if is_cuda(device) and not cuda_provider_available():
         if torch_on_cuda:
             # torch on a GPU beats onnxruntime on the CPU by far.
-            selection.add("onnxruntime", precision, "cuda", "skipped",
+            selection.add("onnxruntime", precision, device, "skipped",
                           "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu); "
                           "torch on cuda is faster than onnxruntime on cpu")
             return _auto_torch(clip, precision, selection)
-        selection.add("onnxruntime", precision, "cuda", "skipped",
+        selection.add("onnxruntime", precision, device, "skipped",
                       "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu); "
                       "trying onnxruntime on cpu")
         ort_device = "cpu"
-    supported = ORT_CUDA_PRECISIONS if ort_device == "cuda" else ORT_CPU_PRECISIONS
+    supported = ORT_CUDA_PRECISIONS if is_cuda(ort_device) else ORT_CPU_PRECISIONS
     candidates = [precision] if precision in supported else []
     if precision not in supported:
         selection.add("onnxruntime", precision, ort_device, "skipped",
@@ -249,7 +260,7 @@ def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, ref
 
 
 def _auto_torch(clip, precision, selection):
-    torch_device = "cuda" if str(clip.device).startswith("cuda") else "cpu"
+    torch_device = str(clip.device)
     enc = _torch_encoder(clip, "fp32", torch_device)
     reason = "" if precision == "fp32" else f"torch runs fp32 only ({precision} requested)"
     selection.add("torch", "fp32", torch_device, "chosen", reason)
@@ -259,4 +270,4 @@ def _auto_torch(clip, precision, selection):
 __all__ = ["ONNX_INPUT_NAME", "ONNX_OUTPUT_NAME", "BACKENDS", "PRECISIONS", "DEVICES",
            "BackendAttempt", "BackendSelection", "BackendUnavailable", "ImageEncoder",
            "SwapStatus", "SwappingImageEncoder", "check_batch", "create_image_encoder",
-           "encoder_diagnostics"]
+           "encoder_diagnostics", "is_cuda"]

@@ -104,14 +104,16 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
                 raise BackendUnavailable(
                     f"device '{device}' requested but onnxruntime has no CUDAExecutionProvider "
                     f"(available: {ort.get_available_providers()}); install onnxruntime-gpu")
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            index = int(device[5:]) if device.startswith("cuda:") else 0
+            providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
         elif device == "cpu":
             providers = ["CPUExecutionProvider"]
         else:
             raise ValueError(f"device '{device}' not understood; expected 'cpu' or 'cuda'")
         self.session = ort.InferenceSession(str(self.onnx_path), sess_options=options,
                                             providers=providers)
-        self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        on_cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"
+        self.device = device if on_cuda else "cpu"
         names = [i.name for i in self.session.get_inputs()]
         if names != [ONNX_INPUT_NAME]:
             raise ValueError(f"{self.onnx_path}: inputs {names}, expected [{ONNX_INPUT_NAME!r}]")

@@ -36,8 +36,17 @@ def import_tensorrt():
     return tensorrt
 
 
-def cuda_device_name() -> str:
-    """'<GPU name> sm_<major><minor>' of the current CUDA device (part of the engine key)."""
+def cuda_index(device: str = "cuda") -> int:
+    """'cuda' -> the current device, 'cuda:N' -> N."""
+    if device.startswith("cuda:"):
+        return int(device[5:])
+    import torch
+
+    return torch.cuda.current_device()
+
+
+def cuda_device_name(device: str = "cuda") -> str:
+    """'<GPU name> sm_<major><minor>' of ``device`` (part of the engine key)."""
     try:
         import torch
     except ImportError as exc:
@@ -46,23 +55,26 @@ def cuda_device_name() -> str:
     if not torch.cuda.is_available():
         raise BackendUnavailable("CUDA is not available to torch (no GPU, no driver, or a "
                                  "CPU-only torch build); TensorRT needs a CUDA GPU")
-    index = torch.cuda.current_device()
+    index = cuda_index(device)
+    if index >= torch.cuda.device_count():
+        raise BackendUnavailable(f"device '{device}' requested but only "
+                                 f"{torch.cuda.device_count()} CUDA device(s) are present")
     major, minor = torch.cuda.get_device_capability(index)
     return f"{torch.cuda.get_device_name(index)} sm_{major}{minor}"
 
 
-def preflight(precision: str) -> str:
-    """Raise BackendUnavailable unless an engine of ``precision`` can be built here; returns
-    'tensorrt <version> on <GPU> sm_XY'."""
+def preflight(precision: str, device: str = "cuda") -> str:
+    """Raise BackendUnavailable unless an engine of ``precision`` can be built on ``device``;
+    returns 'tensorrt <version> on <GPU> sm_XY'."""
     trt = import_tensorrt()
     check_precision(precision, trt)
-    return f"tensorrt {trt.__version__} on {cuda_device_name()}"
+    return f"tensorrt {trt.__version__} on {cuda_device_name(device)}"
 
 
-def tensorrt_available(precision: str = "fp16") -> tuple[bool, str]:
+def tensorrt_available(precision: str = "fp16", device: str = "cuda") -> tuple[bool, str]:
     """(usable, description or reason): TensorRT importable, precision buildable, CUDA present."""
     try:
-        return True, preflight(precision)
+        return True, preflight(precision, device)
     except BackendUnavailable as exc:
         return False, str(exc)
 
@@ -92,10 +104,19 @@ def _keep_fp32(trt, layer) -> bool:
 
 def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, precision: str,
                  image_size: int, max_batch: int, opt_batch: int = 1,
-                 workspace_bytes: int = DEFAULT_WORKSPACE_BYTES) -> None:
+                 workspace_bytes: int = DEFAULT_WORKSPACE_BYTES, device: str = "cuda") -> None:
     """Parse the ONNX image tower and write a serialized engine to ``engine_path``."""
+    import torch
+
     trt = import_tensorrt()
     check_precision(precision, trt)
+    with torch.cuda.device(cuda_index(device)):  # TensorRT builds for the current GPU
+        _build(trt, onnx_path, engine_path, precision, image_size, max_batch, opt_batch,
+               workspace_bytes)
+
+
+def _build(trt, onnx_path, engine_path, precision, image_size, max_batch, opt_batch,
+           workspace_bytes) -> None:
     trt_logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(trt_logger)
     network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
@@ -136,7 +157,7 @@ class TensorRTImageEncoder(ImageEncoder):
     name = "tensorrt"
 
     def __init__(self, engine_path: str | os.PathLike, image_size: int, max_batch: int,
-                 precision: str):
+                 precision: str, device: str = "cuda"):
         trt = import_tensorrt()
         import torch
 
@@ -144,8 +165,13 @@ class TensorRTImageEncoder(ImageEncoder):
         self.image_size = image_size
         self.max_batch = max_batch
         self.precision = precision
-        self.device = "cuda"
+        self.device = device
+        self._torch_device = torch.device("cuda", cuda_index(device))
         self.engine_path = Path(engine_path)
+        with torch.cuda.device(self._torch_device):  # the engine lives on this GPU
+            self._load(trt, torch)
+
+    def _load(self, trt, torch) -> None:
         # TensorRT requires the logger to outlive the runtime and engine: keep references.
         self._trt_logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._trt_logger)
@@ -176,10 +202,10 @@ class TensorRTImageEncoder(ImageEncoder):
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
         torch = self._torch
-        with self._lock:
-            x = torch.from_numpy(chunk).to("cuda", non_blocking=False)
+        with self._lock, torch.cuda.device(self._torch_device):
+            x = torch.from_numpy(chunk).to(self._torch_device)
             out = torch.empty((chunk.shape[0], self.embed_dim), dtype=self._out_dtype,
-                              device="cuda")
+                              device=self._torch_device)
             if not self.context.set_input_shape(ONNX_INPUT_NAME, tuple(x.shape)):
                 raise ValueError(f"input shape {tuple(x.shape)} is outside the engine's "
                                  f"profile (batch 1..{self.max_batch})")
@@ -197,8 +223,8 @@ class TensorRTImageEncoder(ImageEncoder):
         self._runtime = None
 
 
-def engine_key(clip, precision: str, max_batch: int, opt_batch: int = 1):
-    """Cache key of the engine for ``clip`` on the current GPU with the installed TensorRT."""
+def engine_key(clip, precision: str, max_batch: int, opt_batch: int = 1, device: str = "cuda"):
+    """Cache key of the engine for ``clip`` on ``device``'s GPU with the installed TensorRT."""
     from .engine_cache import ArtifactKey
 
     trt = import_tensorrt()
@@ -206,12 +232,13 @@ def engine_key(clip, precision: str, max_batch: int, opt_batch: int = 1):
     return ArtifactKey(kind="tensorrt", model=clip.identifier, weights_hash=clip.weights_hash,
                        precision=precision, input_shape=(3, clip.image_size, clip.image_size),
                        batch_profile=(1, min(max(1, opt_batch), max_batch), max_batch),
-                       library=f"tensorrt {trt.__version__}", device=cuda_device_name())
+                       library=f"tensorrt {trt.__version__}", device=cuda_device_name(device))
 
 
 def load_or_build_engine(clip, precision: str = "fp16", max_batch: int = 8, cache_dir=None,
                          reference=None, min_cosine: float | None = None, key=None,
-                         build=None, load=None, onnx_path=None, force_rebuild: bool = False):
+                         build=None, load=None, onnx_path=None, force_rebuild: bool = False,
+                         device: str = "cuda"):
     """The verified engine for ``clip`` as an engine_cache.CachedArtifact (value: encoder).
 
     Exports the ONNX tower if needed, builds or loads the engine through the cache and checks
@@ -226,15 +253,15 @@ def load_or_build_engine(clip, precision: str = "fp16", max_batch: int = 8, cach
 
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-    key = key or engine_key(clip, precision, max_batch)
+    key = key or engine_key(clip, precision, max_batch, device=device)
     if onnx_path is None:
         from .onnxruntime_backend import ensure_image_onnx
 
         onnx_path = ensure_image_onnx(clip, cache_dir)
     build = build or (lambda path: build_engine(onnx_path, path, precision, clip.image_size,
-                                                max_batch))
+                                                max_batch, device=device))
     load = load or (lambda path: TensorRTImageEncoder(path, clip.image_size, max_batch,
-                                                      precision))
+                                                      precision, device))
     reference = reference or TorchReference(clip)
     threshold = DEFAULT_MIN_COSINE if min_cosine is None else min_cosine
     return get_or_build(model_artifact_dir(clip, cache_dir) / "engines", key, ENGINE_SUFFIX,
