@@ -1,35 +1,273 @@
 """Image backends behind one interface: ``encode_images(batch) -> (N, D)`` float32, L2-normed.
 
 Heavy imports (onnxruntime, tensorrt) happen inside the backend that needs them.
+
+``create_image_encoder(backend="auto")`` tries tensorrt -> onnxruntime -> torch, logs why each
+earlier candidate was skipped and records it on ``encoder.selection`` (a BackendSelection) for
+diagnostics. When TensorRT is usable, the engine is built/loaded in the background while the
+next backend serves (SwappingImageEncoder).
 """
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
+
 from .base import (ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable, ImageEncoder,
                    check_batch)
+from .swapping import SwappingImageEncoder, SwapStatus
 
-BACKENDS = ("torch", "onnxruntime")
+logger = logging.getLogger(__name__)
 
-
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 PRECISIONS = ("fp32", "fp16", "int8")
+DEVICES = ("cpu", "cuda", "cuda:N")
 
 
-def create_image_encoder(clip, backend: str = "torch", precision: str = "fp32",
+def is_cuda(device: str) -> bool:
+    return device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())
+
+
+def _same_device(a: str, b: str) -> bool:
+    norm = lambda d: "cuda:0" if d == "cuda" else d  # noqa: E731
+    return norm(str(a)) == norm(str(b))
+
+
+@dataclass(frozen=True)
+class BackendAttempt:
+    backend: str
+    precision: str
+    device: str
+    outcome: str   # chosen | skipped | refused | failed | building | serving until swap
+    reason: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.backend} {self.precision} on {self.device}: {self.outcome}"
+        return f"{text} ({self.reason})" if self.reason else text
+
+
+@dataclass
+class BackendSelection:
+    """What create_image_encoder tried, in order, and why; attached as ``encoder.selection``."""
+
+    requested: str
+    precision: str
+    device: str
+    attempts: list = field(default_factory=list)
+
+    @property
+    def skipped(self) -> list:
+        return [a for a in self.attempts if a.outcome in ("skipped", "refused")]
+
+    def summary(self) -> str:
+        return "; ".join(str(a) for a in self.attempts)
+
+    def add(self, backend, precision, device, outcome, reason="") -> None:
+        attempt = BackendAttempt(backend, precision, device, outcome, reason)
+        self.attempts.append(attempt)
+        # A refusal or failure is worth a warning; a skip for a missing library/GPU is not.
+        log = logger.warning if outcome in ("refused", "failed") else logger.info
+        log("image backend (%s requested): %s", self.requested, attempt)
+
+
+def encoder_diagnostics(encoder: ImageEncoder) -> dict:
+    """Key/value strings for a DiagnosticStatus: what serves, what was skipped and why, and the
+    background engine build state when there is one."""
+    out = {"image backend": encoder.describe()}
+    threads = getattr(getattr(encoder, "_current", encoder), "threads", None)
+    if threads:
+        out["image backend threads"] = str(threads)
+    selection = getattr(encoder, "selection", None)
+    if selection is not None:
+        out["backend requested"] = (f"{selection.requested} ({selection.precision}, "
+                                    f"{selection.device})")
+        for i, attempt in enumerate(selection.skipped):
+            out[f"skipped {i + 1}"] = str(attempt)
+    status = getattr(encoder, "status", None)
+    if callable(status):
+        s = status()
+        out["engine build"] = s.state if not s.reason else f"{s.state}: {s.reason}"
+        out["engine build seconds"] = f"{s.seconds:.1f}"
+    return out
+
+
+def _validate(backend, precision, device, max_batch) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend '{backend}'; expected one of {BACKENDS}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision '{precision}'; expected one of {PRECISIONS}")
+    if device != "cpu" and not is_cuda(device):
+        raise ValueError(f"unknown device '{device}'; expected 'cpu', 'cuda' or 'cuda:N'")
+    if not isinstance(max_batch, int) or max_batch < 1:
+        raise ValueError(f"max_batch must be an integer >= 1, got {max_batch!r}")
+
+
+def create_image_encoder(clip, backend: str = "auto", precision: str = "fp32",
                          device: str = "cpu", cache_dir=None, threads: int = 0,
-                         max_batch: int = 8) -> ImageEncoder:
-    """Build the named backend for ``clip``; an unknown or unavailable one is an error."""
-    if precision != "fp32":
-        raise BackendUnavailable(f"precision '{precision}' is not supported by backend '{backend}'")
-    if backend == "torch":
-        from .torch_backend import TorchImageEncoder
+                         max_batch: int = 8, *, background_build: bool = True,
+                         reference=None) -> ImageEncoder:
+    """Build an image encoder for ``clip``.
 
-        return TorchImageEncoder(clip)
+    Explicit backends either deliver exactly what was asked or raise BackendUnavailable naming
+    what is missing. ``auto`` tries tensorrt (device 'cuda', TensorRT importable, CUDA present;
+    int8 falls to fp16 there) -> onnxruntime (CUDA EP on 'cuda' if present, else CPU; a
+    precision it cannot deliver or a refused int8 model falls to fp32) -> torch fp32, and
+    logs/records every skip. With ``background_build`` the TensorRT engine is built while the
+    next backend serves; otherwise ``auto`` waits for it.
+    ``threads``: onnxruntime intra-op threads, 0 = every core this process may use.
+    """
+    _validate(backend, precision, device, max_batch)
+    from .verify import TorchReference
+
+    reference = reference or TorchReference(clip)
+    selection = BackendSelection(backend, precision, device)
+    if backend == "auto":
+        encoder = _auto(clip, precision, device, cache_dir, threads, max_batch, selection,
+                        reference, background_build)
+    else:
+        encoder = _explicit(clip, backend, precision, device, cache_dir, threads, max_batch,
+                            reference)
+        selection.add(backend, precision, encoder.device, "chosen")
+    encoder.selection = selection
+    return encoder
+
+
+def _explicit(clip, backend, precision, device, cache_dir, threads, max_batch, reference):
+    if backend == "torch":
+        return _torch_encoder(clip, precision, device)
     if backend == "onnxruntime":
         from .onnxruntime_backend import OnnxRuntimeImageEncoder
 
         return OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=cache_dir, device=device,
-                                                 threads=threads)
-    raise ValueError(f"unknown backend '{backend}'; expected one of {BACKENDS}")
+                                                 threads=threads, precision=precision,
+                                                 reference=reference)
+    if not is_cuda(device):
+        raise BackendUnavailable(f"backend 'tensorrt' needs device 'cuda' or 'cuda:N', "
+                                 f"got '{device}'")
+    from . import tensorrt_backend
+
+    tensorrt_backend.preflight(precision, device)
+    return tensorrt_backend.load_or_build_engine(clip, precision, max_batch, cache_dir,
+                                                 reference, device=device).value
 
 
-__all__ = ["ONNX_INPUT_NAME", "ONNX_OUTPUT_NAME", "BACKENDS", "PRECISIONS", "BackendUnavailable",
-           "ImageEncoder", "check_batch", "create_image_encoder"]
+def _torch_encoder(clip, precision, device):
+    from .torch_backend import TorchImageEncoder
+
+    if precision != "fp32":
+        raise BackendUnavailable(f"precision '{precision}' is not supported by the torch "
+                                 "backend; expected 'fp32'")
+    if not _same_device(clip.device, device):
+        raise BackendUnavailable(f"the torch backend runs where the model was loaded "
+                                 f"('{clip.device}'), but device '{device}' was requested; "
+                                 f"load the model with device='{device}'")
+    return TorchImageEncoder(clip)
+
+
+def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, reference,
+          background_build):
+    trt_precision = None
+    if not is_cuda(device):
+        selection.add("tensorrt", precision, device, "skipped",
+                      f"device is '{device}'; tensorrt needs device 'cuda'")
+    else:
+        from . import tensorrt_backend
+
+        trt_precision = precision if precision in tensorrt_backend.TRT_PRECISIONS else "fp16"
+        if trt_precision != precision:
+            selection.add("tensorrt", precision, device, "skipped",
+                          f"tensorrt has no {precision} path (needs calibration); trying fp16")
+        ok, why = tensorrt_backend.tensorrt_available(trt_precision, device)
+        if not ok:
+            selection.add("tensorrt", trt_precision, device, "skipped", why)
+            trt_precision = None
+
+    if trt_precision is not None and not background_build:
+        from . import tensorrt_backend
+
+        try:
+            enc = tensorrt_backend.load_or_build_engine(clip, trt_precision, max_batch,
+                                                        cache_dir, reference,
+                                                        device=device).value
+            selection.add("tensorrt", trt_precision, device, "chosen")
+            return enc
+        except BackendUnavailable as exc:
+            selection.add("tensorrt", trt_precision, device, "refused", str(exc))
+            trt_precision = None
+
+    fallback = _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection,
+                                reference)
+    if trt_precision is None:
+        return fallback
+
+    from . import tensorrt_backend
+
+    target = f"tensorrt ({trt_precision}, {device})"
+
+    def build():
+        return tensorrt_backend.load_or_build_engine(clip, trt_precision, max_batch, cache_dir,
+                                                     reference, device=device).value
+
+    # The fallback was recorded as "chosen"; relabel it: it serves until the engine is ready.
+    last = selection.attempts.pop()
+    selection.add(last.backend, last.precision, last.device, "serving until swap",
+                  f"{target} is built/loaded and verified in the background")
+    selection.add("tensorrt", trt_precision, device, "building",
+                  "see encoder.status() for building/ready/refused")
+    return SwappingImageEncoder(fallback, build, target)
+
+
+def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, reference):
+    from .onnxruntime_backend import (ORT_CPU_PRECISIONS, ORT_CUDA_PRECISIONS,
+                                      OnnxRuntimeImageEncoder, cuda_provider_available)
+
+    ort_device = device
+    torch_on_cuda = str(clip.device).startswith("cuda")
+    if is_cuda(device) and not cuda_provider_available():
+        if torch_on_cuda:
+            # torch on a GPU beats onnxruntime on the CPU by far.
+            selection.add("onnxruntime", precision, device, "skipped",
+                          "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu); "
+                          "torch on cuda is faster than onnxruntime on cpu")
+            return _auto_torch(clip, precision, selection)
+        selection.add("onnxruntime", precision, device, "skipped",
+                      "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu); "
+                      "trying onnxruntime on cpu")
+        ort_device = "cpu"
+    supported = ORT_CUDA_PRECISIONS if is_cuda(ort_device) else ORT_CPU_PRECISIONS
+    candidates = [precision] if precision in supported else []
+    if precision not in supported:
+        selection.add("onnxruntime", precision, ort_device, "skipped",
+                      f"onnxruntime on {ort_device} supports {supported}; trying fp32")
+    if "fp32" not in candidates:
+        candidates.append("fp32")
+    for p in candidates:
+        try:
+            enc = OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=cache_dir, device=ort_device,
+                                                    threads=threads, precision=p,
+                                                    reference=reference)
+        except BackendUnavailable as exc:
+            from .engine_cache import ArtifactRefused
+
+            outcome = "refused" if isinstance(exc, ArtifactRefused) else "skipped"
+            selection.add("onnxruntime", p, ort_device, outcome, str(exc))
+            continue
+        except Exception as exc:  # e.g. export failed: recorded and logged as a warning
+            selection.add("onnxruntime", p, ort_device, "failed", f"{type(exc).__name__}: {exc}")
+            continue
+        selection.add("onnxruntime", p, enc.device, "chosen")
+        return enc
+    return _auto_torch(clip, precision, selection)
+
+
+def _auto_torch(clip, precision, selection):
+    torch_device = str(clip.device)
+    enc = _torch_encoder(clip, "fp32", torch_device)
+    reason = "" if precision == "fp32" else f"torch runs fp32 only ({precision} requested)"
+    selection.add("torch", "fp32", torch_device, "chosen", reason)
+    return enc
+
+
+__all__ = ["ONNX_INPUT_NAME", "ONNX_OUTPUT_NAME", "BACKENDS", "PRECISIONS", "DEVICES",
+           "BackendAttempt", "BackendSelection", "BackendUnavailable", "ImageEncoder",
+           "SwapStatus", "SwappingImageEncoder", "check_batch", "create_image_encoder",
+           "encoder_diagnostics", "is_cuda"]

@@ -1,4 +1,9 @@
-"""ONNX Runtime image backend (CPU execution provider, CUDA EP when present)."""
+"""ONNX Runtime image backend (CPU execution provider, CUDA EP when present).
+
+Precisions: fp32 (the exported tower, same output as torch) and, on CPU, int8 (dynamic
+quantisation of that export, built once into the artifact cache and accepted only if it stays
+within cosine 0.999 of the torch fp32 reference on the fixed verification inputs).
+"""
 from __future__ import annotations
 
 import logging
@@ -10,8 +15,20 @@ import numpy as np
 from ..artifacts import model_artifact_dir
 from .base import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable, ImageEncoder, check_batch
 from .onnx_export import export_image_tower
+from .verify import DEFAULT_MIN_COSINE
 
 logger = logging.getLogger(__name__)
+
+ORT_CPU_PRECISIONS = ("fp32", "int8")
+ORT_CUDA_PRECISIONS = ("fp32",)
+
+# Measured on our 2-core AVX2 machines with a random ViT-B-32 (benchmarks/RESULTS.md): signed
+# int8 weights take ORT's fast u8s8 kernels, but on AVX2 without VNNI their int16 pairwise sums
+# saturate (cosine ~0.993); reduce_range (7-bit weights) avoids that, and per-channel scales win
+# back the lost bit (cosine ~0.9997). u8 weights are accurate but barely faster than fp32.
+# MatMul only: the patch-embedding Conv stays fp32 (little time, most sensitive input).
+INT8_OPTIONS = (("weight_type", "QInt8"), ("per_channel", True), ("reduce_range", True),
+                ("op_types_to_quantize", ("MatMul",)))
 
 
 def import_onnxruntime():
@@ -21,6 +38,22 @@ def import_onnxruntime():
         raise BackendUnavailable(f"onnxruntime is not importable ({exc}); "
                                  "install 'onnxruntime' or 'onnxruntime-gpu'") from exc
     return onnxruntime
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (respects taskset/cgroup affinity, unlike os.cpu_count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def cuda_provider_available() -> bool:
+    try:
+        ort = import_onnxruntime()
+    except BackendUnavailable:
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 def image_onnx_path(clip, cache_dir=None) -> Path:
@@ -35,40 +68,121 @@ def ensure_image_onnx(clip, cache_dir=None) -> Path:
     return path
 
 
+def check_precision(precision: str, device: str) -> None:
+    allowed = ORT_CUDA_PRECISIONS if device.startswith("cuda") else ORT_CPU_PRECISIONS
+    if precision not in allowed:
+        raise BackendUnavailable(
+            f"precision '{precision}' is not supported by the onnxruntime backend on "
+            f"'{device}'; expected one of {allowed} (fp16 needs tensorrt)")
+
+
+def session_options(ort, threads: int = 0, spinning: bool = False):
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads if threads > 0 else cpu_count()
+    # Spinning makes idle pool threads busy-wait after each run; in a node whose executor,
+    # image conversion and preprocessing share the same cores, that steals CPU from them.
+    # benchmarks/RESULTS.md measures both settings.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return options
+
+
 class OnnxRuntimeImageEncoder(ImageEncoder):
     name = "onnxruntime"
 
     def __init__(self, onnx_path: str | os.PathLike, image_size: int, device: str = "cpu",
-                 threads: int = 0, precision: str = "fp32"):
+                 threads: int = 0, precision: str = "fp32", spinning: bool = False):
         ort = import_onnxruntime()
+        check_precision(precision, device)
         self.image_size = image_size
         self.precision = precision
         self.onnx_path = Path(onnx_path)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads > 0:
-            options.intra_op_num_threads = threads
+        options = session_options(ort, threads, spinning)
+        self.threads = options.intra_op_num_threads
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise BackendUnavailable(
                     f"device '{device}' requested but onnxruntime has no CUDAExecutionProvider "
                     f"(available: {ort.get_available_providers()}); install onnxruntime-gpu")
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        else:
+            index = int(device[5:]) if device.startswith("cuda:") else 0
+            providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        elif device == "cpu":
             providers = ["CPUExecutionProvider"]
+        else:
+            raise ValueError(f"device '{device}' not understood; expected 'cpu' or 'cuda'")
         self.session = ort.InferenceSession(str(self.onnx_path), sess_options=options,
                                             providers=providers)
-        self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        on_cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"
+        self.device = device if on_cuda else "cpu"
         names = [i.name for i in self.session.get_inputs()]
         if names != [ONNX_INPUT_NAME]:
             raise ValueError(f"{self.onnx_path}: inputs {names}, expected [{ONNX_INPUT_NAME!r}]")
 
     @classmethod
-    def from_clip(cls, clip, cache_dir=None, device: str = "cpu", threads: int = 0):
-        return cls(ensure_image_onnx(clip, cache_dir), clip.image_size, device=device,
-                   threads=threads)
+    def from_clip(cls, clip, cache_dir=None, device: str = "cpu", threads: int = 0,
+                  precision: str = "fp32", spinning: bool = False, reference=None,
+                  min_cosine: float = DEFAULT_MIN_COSINE) -> "OnnxRuntimeImageEncoder":
+        """fp32: the exported tower. int8: the cached, verified quantised tower.
+
+        ``reference`` (a verify.TorchReference) is shared by callers that verify several
+        backends, so the torch reference runs once.
+        """
+        import_onnxruntime()  # fail before a (slow) export when onnxruntime is missing
+        check_precision(precision, device)
+        fp32_path = ensure_image_onnx(clip, cache_dir)
+        if precision == "fp32":
+            return cls(fp32_path, clip.image_size, device=device, threads=threads,
+                       spinning=spinning)
+        return load_or_quantize_int8(clip, fp32_path, cache_dir, threads=threads,
+                                     spinning=spinning, reference=reference,
+                                     min_cosine=min_cosine).value
 
     def encode_images(self, batch: np.ndarray) -> np.ndarray:
         batch = check_batch(batch, self.image_size)
         (out,) = self.session.run([ONNX_OUTPUT_NAME], {ONNX_INPUT_NAME: batch})
         return np.asarray(out, dtype=np.float32)
+
+    def close(self) -> None:
+        self.session = None
+
+
+def int8_key(clip, options=INT8_OPTIONS):
+    from .engine_cache import ArtifactKey
+
+    ort = import_onnxruntime()
+    return ArtifactKey(kind="onnxruntime-int8", model=clip.identifier,
+                       weights_hash=clip.weights_hash, precision="int8",
+                       input_shape=(3, clip.image_size, clip.image_size), batch_profile=(),
+                       library=f"onnxruntime {ort.__version__}", device="cpu",
+                       options=tuple(options))
+
+
+def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
+                  options=INT8_OPTIONS) -> None:
+    """Dynamic (weights-only calibration-free) quantisation of the exported tower."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    opts = dict(options)
+    quantize_dynamic(str(fp32_path), str(out_path),
+                     weight_type=getattr(QuantType, opts["weight_type"]),
+                     per_channel=opts["per_channel"], reduce_range=opts["reduce_range"],
+                     op_types_to_quantize=list(opts["op_types_to_quantize"]))
+
+
+def load_or_quantize_int8(clip, fp32_path, cache_dir=None, threads: int = 0,
+                          spinning: bool = False, reference=None,
+                          min_cosine: float = DEFAULT_MIN_COSINE, options=INT8_OPTIONS,
+                          quantize=quantize_int8, force_rebuild: bool = False):
+    """The cached int8 tower (a CachedArtifact whose value is the encoder); raises
+    engine_cache.ArtifactRefused when it is not within ``min_cosine`` of the reference."""
+    from .engine_cache import get_or_build
+    from .verify import TorchReference
+
+    reference = reference or TorchReference(clip)
+    return get_or_build(
+        model_artifact_dir(clip, cache_dir), int8_key(clip, options), ".onnx",
+        build=lambda path: quantize(fp32_path, path, options),
+        load=lambda path: OnnxRuntimeImageEncoder(path, clip.image_size, "cpu", threads,
+                                                  precision="int8", spinning=spinning),
+        verify=lambda enc: reference.verify(enc, min_cosine),
+        force_rebuild=force_rebuild)

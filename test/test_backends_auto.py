@@ -1,0 +1,167 @@
+"""Backend choice: auto order, logged and recorded skips, explicit requests that cannot be met."""
+import logging
+
+import numpy as np
+import pytest
+
+from clip_perception.core.backends import (BackendUnavailable, SwappingImageEncoder,
+                                           create_image_encoder, encoder_diagnostics)
+from clip_perception.core.backends import onnxruntime_backend as ortb
+from clip_perception.core.backends import tensorrt_backend as trtb
+from clip_perception.core.backends.engine_cache import CachedArtifact
+from clip_perception.core.backends.torch_backend import TorchImageEncoder
+from clip_perception.core.backends.verify import TorchReference
+from clip_perception.core.model import load_clip
+from clip_perception.core.tiny_model import write_tiny_model
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return load_clip(write_tiny_model(tmp_path_factory.mktemp("tiny_auto")))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache_auto")
+
+
+@pytest.fixture(scope="module")
+def reference(clip):
+    return TorchReference(clip)
+
+
+def outcomes(enc):
+    return [(a.backend, a.precision, a.outcome) for a in enc.selection.attempts]
+
+
+def test_auto_on_cpu_picks_onnxruntime_and_logs_the_tensorrt_skip(clip, cache, caplog):
+    with caplog.at_level(logging.INFO, logger="clip_perception.core.backends"):
+        enc = create_image_encoder(clip, backend="auto", device="cpu", cache_dir=cache)
+    assert enc.name == "onnxruntime" and enc.precision == "fp32" and enc.device == "cpu"
+    assert outcomes(enc) == [("tensorrt", "fp32", "skipped"), ("onnxruntime", "fp32", "chosen")]
+    assert "needs device 'cuda'" in enc.selection.skipped[0].reason
+    assert "tensorrt fp32 on cpu: skipped" in caplog.text
+    assert "onnxruntime fp32 on cpu: chosen" in caplog.text
+    assert enc.describe() == "onnxruntime (fp32, cpu)"
+    diag = encoder_diagnostics(enc)
+    assert diag["backend requested"] == "auto (fp32, cpu)"
+    assert diag["image backend threads"] == str(enc.threads)
+    assert "needs device 'cuda'" in diag["skipped 1"] and "engine build" not in diag
+    x = np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    ref = TorchImageEncoder(clip).encode_images(x)
+    assert (enc.encode_images(x) * ref).sum(1).min() > 0.9999
+
+
+@pytest.mark.skipif(trtb.tensorrt_available()[0], reason="TensorRT is usable here")
+def test_auto_on_cuda_without_gpu_says_why_tensorrt_and_cuda_ep_were_skipped(clip, cache):
+    enc = create_image_encoder(clip, backend="auto", device="cuda", cache_dir=cache)
+    first = enc.selection.attempts[0]
+    assert (first.backend, first.outcome) == ("tensorrt", "skipped")
+    assert "TensorRT" in first.reason or "CUDA" in first.reason
+    if not ortb.cuda_provider_available():
+        assert any("CUDAExecutionProvider" in a.reason for a in enc.selection.skipped)
+    assert enc.name == "onnxruntime" and enc.device == "cpu"
+
+
+def test_auto_falls_back_to_torch_when_onnxruntime_is_missing(clip, cache, monkeypatch):
+    def missing():
+        raise BackendUnavailable("onnxruntime is not importable (No module named 'onnxruntime')")
+
+    monkeypatch.setattr(ortb, "import_onnxruntime", missing)
+    enc = create_image_encoder(clip, backend="auto", cache_dir=cache)
+    assert enc.name == "torch"
+    assert ("onnxruntime", "fp32", "skipped") in outcomes(enc)
+    assert "not importable" in enc.selection.summary()
+
+
+def test_auto_int8_refused_falls_back_to_fp32_with_reason(clip, cache, monkeypatch, caplog):
+    real = ortb.load_or_quantize_int8
+
+    def strict(*a, **kw):
+        kw["min_cosine"] = 1.01  # no model can pass: forces the refusal path
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ortb, "load_or_quantize_int8", strict)
+    with caplog.at_level(logging.WARNING):
+        enc = create_image_encoder(clip, backend="auto", precision="int8", cache_dir=cache)
+    assert enc.name == "onnxruntime" and enc.precision == "fp32"
+    assert outcomes(enc)[1:] == [("onnxruntime", "int8", "refused"),
+                                 ("onnxruntime", "fp32", "chosen")]
+    assert "< required 1.01" in enc.selection.attempts[1].reason
+    assert "onnxruntime int8 on cpu: refused" in caplog.text
+
+
+def test_auto_fp16_on_cpu_says_onnxruntime_has_no_fp16(clip, cache):
+    enc = create_image_encoder(clip, backend="auto", precision="fp16", cache_dir=cache)
+    assert enc.precision == "fp32"
+    assert ("onnxruntime", "fp16", "skipped") in outcomes(enc)
+
+
+def test_auto_with_tensorrt_usable_serves_onnxruntime_then_swaps(clip, cache, monkeypatch,
+                                                                 reference):
+    built = []
+
+    def fake_engine(clip_, precision, max_batch, cache_dir, reference_, device):
+        built.append((precision, max_batch, device))
+        enc = TorchImageEncoder(clip_)
+        enc.name, enc.precision = "tensorrt", precision
+        return CachedArtifact(enc, cache_dir, None, True, None)
+
+    monkeypatch.setattr(trtb, "tensorrt_available", lambda *a, **kw: (True, "fake trt"))
+    monkeypatch.setattr(trtb, "load_or_build_engine", fake_engine)
+    enc = create_image_encoder(clip, backend="auto", precision="int8", device="cuda:1",
+                               cache_dir=cache, max_batch=4, reference=reference)
+    assert isinstance(enc, SwappingImageEncoder)
+    assert enc.wait(30) == "ready" and enc.name == "tensorrt" and built == [("fp16", 4, "cuda:1")]
+    assert enc.selection.attempts[-1].device == "cuda:1"
+    assert [a.outcome for a in enc.selection.attempts][-2:] == ["serving until swap", "building"]
+    enc.close()
+
+
+def test_auto_with_tensorrt_refused_keeps_serving_and_reports(clip, cache, monkeypatch,
+                                                              reference):
+    def refused(*a, **kw):
+        raise BackendUnavailable("tensorrt fp16 artifact refused: min cosine 0.95 < 0.999")
+
+    monkeypatch.setattr(trtb, "tensorrt_available", lambda *a, **kw: (True, "fake trt"))
+    monkeypatch.setattr(trtb, "load_or_build_engine", refused)
+    enc = create_image_encoder(clip, backend="auto", precision="fp16", device="cuda",
+                               cache_dir=cache, reference=reference)
+    assert enc.wait(30) == "refused" and "0.95" in enc.status().reason
+    assert enc.name == "onnxruntime"
+    diag = encoder_diagnostics(enc)
+    assert diag["engine build"].startswith("refused: ") and "0.95" in diag["engine build"]
+    assert "tensorrt (fp16, cuda) refused" in diag["image backend"]
+    enc.close()
+
+
+@pytest.mark.parametrize("backend,precision,device,match", [
+    ("torch", "int8", "cpu", "precision 'int8' is not supported by the torch backend"),
+    ("torch", "fp32", "cuda", "runs where the model was loaded"),
+    ("torch", "fp32", "cuda:1", "runs where the model was loaded"),
+    ("tensorrt", "fp16", "cpu", "needs device 'cuda' or 'cuda:N', got 'cpu'"),
+    ("onnxruntime", "fp16", "cpu", "precision 'fp16' is not supported by the onnxruntime"),
+])
+def test_explicit_requests_that_cannot_be_met_raise(clip, cache, backend, precision, device,
+                                                    match):
+    with pytest.raises(BackendUnavailable, match=match):
+        create_image_encoder(clip, backend=backend, precision=precision, device=device,
+                             cache_dir=cache)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(backend="openvino"), "unknown backend 'openvino'"),
+    (dict(precision="bf16"), "unknown precision 'bf16'"),
+    (dict(device="gpu"), "unknown device 'gpu'; expected 'cpu', 'cuda' or 'cuda:N'"),
+    (dict(device="cuda:x"), "unknown device 'cuda:x'"),
+    (dict(max_batch=0), "max_batch must be an integer >= 1"),
+])
+def test_bad_arguments_say_what_was_expected(clip, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        create_image_encoder(clip, **kwargs)
+
+
+def test_explicit_torch_records_its_selection(clip):
+    enc = create_image_encoder(clip, backend="torch")
+    assert outcomes(enc) == [("torch", "fp32", "chosen")]
+    assert enc.describe() == "torch (fp32, cpu)"
