@@ -165,3 +165,49 @@ def test_explicit_torch_records_its_selection(clip):
     enc = create_image_encoder(clip, backend="torch")
     assert outcomes(enc) == [("torch", "fp32", "chosen")]
     assert enc.describe() == "torch (fp32, cpu)"
+
+
+# ---- precision "auto": the fastest precision the backend can deliver and verify --------------
+def test_auto_precision_on_cpu_chooses_verified_int8(clip, cache, reference):
+    enc = create_image_encoder(clip, backend="auto", precision="auto", cache_dir=cache,
+                               reference=reference)
+    assert (enc.name, enc.precision) == ("onnxruntime", "int8")
+    assert outcomes(enc) == [("tensorrt", "auto", "skipped"), ("onnxruntime", "int8", "chosen")]
+    x = np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    assert (enc.encode_images(x) * TorchImageEncoder(clip).encode_images(x)).sum(1).min() >= 0.999
+
+
+def test_auto_precision_falls_back_to_fp32_when_int8_is_refused(clip, cache, monkeypatch,
+                                                                reference):
+    real = ortb.load_or_quantize_int8
+    monkeypatch.setattr(ortb, "load_or_quantize_int8",
+                        lambda *a, **kw: real(*a, **{**kw, "min_cosine": 1.01}))
+    for backend in ("auto", "onnxruntime"):
+        enc = create_image_encoder(clip, backend=backend, precision="auto", cache_dir=cache,
+                                   reference=reference)
+        assert (enc.name, enc.precision) == ("onnxruntime", "fp32")
+        assert ("onnxruntime", "int8", "refused") in outcomes(enc)
+
+
+def test_auto_precision_is_fp16_on_tensorrt(clip, cache, monkeypatch, reference):
+    built = []
+
+    def fake_engine(clip_, precision, max_batch, cache_dir, reference_, device):
+        built.append(precision)
+        enc = TorchImageEncoder(clip_)
+        enc.name, enc.precision = "tensorrt", precision
+        return CachedArtifact(enc, cache_dir, None, True, None)
+
+    monkeypatch.setattr(trtb, "tensorrt_available", lambda *a, **kw: (True, "fake trt"))
+    monkeypatch.setattr(trtb, "load_or_build_engine", fake_engine)
+    enc = create_image_encoder(clip, backend="auto", precision="auto", device="cuda",
+                               cache_dir=cache, reference=reference)
+    assert enc.wait(30) == "ready" and built == ["fp16"]
+    assert not [a for a in enc.selection.attempts if a.outcome == "skipped"
+                and a.backend == "tensorrt"]
+    enc.close()
+
+
+def test_auto_precision_on_torch_is_fp32(clip, cache):
+    enc = create_image_encoder(clip, backend="torch", precision="auto", cache_dir=cache)
+    assert (enc.name, enc.precision) == ("torch", "fp32")

@@ -45,7 +45,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "empty for hf-hub:/local-dir: models.", False),
     ParamSpec("backend", STRING, "auto", "Image encoder backend.", False,
               "one of " + ", ".join(BACKEND_CHOICES)),
-    ParamSpec("precision", STRING, "fp32", "Image encoder precision (backend permitting).",
+    ParamSpec("precision", STRING, "auto",
+              "Image encoder precision. 'auto': the fastest one the backend can deliver and "
+              "verify against torch fp32 (tensorrt fp16, onnxruntime int8 on CPU if cosine >= "
+              "0.999 else fp32, torch fp32).",
               False, "one of " + ", ".join(PRECISIONS)),
     ParamSpec("device", STRING, "cpu", "Torch/ONNX device: 'cpu', 'cuda' or 'cuda:N'.", False,
               "cpu, cuda or cuda:N"),

@@ -19,10 +19,10 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="open_clip pretrained tag or checkpoint path (default: 'openai' for built-in "
                         "model names, empty for local-dir:/hf-hub:)")
     g.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
-    # Note: when the 'auto' backend lands in core.backends.BACKENDS it becomes a valid choice
-    # here automatically; the default should then move to 'auto'.
-    g.add_argument("--backend", default="torch", choices=BACKENDS,
-                   help="image encoder backend for feature extraction (default: %(default)s)")
+    # Features for training are always fp32: the head should not learn int8 rounding.
+    g.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="image encoder backend for feature extraction, fp32; 'auto' picks "
+                        "tensorrt > onnxruntime > torch (default: %(default)s)")
     g.add_argument("--cache-dir", default=None,
                    help="artifact and feature cache folder (default: ~/.cache/clip_perception)")
     g.add_argument("--no-feature-cache", action="store_true",

@@ -19,7 +19,10 @@ from .swapping import SwappingImageEncoder, SwapStatus
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
-PRECISIONS = ("fp32", "fp16", "int8")
+# "auto": the fastest precision the chosen backend can deliver *and verify* against torch fp32
+# (tensorrt fp16; onnxruntime int8 on CPU, accepted only at cosine >= 0.999, else fp32; torch
+# fp32). Every fallback is recorded on encoder.selection like a backend skip.
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
 DEVICES = ("cpu", "cuda", "cuda:N")
 
 
@@ -123,7 +126,12 @@ def create_image_encoder(clip, backend: str = "auto", precision: str = "fp32",
     if backend == "auto":
         encoder = _auto(clip, precision, device, cache_dir, threads, max_batch, selection,
                         reference, background_build)
+    elif precision == "auto" and backend == "onnxruntime":
+        encoder = _ort_fastest_verified(clip, device, cache_dir, threads, selection, reference,
+                                        fall_back_to_torch=False)
     else:
+        if precision == "auto":
+            precision = "fp16" if backend == "tensorrt" else "fp32"
         encoder = _explicit(clip, backend, precision, device, cache_dir, threads, max_batch,
                             reference)
         selection.add(backend, precision, encoder.device, "chosen")
@@ -173,7 +181,7 @@ def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, ref
         from . import tensorrt_backend
 
         trt_precision = precision if precision in tensorrt_backend.TRT_PRECISIONS else "fp16"
-        if trt_precision != precision:
+        if trt_precision != precision and precision != "auto":
             selection.add("tensorrt", precision, device, "skipped",
                           f"tensorrt has no {precision} path (needs calibration); trying fp16")
         ok, why = tensorrt_backend.tensorrt_available(trt_precision, device)
@@ -218,7 +226,7 @@ def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, ref
 
 def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, reference):
     from .onnxruntime_backend import (ORT_CPU_PRECISIONS, ORT_CUDA_PRECISIONS,
-                                      OnnxRuntimeImageEncoder, cuda_provider_available)
+                                      cuda_provider_available)
 
     ort_device = device
     torch_on_cuda = str(clip.device).startswith("cuda")
@@ -234,12 +242,34 @@ def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, ref
                       "trying onnxruntime on cpu")
         ort_device = "cpu"
     supported = ORT_CUDA_PRECISIONS if is_cuda(ort_device) else ORT_CPU_PRECISIONS
+    if precision == "auto":
+        return _ort_fastest_verified(clip, ort_device, cache_dir, threads, selection, reference,
+                                     fall_back_to_torch=True)
     candidates = [precision] if precision in supported else []
     if precision not in supported:
         selection.add("onnxruntime", precision, ort_device, "skipped",
                       f"onnxruntime on {ort_device} supports {supported}; trying fp32")
     if "fp32" not in candidates:
         candidates.append("fp32")
+    return _ort_first_accepted(clip, candidates, ort_device, cache_dir, threads, selection,
+                               reference, fall_back_to_torch=True, requested=precision)
+
+
+def _ort_fastest_verified(clip, device, cache_dir, threads, selection, reference,
+                          fall_back_to_torch):
+    from .onnxruntime_backend import ORT_CPU_PRECISIONS, ORT_CUDA_PRECISIONS
+
+    supported = ORT_CUDA_PRECISIONS if is_cuda(device) else ORT_CPU_PRECISIONS
+    candidates = [p for p in ("int8", "fp32") if p in supported]
+    return _ort_first_accepted(clip, candidates, device, cache_dir, threads, selection,
+                               reference, fall_back_to_torch, requested="auto")
+
+
+def _ort_first_accepted(clip, candidates, ort_device, cache_dir, threads, selection, reference,
+                        fall_back_to_torch, requested):
+    """The first onnxruntime precision in ``candidates`` that loads and passes verification."""
+    from .onnxruntime_backend import OnnxRuntimeImageEncoder
+
     for p in candidates:
         try:
             enc = OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=cache_dir, device=ort_device,
@@ -256,13 +286,16 @@ def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, ref
             continue
         selection.add("onnxruntime", p, enc.device, "chosen")
         return enc
-    return _auto_torch(clip, precision, selection)
+    if not fall_back_to_torch:
+        raise BackendUnavailable(f"onnxruntime could not deliver any of {candidates}: "
+                                 f"{selection.summary()}")
+    return _auto_torch(clip, requested, selection)
 
 
 def _auto_torch(clip, precision, selection):
     torch_device = str(clip.device)
     enc = _torch_encoder(clip, "fp32", torch_device)
-    reason = "" if precision == "fp32" else f"torch runs fp32 only ({precision} requested)"
+    reason = "" if precision in ("fp32", "auto") else f"torch runs fp32 only ({precision} requested)"
     selection.add("torch", "fp32", torch_device, "chosen", reason)
     return enc
 
