@@ -24,13 +24,14 @@ def test_launch_file_parses_and_declares_its_arguments():
 
 
 def test_config_yaml_is_valid_for_the_node():
-    """The shipped YAML has ros__parameters under the node name and passes validate()."""
+    """The shipped YAML has ros__parameters under "/**" (so it applies in any namespace) and
+    passes validate()."""
     import yaml
 
     from clip_perception.ros.parameters import PARAMETERS, PARAMETERS_BY_NAME, validate
 
     config = yaml.safe_load((LAUNCH.parents[1] / "config" / "clip_perception.yaml").read_text())
-    params = config["clip_perception"]["ros__parameters"]
+    params = config["/**"]["ros__parameters"]
     unknown = set(params) - set(PARAMETERS_BY_NAME)
     assert not unknown, f"YAML has parameters the node does not declare: {unknown}"
     for name, value in params.items():  # rclpy does not convert 0 to 0.0: types must match

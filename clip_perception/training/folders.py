@@ -24,7 +24,7 @@ def scan_folder(root: str | os.PathLike, stats: ReadStats | None = None) -> list
     subdirs = sorted(p for p in root.iterdir() if p.is_dir())
     if not subdirs:
         raise TrainingInputError(f"image folder {root} has no subfolders; expected one subfolder "
-                                 "per label (e.g. {root}/cup/*.jpg)")
+                                 f"per label (e.g. {root}/cup/*.jpg)")
     out = []
     for sub in subdirs:
         files = sorted(p for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

@@ -112,8 +112,15 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
             raise ValueError(f"device '{device}' not understood; expected 'cpu' or 'cuda'")
         self.session = ort.InferenceSession(str(self.onnx_path), sess_options=options,
                                             providers=providers)
-        on_cuda = self.session.get_providers()[0] == "CUDAExecutionProvider"
-        self.device = device if on_cuda else "cpu"
+        if device.startswith("cuda") and \
+                self.session.get_providers()[0] != "CUDAExecutionProvider":
+            # onnxruntime quietly drops to the CPU when the CUDA EP cannot start (e.g. cuDNN
+            # missing); a cuda request must not end up on the CPU without anyone knowing.
+            raise BackendUnavailable(
+                f"device '{device}' requested but onnxruntime could not start its "
+                f"CUDAExecutionProvider (session providers: {self.session.get_providers()}); "
+                "check the CUDA/cuDNN libraries onnxruntime-gpu needs")
+        self.device = device
         names = [i.name for i in self.session.get_inputs()]
         if names != [ONNX_INPUT_NAME]:
             raise ValueError(f"{self.onnx_path}: inputs {names}, expected [{ONNX_INPUT_NAME!r}]")

@@ -1,0 +1,28 @@
+"""The shipped params file applies to the node whatever its namespace (real rclpy process)."""
+import pytest
+import yaml
+
+from node_testing import REPO, NodeProcess, wait_until
+
+pytest.importorskip("vision_msgs.msg", reason="vision_msgs is built by scripts/setup_venv.sh")
+
+
+@pytest.mark.parametrize("namespace", ["", "/robot1"])
+def test_params_file_applies_in_any_namespace(tmp_path, tiny_model_id, namespace):
+    config = yaml.safe_load((REPO / "config" / "clip_perception.yaml").read_text())
+    params = config["/**"]["ros__parameters"]
+    params.update(model=tiny_model_id, pretrained="", backend="torch",
+                  labels=["alpha", "beta"], image_topics=["/ns_test/image"])
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(config))
+    extra = ("-r", f"__ns:={namespace}") if namespace else ()
+    proc = NodeProcess(tmp_path / "node.log", {}, params_file=params_file, extra_ros_args=extra)
+    try:
+        # The startup log states the labels and topics of the parameters in effect.
+        wait_until(lambda: "listening on" in proc.output() or proc.proc.poll() is not None, 60)
+        out = proc.output()
+        assert "label set v1 ready: 2 labels" in out, out
+        assert "listening on /ns_test/image" in out, out
+        assert f"[{namespace.strip('/') + '.' if namespace else ''}clip_perception]" in out, out
+    finally:
+        proc.stop()
