@@ -60,16 +60,23 @@ class TrainSpec:
     force: bool = False
 
 
-def _load_model(spec: ModelSpec, encoder=None):
-    from ..core.backends import create_image_encoder
+def _load_model(spec: ModelSpec):
     from ..core.model import load_clip
 
     clip = load_clip(spec.model, spec.pretrained, spec.device)
-    if encoder is None:
-        encoder = create_image_encoder(clip, backend=spec.backend, device=spec.device,
-                                       cache_dir=spec.cache_dir)
     cache = FeatureCache.for_model(clip, spec.cache_dir) if spec.use_feature_cache else None
-    return clip, encoder, cache
+    return clip, cache
+
+
+def _create_encoder(spec: ModelSpec, clip, encoder=None):
+    """The image encoder, built only after the frames were read: an export or engine build
+    (seconds to minutes) should not come before an input error the user can fix at once."""
+    if encoder is not None:
+        return encoder
+    from ..core.backends import create_image_encoder
+
+    return create_image_encoder(clip, backend=spec.backend, device=spec.device,
+                                cache_dir=spec.cache_dir)
 
 
 def class_embeddings(clip, labels: Sequence[str], prompts: PromptSpec) -> np.ndarray:
@@ -108,9 +115,10 @@ def train_adapter(model: ModelSpec, sources: SourceSpec, prompts: PromptSpec, tr
     out.parent.mkdir(parents=True, exist_ok=True)
     pipeline = load_pipeline(train.augmentation_config) if train.augmentation_config else default_pipeline()
     augmenter = Augmenter(pipeline, train.augmentation_seed, train.draws)
-    clip, encoder, cache = _load_model(model, encoder)
+    clip, cache = _load_model(model)
     try:
         loaded = load_frames(sources, _prepare_fn(clip), progress)
+        encoder = _create_encoder(model, clip, encoder)
         labels = loaded.labels
         split = split_by_time(loaded.frames, labels, train.val_fraction, train.block_seconds,
                               train.split_gap_s, train.split_seed)
@@ -209,7 +217,7 @@ def evaluate_prompts(model: ModelSpec, sources: SourceSpec, prompts: PromptSpec,
                                  f"expected some of {list(CONDITIONS)}")
     if blend is not None and not 0.0 <= blend <= 1.0:
         raise TrainingInputError(f"blend must be in [0, 1], got {blend}")
-    clip, encoder, cache = _load_model(model, encoder)
+    clip, cache = _load_model(model)
     try:
         head = None
         if adapter_path:
@@ -228,6 +236,7 @@ def evaluate_prompts(model: ModelSpec, sources: SourceSpec, prompts: PromptSpec,
                 head = head.reordered(labels)
             except AdapterError as exc:
                 raise TrainingInputError(str(exc)) from exc
+        encoder = _create_encoder(model, clip, encoder)
         extractor = FeatureExtractor(clip, encoder, cache, model.encode_batch, progress)
         jobs = [j for j in _condition_jobs(loaded.frames) if j.view in {condition_key(c) for c in conditions}]
         feats = dict(zip([c for c in CONDITIONS if c in conditions], extractor.embed(jobs)))
