@@ -56,3 +56,32 @@ def test_bad_batch_shape_is_rejected(tiny_clip):
 def test_unknown_backend_is_rejected(tiny_clip):
     with pytest.raises(ValueError, match="unknown backend 'tpu'"):
         create_image_encoder(tiny_clip, "tpu")
+
+
+def test_export_file_is_keyed_by_exporter_version(tiny_clip, tmp_path):
+    import torch
+
+    path = create_image_encoder(tiny_clip, "onnxruntime", cache_dir=tmp_path).onnx_path
+    assert f"torch{torch.__version__}".replace("+", "_") in path.name and "opset" in path.name
+
+
+def test_fp32_export_that_disagrees_with_torch_is_refused(tiny_clip, tmp_path):
+    """A broken or stale ONNX file is checked against the torch reference, not trusted."""
+    from clip_perception.core.backends import BackendUnavailable
+    from clip_perception.core.backends.onnxruntime_backend import image_onnx_path
+    from clip_perception.core.backends.verify import TorchReference
+    from clip_perception.core.tiny_model import write_tiny_model
+    from clip_perception.core.model import load_clip
+
+    # Put another model's export where this model's export is expected.
+    other = load_clip(write_tiny_model(tmp_path / "other", seed=7))
+    wrong = create_image_encoder(other, "onnxruntime", cache_dir=tmp_path / "o").onnx_path
+    target = image_onnx_path(tiny_clip, tmp_path / "c")
+    target.parent.mkdir(parents=True)
+    target.write_bytes(wrong.read_bytes())
+    with pytest.raises(BackendUnavailable, match=r"refused: .*min cosine to reference"):
+        create_image_encoder(tiny_clip, "onnxruntime", cache_dir=tmp_path / "c",
+                             reference=TorchReference(tiny_clip))
+    enc = create_image_encoder(tiny_clip, "auto", cache_dir=tmp_path / "c")
+    assert enc.name == "torch"  # auto records the refusal and falls through
+    assert any(a.outcome == "refused" for a in enc.selection.attempts)

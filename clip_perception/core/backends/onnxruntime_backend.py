@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,14 @@ def cuda_provider_available() -> bool:
 
 
 def image_onnx_path(clip, cache_dir=None) -> Path:
-    return model_artifact_dir(clip, cache_dir) / f"image_fp32_{clip.image_size}px.onnx"
+    """Keyed (besides model + weights hash, by the folder) by the exporter: a torch upgrade or
+    another opset exports anew instead of reusing a file another exporter wrote."""
+    import torch
+
+    from .onnx_export import DEFAULT_OPSET
+
+    exporter = re.sub(r"[^A-Za-z0-9.]+", "_", f"torch{torch.__version__}_opset{DEFAULT_OPSET}")
+    return model_artifact_dir(clip, cache_dir) / f"image_fp32_{clip.image_size}px_{exporter}.onnx"
 
 
 def ensure_image_onnx(clip, cache_dir=None) -> Path:
@@ -138,8 +146,18 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
         check_precision(precision, device)
         fp32_path = ensure_image_onnx(clip, cache_dir)
         if precision == "fp32":
-            return cls(fp32_path, clip.image_size, device=device, threads=threads,
-                       spinning=spinning)
+            encoder = cls(fp32_path, clip.image_size, device=device, threads=threads,
+                          spinning=spinning)
+            if reference is not None:  # a stale or broken export must not serve unnoticed
+                from .engine_cache import ArtifactRefused
+
+                verification = reference.verify(encoder, min_cosine)
+                if not verification.ok:
+                    encoder.close()
+                    msg = f"onnxruntime fp32 model {fp32_path} refused: {verification}"
+                    logger.warning(msg)
+                    raise ArtifactRefused(msg, verification, fp32_path)
+            return encoder
         return load_or_quantize_int8(clip, fp32_path, cache_dir, threads=threads,
                                      spinning=spinning, reference=reference,
                                      min_cosine=min_cosine).value
