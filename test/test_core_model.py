@@ -76,3 +76,19 @@ def test_builtin_name_with_checkpoint_path_loads(tmp_path, tiny_model_id):
 def test_pretrained_with_schema_is_refused(tiny_model_id):
     with pytest.raises(ModelLoadError, match="must be empty"):
         load_clip(tiny_model_id, "openai")
+
+
+def test_real_tag_without_network_fails_with_the_offline_hint():
+    """The real loading path for `ViT-B-32`/`openai` (hub cache only: HF_HUB_OFFLINE=1)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from clip_perception.core.model import load_clip, ModelLoadError\n"
+            "try:\n    load_clip('ViT-B-32', 'openai')\n"
+            "except ModelLoadError as exc:\n    print('ERROR', exc)\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120).stdout
+    assert "ERROR could not load model 'ViT-B-32'" in out
+    assert "local-dir:" in out and "~/.cache/huggingface" in out

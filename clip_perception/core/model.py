@@ -165,8 +165,13 @@ def load_clip(model_name: str, pretrained: Optional[str] = None, device: str = "
     try:
         model = open_clip.create_model(model_name, pretrained=pretrained or None, device=device)
     except Exception as exc:  # open_clip raises RuntimeError/ValueError/OSError variously
-        raise ModelLoadError(f"could not load model '{model_name}' (pretrained={pretrained!r}): {exc}") \
-            from exc
+        hint = ""
+        if (pretrained and not os.path.isfile(pretrained)) or model_name.startswith(HF_HUB_PREFIX):
+            hint = ("; weights named by a tag or hf-hub: are downloaded once into "
+                    "~/.cache/huggingface, so the first start needs internet (offline: use a "
+                    "'local-dir:' model, see the README; HF_HUB_OFFLINE=1 fails fast)")
+        raise ModelLoadError(f"could not load model '{model_name}' (pretrained={pretrained!r}): "
+                             f"{exc}{hint}") from exc
     model.eval()
     tokenizer = open_clip.get_tokenizer(model_name)
     preprocess = PreprocessConfig.from_open_clip(open_clip.get_model_preprocess_cfg(model))
