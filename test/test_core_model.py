@@ -78,8 +78,8 @@ def test_pretrained_with_schema_is_refused(tiny_model_id):
         load_clip(tiny_model_id, "openai")
 
 
-def test_real_tag_without_network_fails_with_the_offline_hint():
-    """The real loading path for `ViT-B-32`/`openai` (hub cache only: HF_HUB_OFFLINE=1)."""
+def test_real_tag_without_network_fails_with_the_offline_hint(tmp_path):
+    """The real loading path for `ViT-B-32`/`openai`, offline and with an empty hub cache."""
     import os
     import subprocess
     import sys
@@ -87,7 +87,7 @@ def test_real_tag_without_network_fails_with_the_offline_hint():
     code = ("from clip_perception.core.model import load_clip, ModelLoadError\n"
             "try:\n    load_clip('ViT-B-32', 'openai')\n"
             "except ModelLoadError as exc:\n    print('ERROR', exc)\n")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=120).stdout
     assert "ERROR could not load model 'ViT-B-32'" in out
