@@ -109,7 +109,6 @@ class TorchTextEncoder:
         return l2_normalize(np.concatenate(out))
 
     def _encode_trimmed(self, tokens):
-        torch = self._torch
         m = self.model
         length = int((tokens != 0).sum(dim=1).max().item())
         tokens = tokens[:, :length]
@@ -117,16 +116,22 @@ class TorchTextEncoder:
         x = m.token_embedding(tokens).to(cast_dtype)
         x = x + m.positional_embedding[:length].to(cast_dtype)
         x = m.transformer(x, attn_mask=m.attn_mask[:length, :length])
-        x = m.ln_final(x)
-        if m.text_pool_type == "argmax":
-            idx = tokens.argmax(dim=-1)
-        else:
-            idx = (tokens == m.text_eos_id).int().argmax(dim=-1)
-        x = x[torch.arange(x.shape[0], device=x.device), idx]
-        proj = m.text_projection
-        if proj is not None:
-            x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
-        return x
+        return pool_and_project(m, m.ln_final(x), tokens)
+
+
+def pool_and_project(model, x, tokens):
+    """The EOT token's features (argmax or eos pooling, as open_clip), text projection applied."""
+    import torch
+
+    if model.text_pool_type == "argmax":
+        idx = tokens.argmax(dim=-1)
+    else:
+        idx = (tokens == model.text_eos_id).int().argmax(dim=-1)
+    x = x[torch.arange(x.shape[0], device=x.device), idx]
+    proj = model.text_projection
+    if proj is not None:
+        x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
+    return x
 
 
 class PromptEmbeddingCache:

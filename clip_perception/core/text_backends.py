@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -18,7 +17,8 @@ import numpy as np
 
 from .artifacts import model_artifact_dir
 from .backends.base import BackendUnavailable
-from .text import TorchTextEncoder, l2_normalize
+from .backends.onnx_export import export_onnx, exporter_tag
+from .text import TorchTextEncoder, l2_normalize, pool_and_project
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ TEXT_MIN_COSINE = 0.9999  # fp32 vs fp32: only summation order differs
 
 
 def text_onnx_path(clip, cache_dir=None) -> Path:
-    return model_artifact_dir(clip, cache_dir) / "text_fp32_trimmed.onnx"
+    return model_artifact_dir(clip, cache_dir) / f"text_fp32_trimmed_{exporter_tag()}.onnx"
 
 
 def export_text_tower(clip, path: str | os.PathLike, opset: int = 18) -> Path:
@@ -80,15 +80,7 @@ def export_text_tower(clip, path: str | os.PathLike, opset: int = 18) -> Path:
             for blk in m.transformer.resblocks:
                 x = x + blk.ls_1(attention(blk.attn, blk.ln_1(x), mask))
                 x = x + blk.ls_2(blk.mlp(blk.ln_2(x)))
-            x = m.ln_final(x)
-            if m.text_pool_type == "argmax":
-                idx = tokens.argmax(dim=-1)
-            else:
-                idx = (tokens == m.text_eos_id).int().argmax(dim=-1)
-            x = x[torch.arange(x.shape[0]), idx]
-            proj = m.text_projection
-            if proj is not None:
-                x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
+            x = pool_and_project(m, m.ln_final(x), tokens)
             return torch.nn.functional.normalize(x, dim=-1)
 
     path = Path(path)
@@ -96,18 +88,9 @@ def export_text_tower(clip, path: str | os.PathLike, opset: int = 18) -> Path:
     # Batch 2 and length 9: neither may be specialised to 1 by the tracer.
     example = clip.tokenizer(["a photo of a cat.", "a photo of a big red dog."])[:, :9]
     example = example.to(clip.device)
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.onnx.export(_TextTower(model).eval(), (example,), tmp,
-                          input_names=[TEXT_INPUT_NAME], output_names=[TEXT_OUTPUT_NAME],
-                          opset_version=opset, dynamo=False,
-                          dynamic_axes={TEXT_INPUT_NAME: {0: "batch", 1: "length"},
-                                        TEXT_OUTPUT_NAME: {0: "batch"}})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    export_onnx(_TextTower(model).eval(), example, path, TEXT_INPUT_NAME, TEXT_OUTPUT_NAME,
+                {TEXT_INPUT_NAME: {0: "batch", 1: "length"}, TEXT_OUTPUT_NAME: {0: "batch"}},
+                opset)
     logger.info("exported trimmed text tower of %s to %s", clip.identifier, path)
     return path
 

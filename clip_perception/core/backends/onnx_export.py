@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -34,18 +35,35 @@ def export_image_tower(clip, path: str | os.PathLike, opset: int = DEFAULT_OPSET
     size = clip.image_size
     example = torch.randn(2, 3, size, size, device=clip.device)
     tower = _ImageTower(clip.model).eval()
+    # Grad mode on (no inference_mode/no_grad): otherwise nn.MultiheadAttention takes its
+    # fused fast path, which has no ONNX symbolic.
+    export_onnx(tower, example, path, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME,
+                {ONNX_INPUT_NAME: {0: "batch"}, ONNX_OUTPUT_NAME: {0: "batch"}}, opset)
+    logger.info("exported image tower of %s to %s", clip.identifier, path)
+    return path
+
+
+def exporter_tag(opset: int = DEFAULT_OPSET) -> str:
+    """Part of every exported file's name: a torch upgrade or another opset exports anew
+    instead of reusing a file another exporter wrote (model + weights hash key the folder)."""
+    import torch
+
+    return re.sub(r"[^A-Za-z0-9.]+", "_", f"torch{torch.__version__}_opset{opset}")
+
+
+def export_onnx(module, example, path: Path, input_name: str, output_name: str,
+                dynamic_axes: dict, opset: int = DEFAULT_OPSET) -> None:
+    """torch.onnx.export (TorchScript exporter) into a temporary file, then an atomic rename:
+    a reader never sees a half-written model, even if the export dies."""
+    import torch
+
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
     os.close(fd)
     try:
-        # Grad mode on (no inference_mode/no_grad): otherwise nn.MultiheadAttention takes its
-        # fused fast path, which has no ONNX symbolic.
-        torch.onnx.export(
-            tower, (example,), tmp, input_names=[ONNX_INPUT_NAME],
-            output_names=[ONNX_OUTPUT_NAME], opset_version=opset, dynamo=False,
-            dynamic_axes={ONNX_INPUT_NAME: {0: "batch"}, ONNX_OUTPUT_NAME: {0: "batch"}})
+        torch.onnx.export(module, (example,), tmp, input_names=[input_name],
+                          output_names=[output_name], opset_version=opset, dynamo=False,
+                          dynamic_axes=dynamic_axes)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    logger.info("exported image tower of %s to %s", clip.identifier, path)
-    return path

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 from ..artifacts import model_artifact_dir
 from .base import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable, ImageEncoder, check_batch
-from .onnx_export import export_image_tower
+from .onnx_export import export_image_tower, exporter_tag
 from .verify import DEFAULT_MIN_COSINE
 
 logger = logging.getLogger(__name__)
@@ -58,14 +57,8 @@ def cuda_provider_available() -> bool:
 
 
 def image_onnx_path(clip, cache_dir=None) -> Path:
-    """Keyed (besides model + weights hash, by the folder) by the exporter: a torch upgrade or
-    another opset exports anew instead of reusing a file another exporter wrote."""
-    import torch
-
-    from .onnx_export import DEFAULT_OPSET
-
-    exporter = re.sub(r"[^A-Za-z0-9.]+", "_", f"torch{torch.__version__}_opset{DEFAULT_OPSET}")
-    return model_artifact_dir(clip, cache_dir) / f"image_fp32_{clip.image_size}px_{exporter}.onnx"
+    return model_artifact_dir(clip, cache_dir) / \
+        f"image_fp32_{clip.image_size}px_{exporter_tag()}.onnx"
 
 
 def ensure_image_onnx(clip, cache_dir=None) -> Path:
