@@ -97,8 +97,8 @@ def test_auto_fp16_on_cpu_says_onnxruntime_has_no_fp16(clip, cache):
     assert ("onnxruntime", "fp16", "skipped") in outcomes(enc)
 
 
-def test_auto_with_tensorrt_usable_serves_onnxruntime_then_swaps(clip, cache, monkeypatch,
-                                                                 reference):
+def fake_tensorrt(monkeypatch) -> list:
+    """TensorRT 'available', engines 'built' as torch encoders; returns the build log."""
     built = []
 
     def fake_engine(clip_, precision, max_batch, cache_dir, reference_, device):
@@ -109,6 +109,12 @@ def test_auto_with_tensorrt_usable_serves_onnxruntime_then_swaps(clip, cache, mo
 
     monkeypatch.setattr(trtb, "tensorrt_available", lambda *a, **kw: (True, "fake trt"))
     monkeypatch.setattr(trtb, "load_or_build_engine", fake_engine)
+    return built
+
+
+def test_auto_with_tensorrt_usable_serves_onnxruntime_then_swaps(clip, cache, monkeypatch,
+                                                                 reference):
+    built = fake_tensorrt(monkeypatch)
     enc = create_image_encoder(clip, backend="auto", precision="int8", device="cuda:1",
                                cache_dir=cache, max_batch=4, reference=reference)
     assert isinstance(enc, SwappingImageEncoder)
@@ -190,19 +196,10 @@ def test_auto_precision_falls_back_to_fp32_when_int8_is_refused(clip, cache, mon
 
 
 def test_auto_precision_is_fp16_on_tensorrt(clip, cache, monkeypatch, reference):
-    built = []
-
-    def fake_engine(clip_, precision, max_batch, cache_dir, reference_, device):
-        built.append(precision)
-        enc = TorchImageEncoder(clip_)
-        enc.name, enc.precision = "tensorrt", precision
-        return CachedArtifact(enc, cache_dir, None, True, None)
-
-    monkeypatch.setattr(trtb, "tensorrt_available", lambda *a, **kw: (True, "fake trt"))
-    monkeypatch.setattr(trtb, "load_or_build_engine", fake_engine)
+    built = fake_tensorrt(monkeypatch)
     enc = create_image_encoder(clip, backend="auto", precision="auto", device="cuda",
                                cache_dir=cache, reference=reference)
-    assert enc.wait(30) == "ready" and built == ["fp16"]
+    assert enc.wait(30) == "ready" and [b[0] for b in built] == ["fp16"]
     assert not [a for a in enc.selection.attempts if a.outcome == "skipped"
                 and a.backend == "tensorrt"]
     enc.close()
