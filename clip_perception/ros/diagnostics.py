@@ -61,6 +61,10 @@ def build_statuses(node_name: str, snap: StatsSnapshot, info: PipelineInfo, now:
               ("processed frames/s", f"{rate:.2f}"),
               ("mean batch size", f"{snap.batch_frames / snap.batches:.2f}" if snap.batches
                else "0"),
+              # of the frames processed in this window: how many the preparer thread had
+              # decoded + preprocessed just in time, and its work lost to newer frames
+              ("frames prepared ahead", str(snap.prepared_ahead)),
+              ("preparations wasted", str(snap.preparations_wasted)),
               ("pipeline errors", str(snap.errors)), ("last error", snap.last_error or "(none)")]
     for stage in STAGES:
         w = snap.stages[stage]
