@@ -516,6 +516,35 @@ def test_worker_prepares_just_in_time_and_a_newer_frame_supersedes_the_prepared_
     assert (snap.prepared_ahead, snap.preparations_wasted) == (1, 1)
 
 
+def test_worker_prepares_nothing_ahead_while_prepare_ahead_says_no():
+    clock = FakeClock()
+    gate, encoding = threading.Event(), threading.Event()
+
+    def encode(batch):
+        encoding.set()
+        assert gate.wait(5)
+
+    published, prepared_by = [], []
+    worker, slots, stats = _jit_worker(("a",), encode, _primed_planner(clock), published,
+                                       prepared_by)
+    worker._prepare_ahead = lambda: False  # e.g. a CPU encoder that uses every core
+    worker.start()
+    try:
+        slots.put("a", 1)
+        assert encoding.wait(5)
+        slots.put("a", 2)
+        clock.t += 1.0  # long past the predicted end: the window is open
+        slots.poke()
+        time.sleep(0.2)
+        gate.set()
+        assert wait_for(lambda: len(published) == 2)
+    finally:
+        gate.set()
+        worker.stop()
+    assert prepared_by == [(1, "perception_worker"), (2, "perception_worker")]
+    assert stats.snapshot().prepared_ahead == 0
+
+
 def test_worker_never_encodes_an_older_frame_or_a_crop_of_another_frame():
     """Free-running threads with jittery timing: each encoded crop belongs to the published
     frame, and per camera the encoded frames only get newer."""

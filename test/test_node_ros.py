@@ -359,6 +359,8 @@ def test_diagnostics_report_backend_and_stage_latencies(node_proc, ros_client):
     assert any(v.startswith("tensorrt") and "skipped (" in v for v in skipped), values
     assert int(values["image backend threads"]) >= 1
     assert values["text backend"].startswith("onnxruntime text"), values
+    # onnxruntime on every core: preparing frames alongside it would only compete for the CPU
+    assert values["prepare ahead"].startswith("off (encoder on cpu uses all"), values
     for stage in ("decode", "preprocess", "encode", "score", "publish", "age"):
         keys = [k for k in values if k.startswith(stage + " ms ")]
         assert len(keys) == 2 and all(float(values[k]) >= 0 for k in keys), stage

@@ -745,6 +745,10 @@ class PerceptionWorker:
     With ``prepare_ahead`` a second thread decodes + preprocesses the waiting frames just in
     time for the next batch (see ``JustInTimePlanner``); the worker still takes the newest frame
     per camera when it is free and prepares anything not prepared for exactly that frame itself.
+    It pays only when the encoder leaves CPU idle (GPU encoders, or fewer encoder threads than
+    cores); an encoder that keeps every core busy just loses time to it (NODE_RESULTS.md).
+    ``prepare_ahead`` may be a callable, asked again before every preparation, for encoders
+    that move between CPU and GPU (a TensorRT engine swapped in).
     """
 
     CLAIM_TIMEOUT = 2.0  # s; a preparation in progress takes ~ms; past this, redo it here
@@ -759,7 +763,8 @@ class PerceptionWorker:
                  max_rate_hz: float = 0.0,
                  on_bad_frame: Callable[[str, str], None] = lambda camera, reason: None,
                  on_error: Callable[[str], None] = lambda reason: None,
-                 prepare_ahead: bool = True, planner: Optional[JustInTimePlanner] = None):
+                 prepare_ahead: "bool | Callable[[], bool]" = True,
+                 planner: Optional[JustInTimePlanner] = None):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.slots, self.stats = slots, stats
@@ -770,7 +775,9 @@ class PerceptionWorker:
         self.rate = RateLimiter(max_rate_hz)
         self.smoother = LandmarkSmoother()
         self._on_bad_frame, self._on_error = on_bad_frame, on_error
-        self.prepare_ahead = prepare_ahead
+        self._prepare_ahead = prepare_ahead if callable(prepare_ahead) else \
+            (lambda: bool(prepare_ahead))
+        self._preparer_wanted = callable(prepare_ahead) or bool(prepare_ahead)
         self.planner = planner or JustInTimePlanner()
         self.prepared = PreparedFrames(stats.preparation_wasted)
         self._stop = threading.Event()
@@ -788,7 +795,7 @@ class PerceptionWorker:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="perception_worker", daemon=True)
         self._thread.start()
-        if self.prepare_ahead:
+        if self._preparer_wanted:
             self._preparer = threading.Thread(target=self._run_preparer,
                                               name="frame_preparer", daemon=True)
             self._preparer.start()
@@ -816,7 +823,7 @@ class PerceptionWorker:
         while not self._stop.is_set():
             seen = self.slots.changes  # read before looking, so no change is missed
             todo = [f for f in self.slots.peek(self.max_batch) if not self.prepared.has(f)]
-            at = self.planner.prepare_at(len(todo)) if todo else None
+            at = self.planner.prepare_at(len(todo)) if todo and self._prepare_ahead() else None
             if at is not None:
                 wait = at - self.planner.now()
                 if wait <= 0:

@@ -32,6 +32,7 @@ class PipelineInfo:
     # build state) and the text backend, as (key, value) pairs.
     backend_details: tuple[tuple[str, str], ...] = ()
     backend_warning: str = ""  # e.g. a refused TensorRT engine
+    prepare_ahead: str = ""  # "on (why)" / "off (why)": frames prepared during the encode
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def build_statuses(node_name: str, snap: StatsSnapshot, info: PipelineInfo, now:
                else "0"),
               # of the frames processed in this window: how many the preparer thread had
               # decoded + preprocessed just in time, and its work lost to newer frames
+              ("prepare ahead", info.prepare_ahead or "(unknown)"),
               ("frames prepared ahead", str(snap.prepared_ahead)),
               ("preparations wasted", str(snap.preparations_wasted)),
               ("pipeline errors", str(snap.errors)), ("last error", snap.last_error or "(none)")]

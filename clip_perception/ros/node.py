@@ -8,6 +8,7 @@ re-encodes prompts after a live change.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, Optional
@@ -18,7 +19,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from ..core.adapter import AdapterHead
-from ..core.backends import create_image_encoder, encoder_diagnostics
+from ..core.backends import create_image_encoder, encoder_diagnostics, is_cuda
 from ..core.backends.swapping import REFUSED
 from ..core.model import load_clip
 from ..core.perception import (FrameResult, LabelSet, LabelSetManager, LabelSetSpec,
@@ -86,7 +87,8 @@ class ClipPerceptionNode(Node):
             self.preprocessor.resize_crop, self.preprocessor.normalize,
             self.encoder.encode_images, self._publish, max_batch=settings.max_batch,
             max_rate_hz=live.max_rate_hz, on_bad_frame=self._warn_bad_frame,
-            on_error=self._warn_pipeline_error)
+            on_error=self._warn_pipeline_error,
+            prepare_ahead=lambda: self._prepare_ahead()[0])
 
         # Image callbacks get their own group so a slow parameter change (adapter file, model
         # hash) never delays frame intake, and vice versa.
@@ -118,6 +120,23 @@ class ClipPerceptionNode(Node):
             self.clip, backend=settings.backend, precision=settings.precision,
             device=settings.device, cache_dir=settings.engine_cache_dir or None,
             threads=settings.encoder_threads, max_batch=settings.max_batch)
+
+    def _prepare_ahead(self) -> tuple[bool, str]:
+        """Whether the worker's preparer may decode + preprocess frames during an encode.
+
+        Asked per preparation: a swapped-in TensorRT engine moves the encoder to the GPU.
+        """
+        device = str(self.encoder.device)
+        if is_cuda(device):
+            return True, f"encoder on {device}; CPU preprocessing overlaps it"
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+            (os.cpu_count() or 1)
+        threads = self.settings.encoder_threads
+        if self.encoder.name == "onnxruntime" and 0 < threads < cores:
+            return True, f"encoder uses {threads} of {cores} cores"
+        # Measured (benchmarks/NODE_RESULTS.md): preparing alongside an encoder that keeps
+        # every core busy only competes with it for the CPU; the serial path is as fast.
+        return False, f"encoder on {device} uses all {cores} cores"
 
     def _checked_adapter(self, spec: LabelSetSpec) -> Optional[AdapterHead]:
         if not spec.adapter_path:
@@ -196,6 +215,7 @@ class ClipPerceptionNode(Node):
         failed = self.label_sets.failed_version
         if failed is not None and failed > current.version:
             error = self.label_sets.last_error + f"; serving label set v{current.version}"
+        ahead, why = self._prepare_ahead()
         info = diagnostics.PipelineInfo(
             model=self.clip.identifier, backend=self.encoder.describe(),
             backend_details=self._backend_details(), backend_warning=self._backend_warning(),
@@ -203,7 +223,8 @@ class ClipPerceptionNode(Node):
             labels=len(current.labels), landmarks=len(current.landmarks),
             adapter=current.spec.adapter_path, adapter_blend=current.adapter_blend,
             max_rate_hz=self.worker.max_rate_hz, max_batch=self.settings.max_batch,
-            rebuilding=self.label_sets.busy, label_set_error=error)
+            rebuilding=self.label_sets.busy, label_set_error=error,
+            prepare_ahead="{} ({})".format("on" if ahead else "off", why))
         statuses = diagnostics.build_statuses(self.get_fully_qualified_name(),
                                               self.stats.snapshot(), info, time.monotonic())
         self.diagnostics_pub.publish(
