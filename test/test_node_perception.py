@@ -527,7 +527,8 @@ def test_worker_prepares_nothing_ahead_while_prepare_ahead_says_no():
     published, prepared_by = [], []
     worker, slots, stats = _jit_worker(("a",), encode, _primed_planner(clock), published,
                                        prepared_by)
-    worker._prepare_ahead = lambda: False  # e.g. a CPU encoder that uses every core
+    ahead = [False]  # e.g. a CPU encoder that uses every core, until a GPU engine swaps in
+    worker._prepare_ahead = lambda: ahead[0]
     worker.start()
     try:
         slots.put("a", 1)
@@ -538,11 +539,15 @@ def test_worker_prepares_nothing_ahead_while_prepare_ahead_says_no():
         time.sleep(0.2)
         gate.set()
         assert wait_for(lambda: len(published) == 2)
+        assert worker._preparer is None  # never started: the worker runs as without one
+        ahead[0] = True  # asked again after every batch
+        slots.put("a", 3)
+        assert wait_for(lambda: worker._preparer is not None and len(published) == 3)
     finally:
         gate.set()
         worker.stop()
-    assert prepared_by == [(1, "perception_worker"), (2, "perception_worker")]
-    assert stats.snapshot().prepared_ahead == 0
+    assert prepared_by[:2] == [(1, "perception_worker"), (2, "perception_worker")]
+    assert not worker._preparer.is_alive()
 
 
 def test_worker_never_encodes_an_older_frame_or_a_crop_of_another_frame():

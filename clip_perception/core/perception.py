@@ -795,7 +795,13 @@ class PerceptionWorker:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="perception_worker", daemon=True)
         self._thread.start()
-        if self._preparer_wanted:
+        self._start_preparer_if_wanted()
+
+    def _start_preparer_if_wanted(self) -> None:
+        # Started only once preparing ahead is wanted (e.g. when a TensorRT engine has been
+        # swapped in): with a CPU encoder on every core the worker runs exactly as without it.
+        if (self._preparer is None and self._preparer_wanted and not self._stop.is_set()
+                and self._prepare_ahead()):
             self._preparer = threading.Thread(target=self._run_preparer,
                                               name="frame_preparer", daemon=True)
             self._preparer.start()
@@ -817,6 +823,7 @@ class PerceptionWorker:
             if frames:
                 self.rate.started()
                 self.process(frames)
+                self._start_preparer_if_wanted()
 
     def _run_preparer(self) -> None:
         """Prepare waiting frames once the planner says the next batch is due soon."""
