@@ -42,6 +42,41 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "test"))
 
 
+class ForeignCpu:
+    """CPU used by processes other than this one and the nodes, as a share of all cores.
+
+    The machine is shared: a phase during which someone else's job ran is not comparable.
+    Busy jiffies of the whole machine (/proc/stat) minus those of our own processes.
+    """
+
+    def __init__(self):
+        self.pids = [os.getpid()]
+        self._hz = os.sysconf("SC_CLK_TCK")
+
+    def _read(self) -> tuple[float, int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        busy = sum(fields) - fields[3] - fields[4]  # minus idle and iowait
+        own = 0
+        for pid in self.pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    stat = f.read().rsplit(")", 1)[1].split()
+                own += int(stat[11]) + int(stat[12])  # utime + stime
+            except OSError:
+                pass
+        return time.monotonic(), busy, own
+
+    def start(self):
+        return self._read()
+
+    def share(self, since) -> float:
+        t1, busy1, own1 = self._read()
+        t0, busy0, own0 = since
+        wall = (t1 - t0) * self._hz * (os.cpu_count() or 1)
+        return max(0.0, ((busy1 - busy0) - (own1 - own0)) / wall) if wall > 0 else 0.0
+
+
 class RawBackend:
     """The node's backend in this process, batch 1."""
 
@@ -162,6 +197,8 @@ def run(model_id: str, args, frame: np.ndarray, tmp: Path) -> dict:
                 sum(int(v["preparations wasted"]) for v in rows))
 
     slices, floods = [], {}
+    foreign = ForeignCpu()
+    foreign.pids += [n.proc.pid for n in nodes]
     try:
         deadline = time.monotonic() + 300
         while not all(n.pub.get_subscription_count() and client.count_publishers(
@@ -174,6 +211,7 @@ def run(model_id: str, args, frame: np.ndarray, tmp: Path) -> dict:
         for n in nodes:  # warm-up: first inferences, thread pools, EMAs
             publish_for(n, 3.0, args.flood_hz)
         for _ in range(args.slices):
+            since = foreign.start()
             row = dict(raw=raw.rate(args.seconds),
                        raw_pre=raw.rate(args.seconds, with_preprocess=True))
             row["hz"] = args.saturate * row["raw"]
@@ -183,8 +221,10 @@ def run(model_id: str, args, frame: np.ndarray, tmp: Path) -> dict:
                 rate, ages = n.window(t0, t1)
                 row[n.name] = dict(rate=rate, ages=ages, prepared=prepared(n, t0, t1))
                 time.sleep(0.3)  # idle again before the next phase
+            row["foreign"] = foreign.share(since)
             slices.append(row)
         for n in nodes:
+            since = foreign.start()
             publish_for(n, 1.0, args.flood_hz)
             t0, t1 = publish_for(n, args.flood_seconds, args.flood_hz)
             mid = (t0 + t1) // 2
@@ -192,7 +232,7 @@ def run(model_id: str, args, frame: np.ndarray, tmp: Path) -> dict:
             time.sleep(0.3)
             floods[n.name] = dict(rate=rate, ages=ages, first=n.window(t0, mid)[1],
                                   second=n.window(mid, t1)[1], prepared=prepared(n, t0, t1),
-                                  raw=raw.rate(args.seconds))
+                                  raw=raw.rate(args.seconds), foreign=foreign.share(since))
     finally:
         executor.shutdown()
         client.destroy_node()
@@ -207,12 +247,13 @@ def report(out: dict, args) -> None:
     p50, p95 = statistics.median, lambda a: float(np.percentile(a, 95))
     print(f"backend {out['backend']}; one camera, 640x480 rgb8, best effort; "
           f"{os.cpu_count()} CPUs, load average at the end {os.getloadavg()[0]:.1f}")
-    header = "slice  raw enc  raw pre+enc  pub Hz"
+    header = "slice  other CPU  raw enc  raw pre+enc  pub Hz"
     for name in out["nodes"]:
         header += f" | {name}: img/s  /enc  /pre+enc  age p50  ahead/wasted"
     print(header)
     for i, r in enumerate(out["slices"]):
-        line = f"{i:5d}  {r['raw']:7.2f}  {r['raw_pre']:11.2f}  {r['hz']:6.1f}"
+        line = (f"{i:5d}  {r['foreign'] * 100:8.0f}%  {r['raw']:7.2f}  {r['raw_pre']:11.2f}  "
+                f"{r['hz']:6.1f}")
         for name in out["nodes"]:
             n = r[name]
             ahead, wasted = n["prepared"]
@@ -220,12 +261,15 @@ def report(out: dict, args) -> None:
                      f"{n['rate'] / r['raw_pre']:8.3f}  {p50(n['ages']):7.0f}  "
                      f"{'n/a' if ahead < 0 else f'{ahead}/{wasted}':>12}")
         print(line)
+    quiet = [r for r in out["slices"] if r["foreign"] < args.max_other_cpu] or out["slices"]
+    print(f"{len(quiet)} of {len(out['slices'])} slices with other processes under "
+          f"{args.max_other_cpu * 100:.0f}% CPU (medians below use those only)")
     print(f"median raw preprocess+encode / raw encode: "
-          f"{statistics.median(r['raw_pre'] / r['raw'] for r in out['slices']):.3f}")
+          f"{statistics.median(r['raw_pre'] / r['raw'] for r in quiet):.3f}")
     for name in out["nodes"]:
-        enc = statistics.median(r[name]["rate"] / r["raw"] for r in out["slices"])
-        pre = statistics.median(r[name]["rate"] / r["raw_pre"] for r in out["slices"])
-        ages = [a for r in out["slices"] for a in r[name]["ages"]]
+        enc = statistics.median(r[name]["rate"] / r["raw"] for r in quiet)
+        pre = statistics.median(r[name]["rate"] / r["raw_pre"] for r in quiet)
+        ages = [a for r in quiet for a in r[name]["ages"]]
         print(f"{name}: median node / raw encode (goal >= 0.9) {enc:.3f}; median node / raw "
               f"preprocess+encode {pre:.3f}; age ms p50 {p50(ages):.0f}, p95 {p95(ages):.0f}")
     for name, f in out["floods"].items():
@@ -234,7 +278,8 @@ def report(out: dict, args) -> None:
               f"{f['raw']:.2f}); age ms p50 {p50(f['ages']):.0f}, p95 {p95(f['ages']):.0f}, "
               f"max {max(f['ages']):.0f}; p50 first/second half {p50(f['first']):.0f}/"
               f"{p50(f['second']):.0f}; prepared ahead/wasted "
-              f"{'n/a' if ahead < 0 else f'{ahead}/{wasted}'}")
+              f"{'n/a' if ahead < 0 else f'{ahead}/{wasted}'}; other CPU "
+              f"{f['foreign'] * 100:.0f}%")
 
 
 def main(argv=None) -> int:
@@ -252,6 +297,9 @@ def main(argv=None) -> int:
                    help="throughput phases publish at this x the slice's raw encode rate")
     p.add_argument("--flood-hz", type=float, default=30.0)
     p.add_argument("--flood-seconds", type=float, default=10.0)
+    p.add_argument("--max-other-cpu", type=float, default=0.1,
+                   help="slices where other processes used more than this share of the CPU "
+                        "are printed but left out of the medians")
     p.add_argument("--compare-repo", help="also run the node from this checkout, side by side")
     args = p.parse_args(argv)
     from node_testing import pattern_image
