@@ -84,9 +84,12 @@ def test_demo_one_command_prints_results(tmp_path):
         [sys.executable, "-m", "clip_perception.cli.demo", "--images", str(tmp_path / "imgs"),
          "--tiny-model", "--backend", "torch", "--labels", "cup", "apple",
          "--landmarks", "a red door", "--rate", "5", "--topic", "/demo_test/image_raw"],
-        cwd=REPO, env=ros_env(), capture_output=True, text=True, timeout=120)
+        cwd=REPO, env=dict(ros_env(), HOME=str(tmp_path / "home")), capture_output=True,
+        text=True, timeout=120)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
+    # the throw-away tiny model's exported towers stay in its temp folder, not in ~/.cache
+    assert not (tmp_path / "home" / ".cache" / "clip_perception").exists()
     for name in ("f0.png", "f1.png"):
         lines = [line for line in out.splitlines() if line.strip().startswith(name)]
         assert any("cup" in line and "apple" in line for line in lines), out

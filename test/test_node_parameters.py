@@ -95,3 +95,20 @@ def test_pipeline_status_error_and_rebuilding():
     failed = diagnostics.build_statuses("/n", _snapshot(cams),
                                         _info(label_set_error="v3 failed"), 100.0)[0]
     assert failed.level == diagnostics.ERROR
+
+
+def test_pipeline_status_carries_backend_details_and_warns_on_refused_engine():
+    cams = {"/a": CameraCounters(received=1)}
+    details = (("backend requested", "auto (fp16, cuda)"),
+               ("skipped 1", "onnxruntime fp16 on cuda: skipped (no CUDAExecutionProvider)"),
+               ("engine build", "refused: cosine 0.97 < 0.999"))
+    refused = diagnostics.build_statuses(
+        "/n", _snapshot(cams), _info(backend_details=details,
+                                     backend_warning="tensorrt (fp16, cuda) refused"), 100.0)[0]
+    values = dict(refused.values)
+    assert values["engine build"] == "refused: cosine 0.97 < 0.999"
+    assert values["skipped 1"].startswith("onnxruntime fp16 on cuda: skipped")
+    assert refused.level == diagnostics.WARN and "refused" in refused.message
+    ok = diagnostics.build_statuses("/n", _snapshot(cams), _info(backend_details=details),
+                                    100.0)[0]
+    assert ok.level == diagnostics.OK

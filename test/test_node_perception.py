@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from clip_perception.core.adapter import save_adapter
-from clip_perception.core.perception import (ADAPTER_BLEND_FROM_FILE, LabelSetManager,
-                                             LabelSetSpec, LandmarkSmoother, LatestFrameSlots,
-                                             PerceptionWorker, PipelineStats,
+from clip_perception.core.perception import (ADAPTER_BLEND_FROM_FILE, JustInTimePlanner,
+                                             LabelSetManager, LabelSetSpec, LandmarkSmoother,
+                                             LatestFrameSlots, PendingFrame, PerceptionWorker,
+                                             PipelineStats, PreparedFrame, PreparedFrames,
                                              RateLimiter, SpecError, WarningThrottle,
                                              build_label_set, load_checked_adapter)
 from clip_perception.core.scoring import UNKNOWN_LABEL
@@ -331,7 +332,7 @@ def test_worker_thread_respects_max_batch_and_rate_and_stops():
         assert rate < 20.0 * 1.3, f"{rate:.1f} batches/s with max_rate_hz=20"
     finally:
         worker.stop()
-    assert not worker._thread.is_alive()
+    assert not worker._thread.is_alive() and not worker._preparer.is_alive()
 
 
 def test_worker_uses_one_label_set_per_batch():
@@ -355,3 +356,234 @@ def test_worker_uses_one_label_set_per_batch():
         for r in results:
             assert {h.label for h in r.classification.hypotheses} <= expected[1] | {"unknown"}
 
+
+
+# ---- preparing ahead, just in time -------------------------------------------------------------
+class FakeClock:
+    def __init__(self, t=100.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+def _primed_planner(clock, busy=0.1, prepare=0.01, **kw):
+    """A planner that has seen one 1-frame batch take ``busy`` s and one frame take ``prepare``."""
+    planner = JustInTimePlanner(clock=clock, **kw)
+    planner.frame_prepared(prepare)
+    planner.batch_started(1)
+    clock.t += busy
+    planner.batch_finished()
+    return planner
+
+
+def test_planner_starts_preparing_one_preparation_before_the_predicted_end():
+    clock = FakeClock()
+    planner = JustInTimePlanner(clock=clock, alpha=0.5, margin=0.002, margin_fraction=0.25)
+    assert planner.prepare_at(1) is None  # nothing measured: the encoder prepares its own
+    planner = _primed_planner(clock, busy=0.1, prepare=0.01, alpha=0.5, margin=0.002,
+                              margin_fraction=0.25)
+    assert planner.prepare_at(1) is None  # idle encoder: it takes frames as they come
+    start = clock.t
+    planner.batch_started(1)
+    assert planner.expected_free() == pytest.approx(start + 0.1)
+    # lead = 1 x 10 ms preparation, + 2 ms + 25% of the lead as margin
+    assert planner.prepare_at(1) == pytest.approx(start + 0.1 - 0.01 - 0.002 - 0.0025)
+    assert planner.prepare_at(2) == pytest.approx(start + 0.1 - 0.02 - 0.002 - 0.005)
+    clock.t += 0.2
+    planner.batch_finished()  # this batch took 0.2 s: EMA (alpha 0.5) -> 0.15
+    planner.batch_started(1)
+    assert planner.expected_free() == pytest.approx(clock.t + 0.15)
+    clock.t += 0.15
+    planner.batch_finished()
+    planner.batch_started(4)  # unseen size: scaled from the nearest measured one
+    assert planner.expected_free() == pytest.approx(clock.t + 0.6)
+    planner.batch_finished()
+
+
+def test_planner_waits_for_the_rate_turn_when_it_is_later():
+    clock = FakeClock()
+    planner = _primed_planner(clock, busy=0.1, prepare=0.01)
+    start = clock.t
+    planner.batch_started(1, not_before=start + 0.5)  # max_rate_hz = 2
+    assert planner.expected_free() == pytest.approx(start + 0.5)
+    clock.t += 0.1
+    planner.batch_finished()
+    assert planner.expected_free() == pytest.approx(start + 0.5)  # idle, waiting for its turn
+    clock.t = start + 0.6
+    assert planner.expected_free() is None  # turn passed: frames are taken as they come
+
+
+def _frame(camera, payload, received=0.0):
+    return PendingFrame(camera, payload, received)
+
+
+def test_prepared_frame_is_only_handed_out_for_the_exact_frame():
+    wasted = []
+    cache = PreparedFrames(wasted.append)
+    old, new = _frame("a", 1), _frame("a", 2)
+    cache.begin(old)
+    cache.finish(PreparedFrame(old, np.zeros(1), ahead=True))
+    assert cache.has(old) and not cache.has(new)
+    # a newer frame of the camera was taken: the older preparation is discarded, not used
+    assert cache.claim(new, timeout=0) is None and wasted == ["a"]
+    assert not cache.has(old)
+    cache.begin(new)
+    cache.finish(PreparedFrame(new, np.ones(1), ahead=True))
+    got = cache.claim(new, timeout=0)
+    assert got.frame is new and got.crop[0] == 1
+    assert cache.claim(new, timeout=0) is None  # handed out once
+
+
+def test_claim_waits_for_a_preparation_in_progress():
+    cache = PreparedFrames()
+    frame = _frame("a", 1)
+    cache.begin(frame)
+    threading.Timer(0.05, cache.finish, args=(PreparedFrame(frame, np.zeros(1), ahead=True),)
+                    ).start()
+    got = cache.claim(frame, timeout=5)
+    assert got is not None and got.frame is frame
+
+
+def _jit_worker(cameras, encode, planner, published, prepared_by):
+    """A worker whose decode/preprocess record which thread prepared which payload."""
+    stats = PipelineStats(list(cameras))
+    slots = LatestFrameSlots(list(cameras), stats)
+    ls = label_set()
+
+    def decode(camera, payload):
+        if payload == "bad":
+            raise ValueError("truncated image")
+        return np.full((2, 2, 3), payload, np.uint8)
+
+    def preprocess(rgb):
+        prepared_by.append((int(rgb[0, 0, 0]), threading.current_thread().name))
+        return rgb.astype(np.float32)
+
+    def wrapped_encode(batch):
+        encode(batch)
+        return np.tile(ls.classifier.class_embeddings[0], (batch.shape[0], 1))
+
+    worker = PerceptionWorker(slots, stats, lambda: ls, decode, preprocess, lambda c: c,
+                              wrapped_encode, published.extend, planner=planner)
+    return worker, slots, stats
+
+
+def test_worker_prepares_just_in_time_and_a_newer_frame_supersedes_the_prepared_one():
+    clock = FakeClock()
+    planner = _primed_planner(clock, busy=0.1, prepare=0.01)  # prepare from start + ~0.086 s
+    gate, encoding, encoded = threading.Event(), threading.Event(), []
+
+    def encode(batch):
+        encoded.append([int(v) for v in batch[:, 0, 0, 0]])
+        encoding.set()
+        assert gate.wait(5)
+
+    published, prepared_by = [], []
+    worker, slots, stats = _jit_worker(("a", "b"), encode, planner, published, prepared_by)
+    bad = []
+    worker._on_bad_frame = lambda camera, reason: bad.append((camera, reason))
+    worker.start()
+    try:
+        slots.put("a", 1)
+        assert encoding.wait(5)  # batch [1] is encoding, started at clock.t
+        start = clock.t
+        slots.put("a", 2)
+        time.sleep(0.2)
+        assert [p for p, _ in prepared_by] == [1], "prepared before the window opened"
+        clock.t = start + 0.1  # predicted end: the window is open, the preparer takes frame 2
+        slots.poke()
+        assert wait_for(lambda: (2, "frame_preparer") in prepared_by)
+        slots.put("a", 3)  # newer: supersedes the prepared frame 2
+        slots.put("b", "bad")
+        assert wait_for(lambda: (3, "frame_preparer") in prepared_by)
+        assert wait_for(lambda: not slots.peek(8) or all(worker.prepared.has(f)
+                                                          for f in slots.peek(8)))
+        gate.set()
+        assert wait_for(lambda: len(published) == 2)
+    finally:
+        gate.set()
+        worker.stop()
+    # frame 2 was prepared but never encoded; 3 was encoded from its preparation (not redone)
+    assert encoded == [[1], [3]]
+    assert [r.frame.payload for r in published] == [1, 3]
+    assert prepared_by == [(1, "perception_worker"), (2, "frame_preparer"),
+                           (3, "frame_preparer")]
+    assert bad == [("b", "truncated image")]  # a bad frame prepared ahead is still rejected
+    snap = stats.snapshot()
+    assert snap.cameras["a"].dropped == 1 and snap.cameras["a"].processed == 2
+    assert snap.cameras["b"].rejected == 1 and snap.cameras["b"].processed == 0
+    assert (snap.prepared_ahead, snap.preparations_wasted) == (1, 1)
+
+
+def test_worker_prepares_nothing_ahead_while_prepare_ahead_says_no():
+    clock = FakeClock()
+    gate, encoding = threading.Event(), threading.Event()
+
+    def encode(batch):
+        encoding.set()
+        assert gate.wait(5)
+
+    published, prepared_by = [], []
+    worker, slots, stats = _jit_worker(("a",), encode, _primed_planner(clock), published,
+                                       prepared_by)
+    ahead = [False]  # e.g. a CPU encoder that uses every core, until a GPU engine swaps in
+    worker._prepare_ahead = lambda: ahead[0]
+    worker.start()
+    try:
+        slots.put("a", 1)
+        assert encoding.wait(5)
+        slots.put("a", 2)
+        clock.t += 1.0  # long past the predicted end: the window is open
+        slots.poke()
+        time.sleep(0.2)
+        gate.set()
+        assert wait_for(lambda: len(published) == 2)
+        assert worker._preparer is None  # never started: the worker runs as without one
+        ahead[0] = True  # asked again after every batch
+        slots.put("a", 3)
+        assert wait_for(lambda: worker._preparer is not None and len(published) == 3)
+    finally:
+        gate.set()
+        worker.stop()
+    assert prepared_by[:2] == [(1, "perception_worker"), (2, "perception_worker")]
+    assert not worker._preparer.is_alive()
+
+
+def test_worker_never_encodes_an_older_frame_or_a_crop_of_another_frame():
+    """Free-running threads with jittery timing: each encoded crop belongs to the published
+    frame, and per camera the encoded frames only get newer."""
+    rng = np.random.default_rng(0)
+    encoded = []
+
+    def encode(batch):
+        encoded.extend(int(v) for v in batch[:, 0, 0, 0])
+        time.sleep(float(rng.uniform(0.005, 0.03)))
+
+    published, prepared_by = [], []
+    worker, slots, stats = _jit_worker(("a", "b"), encode, JustInTimePlanner(), published,
+                                       prepared_by)
+    worker.start()
+    try:
+        seq = 0
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            seq = seq % 250 + 1  # payloads are pixel values; cameras get odd/even ones
+            slots.put("a" if seq % 2 else "b", seq)
+            time.sleep(float(rng.uniform(0.0005, 0.006)))
+    finally:
+        worker.stop()
+    assert encoded == [r.frame.payload for r in published]
+    for cam in ("a", "b"):
+        got = [r.frame.received for r in published if r.frame.camera == cam]
+        assert got == sorted(got) and len(set(got)) == len(got)
+    assert stats.snapshot().prepared_ahead > 0, "the preparer never prepared a used frame"
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return False

@@ -65,10 +65,15 @@ def ros_client():
 
 @pytest.fixture(scope="module")
 def node_proc(tiny_model_id, tmp_path_factory, ros_client):
-    """One node for the module: two cameras (raw + compressed), labels and landmarks."""
+    """One node for the module: two cameras (raw + compressed), labels and landmarks.
+
+    backend 'auto' as shipped; exported ONNX towers go to a temporary engine cache.
+    """
     log = tmp_path_factory.mktemp("node_log") / "node.log"
     proc = NodeProcess(log, dict(
-        model=tiny_model_id, pretrained="", backend="torch", image_topics=[CAM_A, CAM_B],
+        model=tiny_model_id, pretrained="", backend="auto",
+        engine_cache_dir=str(tmp_path_factory.mktemp("engine_cache")),
+        image_topics=[CAM_A, CAM_B],
         labels=LABELS, prompt_templates=["a photo of a {}."], top_k=5,
         landmarks=LANDMARKS, max_batch=4))
     try:
@@ -345,7 +350,17 @@ def test_diagnostics_report_backend_and_stage_latencies(node_proc, ros_client):
     pipeline = statuses[f"{NODE}: pipeline"]
     values = dict((kv.key, kv.value) for kv in pipeline.values)
     assert level_of(pipeline) in (OK, WARN, ERROR)
-    assert values["backend"].startswith("torch") and values["model"].startswith("local-dir:")
+    assert values["model"].startswith("local-dir:")
+    # backend 'auto' on a CPU machine: tensorrt is skipped with its reason, onnxruntime serves
+    # (image and text towers), and the diagnostics say so.
+    assert values["backend"].startswith("onnxruntime"), values
+    assert values["backend requested"].startswith("auto ("), values
+    skipped = [v for k, v in values.items() if k.startswith("skipped ")]
+    assert any(v.startswith("tensorrt") and "skipped (" in v for v in skipped), values
+    assert int(values["image backend threads"]) >= 1
+    assert values["text backend"].startswith("onnxruntime text"), values
+    # onnxruntime on every core: preparing frames alongside it would only compete for the CPU
+    assert values["prepare ahead"].startswith("off (encoder on cpu uses all"), values
     for stage in ("decode", "preprocess", "encode", "score", "publish", "age"):
         keys = [k for k in values if k.startswith(stage + " ms ")]
         assert len(keys) == 2 and all(float(values[k]) >= 0 for k in keys), stage

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _node_command(args, model: str, pretrained: str) -> list[str]:
+def _node_command(args, model: str, pretrained: str, engine_cache_dir: str = "") -> list[str]:
     from ..ros.node import NODE_NAME
     import yaml
 
@@ -81,6 +81,8 @@ def _node_command(args, model: str, pretrained: str) -> list[str]:
         cmd += p(name, value)
     if args.landmarks:
         cmd += p("landmarks", args.landmarks)
+    if engine_cache_dir:
+        cmd += p("engine_cache_dir", engine_cache_dir)
     return cmd
 
 
@@ -106,13 +108,16 @@ def main(argv=None) -> int:
     node_proc = None
     tmp = None
     if not args.no_node:
-        model, pretrained = args.model, args.pretrained
+        model, pretrained, cache = args.model, args.pretrained, ""
         if args.tiny_model:
             from ..core.tiny_model import write_tiny_model
 
             tmp = tempfile.TemporaryDirectory(prefix="clip_perception_demo_")
             model, pretrained = write_tiny_model(tmp.name), ""
-        node_proc = subprocess.Popen(_node_command(args, model, pretrained), env=dict(os.environ))
+            # A throw-away model's exported ONNX towers must not pile up in ~/.cache.
+            cache = os.path.join(tmp.name, "engine_cache")
+        node_proc = subprocess.Popen(_node_command(args, model, pretrained, cache),
+                                     env=dict(os.environ))
     try:
         return _play(args, first, frames, node_proc)
     finally:

@@ -7,6 +7,11 @@ Threads and what they share:
   * subscription callbacks call ``LatestFrameSlots.put`` (O(1), never blocks on inference);
   * one ``PerceptionWorker`` thread takes the newest frame of every waiting camera (up to
     ``max_batch``), decodes, preprocesses, encodes them in ONE encoder call, scores and publishes;
+  * its "preparer" thread decodes + preprocesses the waiting frames just before the running
+    encode is predicted to end (``JustInTimePlanner``), so the next encode need not wait for
+    that work. Which frames are encoded does not change: the worker still takes the newest
+    frame per camera when it is free and only reuses a preparation made for exactly that
+    frame (``PreparedFrames``); a frame replaced by a newer one meanwhile is never encoded;
   * one ``LabelSetManager`` thread re-encodes prompts after a live label change and then swaps
     the immutable ``LabelSet`` by reference. The worker reads that reference once per batch, so
     no published message mixes two label sets and a label change never stalls frames.
@@ -307,6 +312,7 @@ class LatestFrameSlots:
         self._stats = stats
         self._cond = threading.Condition()
         self._closed = False
+        self._changes = 0  # bumped by put/take/close/poke; the preparer waits on it
 
     def put(self, camera: str, payload: Any, received: Optional[float] = None) -> bool:
         """Store ``payload`` as ``camera``'s newest frame; True if an unprocessed one was dropped."""
@@ -316,7 +322,8 @@ class LatestFrameSlots:
                 raise KeyError(f"unknown camera {camera!r}; known: {list(self._slots)}")
             dropped = self._slots[camera] is not None
             self._slots[camera] = frame
-            self._cond.notify()
+            self._changes += 1
+            self._cond.notify_all()  # the worker and the preparer both wait on this
         self._stats.frame_received(camera, dropped)
         return dropped
 
@@ -328,15 +335,43 @@ class LatestFrameSlots:
                 return []
             if self._closed:
                 return []
-            waiting = sorted((f for f in self._slots.values() if f is not None),
-                             key=lambda f: f.received)[:max_batch]
+            waiting = self._waiting(max_batch)
             for f in waiting:
                 self._slots[f.camera] = None
+            self._changes += 1
+            self._cond.notify_all()
             return waiting
+
+    def peek(self, max_batch: int) -> list[PendingFrame]:
+        """The frames ``take`` would return now, left in place."""
+        with self._cond:
+            return self._waiting(max_batch)
+
+    def _waiting(self, max_batch: int) -> list[PendingFrame]:
+        return sorted((f for f in self._slots.values() if f is not None),
+                      key=lambda f: f.received)[:max_batch]
+
+    @property
+    def changes(self) -> int:
+        with self._cond:
+            return self._changes
+
+    def wait_for_change(self, seen: int, timeout: Optional[float]) -> int:
+        """Wait until the change counter differs from ``seen`` (or timeout); returns it."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._changes != seen or self._closed, timeout)
+            return self._changes
+
+    def poke(self) -> None:
+        """Wake ``wait_for_change`` callers (the worker's state changed)."""
+        with self._cond:
+            self._changes += 1
+            self._cond.notify_all()
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
+            self._changes += 1
             self._cond.notify_all()
 
 
@@ -357,6 +392,167 @@ class RateLimiter:
 
     def started(self) -> None:
         self._last_start = self._clock()
+
+    def next_start(self) -> Optional[float]:
+        """Earliest clock time the next batch may start; None if unlimited."""
+        rate = self.max_rate_hz
+        if rate <= 0 or self._last_start is None:
+            return None
+        return self._last_start + 1.0 / rate
+
+
+class JustInTimePlanner:
+    """When to start preparing the next batch so that it is ready just as the encoder frees up.
+
+    ``prepare_at(n) = expected_free - n * prepare_ema - margin``: ``expected_free`` is the start
+    of the running batch plus the EMA of how long batches of that size kept the encoder busy
+    (encode + score + publish), or the next rate-limit turn if that is later. Preparing earlier
+    than needed only lets a newer frame arrive meanwhile and supersede the prepared one (wasted
+    CPU on a machine the encoder already saturates); later makes the encoder wait. The margin
+    (``margin + margin_fraction`` of the predicted preparation time) absorbs jitter. None means
+    no prediction (encoder idle, or nothing measured yet): the encoder thread then prepares the
+    frames itself when it takes them, as without a planner. Thread-safe; ``clock`` is
+    time.monotonic unless a test passes its own.
+    """
+
+    def __init__(self, alpha: float = 0.3, margin: float = 0.002, margin_fraction: float = 0.25,
+                 clock: Callable[[], float] = time.monotonic):
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        self.alpha, self.margin, self.margin_fraction = alpha, margin, margin_fraction
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._busy: dict[int, float] = {}  # batch size -> EMA of busy seconds
+        self._prepare: Optional[float] = None  # EMA of decode + preprocess seconds per frame
+        self._running: Optional[tuple[float, int]] = None  # (start, batch size)
+        self._not_before: Optional[float] = None  # next rate-limit turn
+
+    def now(self) -> float:
+        return self._clock()
+
+    def _ema(self, old: Optional[float], new: float) -> float:
+        return new if old is None else old + self.alpha * (new - old)
+
+    def frame_prepared(self, seconds: float) -> None:
+        with self._lock:
+            self._prepare = self._ema(self._prepare, seconds)
+
+    def batch_started(self, size: int, not_before: Optional[float] = None) -> None:
+        with self._lock:
+            self._running = (self._clock(), size)
+            self._not_before = not_before
+
+    def batch_finished(self) -> None:
+        with self._lock:
+            if self._running is not None:
+                start, size = self._running
+                self._busy[size] = self._ema(self._busy.get(size), self._clock() - start)
+            self._running = None
+
+    def _busy_estimate(self, size: int) -> Optional[float]:
+        if size in self._busy:
+            return self._busy[size]
+        if not self._busy:
+            return None
+        nearest = min(self._busy, key=lambda k: abs(k - size))  # CPU encoders scale ~linearly
+        return self._busy[nearest] * size / nearest
+
+    def expected_free(self) -> Optional[float]:
+        """When the encoder is predicted to want its next batch; None if unknown/idle."""
+        with self._lock:
+            turn = self._not_before
+            if self._running is None:
+                # Idle but waiting for its rate turn: that turn is when it wants frames.
+                return turn if turn is not None and turn > self._clock() else None
+            start, size = self._running
+            busy = self._busy_estimate(size)
+            if busy is None:
+                return None
+            return max(start + busy, turn) if turn is not None else start + busy
+
+    def prepare_at(self, frames: int) -> Optional[float]:
+        """When to start preparing ``frames`` frames; None: do not prepare ahead now."""
+        free = self.expected_free()
+        with self._lock:
+            prepare = self._prepare
+        if free is None or prepare is None:
+            return None
+        lead = frames * prepare
+        return free - lead - self.margin - self.margin_fraction * lead
+
+
+@dataclass
+class PreparedFrame:
+    """A frame after decode + preprocess, or why it could not be."""
+
+    frame: PendingFrame
+    crop: Optional[np.ndarray]  # None for a bad frame
+    error: str = ""
+    decode_seconds: float = 0.0
+    preprocess_seconds: float = 0.0
+    ahead: bool = False  # prepared by the preparer thread rather than the encoder thread
+
+
+class PreparedFrames:
+    """Preparations made ahead of time: at most one per camera, for one exact frame object.
+
+    The preparer calls ``begin`` then ``finish``; the worker ``claim``s the frames it took. A
+    preparation is only ever handed out for the very frame it was made from, so a newer frame
+    that replaced it in its slot is never answered with the older frame's crop. Preparations
+    that are never claimed (the frame was superseded) are reported to ``on_wasted``.
+    """
+
+    def __init__(self, on_wasted: Callable[[str], None] = lambda camera: None):
+        self._cond = threading.Condition()
+        # camera -> (frame, preparation or None while in progress)
+        self._entries: dict[str, tuple[PendingFrame, Optional[PreparedFrame]]] = {}
+        self._on_wasted = on_wasted
+
+    def has(self, frame: PendingFrame) -> bool:
+        with self._cond:
+            entry = self._entries.get(frame.camera)
+            return entry is not None and entry[0] is frame
+
+    def begin(self, frame: PendingFrame) -> None:
+        with self._cond:
+            old = self._entries.get(frame.camera)
+            self._entries[frame.camera] = (frame, None)
+        if old is not None and old[0] is not frame:
+            self._on_wasted(frame.camera)
+
+    def finish(self, prepared: PreparedFrame) -> None:
+        frame = prepared.frame
+        with self._cond:
+            entry = self._entries.get(frame.camera)
+            if entry is not None and entry[0] is frame:
+                self._entries[frame.camera] = (frame, prepared)
+                self._cond.notify_all()
+
+    def claim(self, frame: PendingFrame, timeout: float) -> Optional[PreparedFrame]:
+        """The preparation of exactly ``frame`` (waiting for one in progress), else None."""
+        wasted = False
+        with self._cond:
+            entry = self._entries.get(frame.camera)
+            if entry is not None and entry[0] is not frame:
+                # Made for a frame that was superseded before it could be taken.
+                del self._entries[frame.camera]
+                entry, wasted = None, True
+            if entry is not None:
+                self._cond.wait_for(lambda: self._entries.get(frame.camera, (None,))[0]
+                                    is not frame or self._entries[frame.camera][1] is not None,
+                                    timeout)
+                entry = self._entries.get(frame.camera)
+                if entry is not None and entry[0] is frame:
+                    del self._entries[frame.camera]
+                    # None here only if the preparer overran the timeout: prepare it again.
+                    result = entry[1]
+                else:
+                    result = None
+            else:
+                result = None
+        if wasted:
+            self._on_wasted(frame.camera)
+        return result
 
 
 class LandmarkSmoother:
@@ -447,6 +643,8 @@ class StatsSnapshot:
     errors: int  # pipeline errors (encode/score/publish), total
     last_error: str
     last_error_time: float
+    prepared_ahead: int = 0  # since the previous snapshot: frames encoded from a preparation
+    preparations_wasted: int = 0  # made ahead, then superseded by a newer frame (since previous)
 
 
 class PipelineStats:
@@ -463,6 +661,8 @@ class PipelineStats:
         self._errors = 0
         self._last_error = ""
         self._last_error_time = 0.0
+        self._prepared_ahead = 0
+        self._preparations_wasted = 0
 
     def frame_received(self, camera: str, dropped: bool) -> None:
         with self._lock:
@@ -491,6 +691,14 @@ class PipelineStats:
             self._batches += 1
             self._batch_frames += len(cameras)
 
+    def frames_prepared_ahead(self, count: int) -> None:
+        with self._lock:
+            self._prepared_ahead += count
+
+    def preparation_wasted(self, camera: str) -> None:
+        with self._lock:
+            self._preparations_wasted += 1
+
     def stage(self, name: str, seconds: float) -> None:
         with self._lock:
             self._stages[name].add(seconds)
@@ -503,10 +711,13 @@ class PipelineStats:
                 stages={k: StageWindow(**vars(v)) for k, v in self._stages.items()},
                 batches=self._batches, batch_frames=self._batch_frames,
                 window_seconds=now - self._window_start, errors=self._errors,
-                last_error=self._last_error, last_error_time=self._last_error_time)
+                last_error=self._last_error, last_error_time=self._last_error_time,
+                prepared_ahead=self._prepared_ahead,
+                preparations_wasted=self._preparations_wasted)
             if reset_window:
                 self._stages = {s: StageWindow() for s in STAGES}
                 self._batches = self._batch_frames = 0
+                self._prepared_ahead = self._preparations_wasted = 0
                 self._window_start = now
             return snap
 
@@ -523,13 +734,24 @@ class FrameResult:
 
 
 class PerceptionWorker:
-    """decode -> preprocess -> encode (one call per batch) -> score -> publish, in one thread.
+    """decode -> preprocess -> encode (one call per batch) -> score -> publish.
 
-    ``decode(camera, payload) -> HxWx3 uint8 RGB`` raises for a bad frame; ``preprocess(rgb) -> (3,S,S)``
-    crops one frame; ``encode((N,3,S,S)) -> (N,D)``; ``publish(results)`` gets one batch's
-    results. ``on_bad_frame(camera, reason)`` and ``on_error(reason)`` let the caller log
-    (rate-limited); nothing raised by a frame or a stage stops the loop.
+    ``decode(camera, payload) -> HxWx3 uint8 RGB`` raises for a bad frame; ``preprocess(rgb) -> (S,S,3)``
+    crops one frame; ``normalize((N,S,S,3)) -> (N,3,S,S)``; ``encode(batch) -> (N,D)``;
+    ``publish(results)`` gets one batch's results. ``on_bad_frame(camera, reason)`` and
+    ``on_error(reason)`` let the caller log (rate-limited); nothing raised by a frame or a stage
+    stops the loop.
+
+    With ``prepare_ahead`` a second thread decodes + preprocesses the waiting frames just in
+    time for the next batch (see ``JustInTimePlanner``); the worker still takes the newest frame
+    per camera when it is free and prepares anything not prepared for exactly that frame itself.
+    It pays only when the encoder leaves CPU idle (GPU encoders, or fewer encoder threads than
+    cores); an encoder that keeps every core busy just loses time to it (NODE_RESULTS.md).
+    ``prepare_ahead`` may be a callable, asked again before every preparation, for encoders
+    that move between CPU and GPU (a TensorRT engine swapped in).
     """
+
+    CLAIM_TIMEOUT = 2.0  # s; a preparation in progress takes ~ms; past this, redo it here
 
     def __init__(self, slots: LatestFrameSlots, stats: PipelineStats,
                  label_sets: Callable[[], LabelSet],
@@ -540,7 +762,9 @@ class PerceptionWorker:
                  publish: Callable[[list[FrameResult]], None], max_batch: int = 8,
                  max_rate_hz: float = 0.0,
                  on_bad_frame: Callable[[str, str], None] = lambda camera, reason: None,
-                 on_error: Callable[[str], None] = lambda reason: None):
+                 on_error: Callable[[str], None] = lambda reason: None,
+                 prepare_ahead: "bool | Callable[[], bool]" = True,
+                 planner: Optional[JustInTimePlanner] = None):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.slots, self.stats = slots, stats
@@ -551,8 +775,14 @@ class PerceptionWorker:
         self.rate = RateLimiter(max_rate_hz)
         self.smoother = LandmarkSmoother()
         self._on_bad_frame, self._on_error = on_bad_frame, on_error
+        self._prepare_ahead = prepare_ahead if callable(prepare_ahead) else \
+            (lambda: bool(prepare_ahead))
+        self._preparer_wanted = callable(prepare_ahead) or bool(prepare_ahead)
+        self.planner = planner or JustInTimePlanner()
+        self.prepared = PreparedFrames(stats.preparation_wasted)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._preparer: Optional[threading.Thread] = None
 
     @property
     def max_rate_hz(self) -> float:
@@ -565,12 +795,23 @@ class PerceptionWorker:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="perception_worker", daemon=True)
         self._thread.start()
+        self._start_preparer_if_wanted()
+
+    def _start_preparer_if_wanted(self) -> None:
+        # Started only once preparing ahead is wanted (e.g. when a TensorRT engine has been
+        # swapped in): with a CPU encoder on every core the worker runs exactly as without it.
+        if (self._preparer is None and self._preparer_wanted and not self._stop.is_set()
+                and self._prepare_ahead()):
+            self._preparer = threading.Thread(target=self._run_preparer,
+                                              name="frame_preparer", daemon=True)
+            self._preparer.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self.slots.close()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in (self._thread, self._preparer):
+            if thread is not None:
+                thread.join(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -582,28 +823,66 @@ class PerceptionWorker:
             if frames:
                 self.rate.started()
                 self.process(frames)
+                self._start_preparer_if_wanted()
+
+    def _run_preparer(self) -> None:
+        """Prepare waiting frames once the planner says the next batch is due soon."""
+        while not self._stop.is_set():
+            seen = self.slots.changes  # read before looking, so no change is missed
+            todo = [f for f in self.slots.peek(self.max_batch) if not self.prepared.has(f)]
+            at = self.planner.prepare_at(len(todo)) if todo and self._prepare_ahead() else None
+            if at is not None:
+                wait = at - self.planner.now()
+                if wait <= 0:
+                    # One frame, then look again: a newer frame may have arrived meanwhile.
+                    self.prepared.begin(todo[0])
+                    self.prepared.finish(self._prepare_frame(todo[0], ahead=True))
+                    continue
+            else:
+                wait = 0.5  # nothing due: sleep until a frame arrives or the worker starts
+            self.slots.wait_for_change(seen, wait)
+
+    def _prepare_frame(self, frame: PendingFrame, ahead: bool) -> PreparedFrame:
+        t0 = time.perf_counter()
+        try:
+            rgb = self._decode(frame.camera, frame.payload)
+            t1 = time.perf_counter()
+            crop = self._preprocess(rgb)
+            t2 = time.perf_counter()
+        except Exception as exc:  # a bad frame never stops the node
+            return PreparedFrame(frame, None, str(exc) or type(exc).__name__, ahead=ahead)
+        self.planner.frame_prepared(t2 - t0)
+        return PreparedFrame(frame, crop, "", t1 - t0, t2 - t1, ahead)
 
     def process(self, frames: Sequence[PendingFrame]) -> list[FrameResult]:
         """Run one batch synchronously (the worker loop calls this; so can benchmarks)."""
         label_set = self._label_sets()  # read once: the whole batch uses one label set
-        crops, kept = [], []
+        crops, kept, ahead = [], [], 0
         for frame in frames:
-            try:
-                t0 = time.perf_counter()
-                rgb = self._decode(frame.camera, frame.payload)
-                t1 = time.perf_counter()
-                crops.append(self._preprocess(rgb))
-                t2 = time.perf_counter()
-            except Exception as exc:  # a bad frame never stops the node
-                reason = str(exc) or type(exc).__name__
-                self.stats.frame_rejected(frame.camera, reason)
-                self._on_bad_frame(frame.camera, reason)
+            prepared = self.prepared.claim(frame, self.CLAIM_TIMEOUT)
+            if prepared is None:
+                prepared = self._prepare_frame(frame, ahead=False)
+            if prepared.crop is None:
+                self.stats.frame_rejected(frame.camera, prepared.error)
+                self._on_bad_frame(frame.camera, prepared.error)
                 continue
-            self.stats.stage("decode", t1 - t0)
-            self.stats.stage("preprocess", t2 - t1)
+            self.stats.stage("decode", prepared.decode_seconds)
+            self.stats.stage("preprocess", prepared.preprocess_seconds)
+            crops.append(prepared.crop)
             kept.append(frame)
+            ahead += prepared.ahead
         if not kept:
             return []
+        self.stats.frames_prepared_ahead(ahead)
+        self.planner.batch_started(len(kept), self.rate.next_start())
+        self.slots.poke()  # the preparer re-plans for this batch
+        try:
+            return self._encode_score_publish(kept, crops, label_set)
+        finally:
+            self.planner.batch_finished()
+
+    def _encode_score_publish(self, kept: list[PendingFrame], crops: list[np.ndarray],
+                              label_set: LabelSet) -> list[FrameResult]:
         cameras = [f.camera for f in kept]
         try:
             t0 = time.perf_counter()
@@ -659,7 +938,8 @@ def count_prompts(spec: LabelSetSpec) -> int:
 
 
 __all__ = ["ADAPTER_BLEND_FROM_FILE", "DEFAULT_LANDMARK_TEMPLATES", "CameraCounters",
-           "FrameResult", "LabelSet", "LabelSetManager", "LabelSetSpec", "LandmarkSmoother",
-           "LatestFrameSlots", "PendingFrame", "PerceptionWorker", "PipelineStats",
+           "FrameResult", "JustInTimePlanner", "LabelSet", "LabelSetManager", "LabelSetSpec",
+           "LandmarkSmoother", "LatestFrameSlots", "PendingFrame", "PerceptionWorker",
+           "PipelineStats", "PreparedFrame", "PreparedFrames",
            "RateLimiter", "SpecError", "StageWindow", "StatsSnapshot", "STAGES", "STAGE_UNITS",
            "WarningThrottle", "build_label_set", "count_prompts", "load_checked_adapter"]

@@ -3,7 +3,8 @@
 Levels: a camera is WARN while it has received nothing yet (usually a wrong topic name or QoS)
 or when it rejected frames within the last ``recent`` seconds; the pipeline is ERROR when the
 encoder/scoring/publishing failed within ``recent`` seconds or the last label set failed to
-build, WARN while labels are being re-encoded, else OK.
+build, WARN while labels are being re-encoded or when a background engine build was refused
+(the fallback backend keeps serving), else OK.
 """
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ class PipelineInfo:
     max_batch: int
     rebuilding: bool
     label_set_error: str
+    # core.backends.encoder_diagnostics (what was requested, skipped backends and why, engine
+    # build state) and the text backend, as (key, value) pairs.
+    backend_details: tuple[tuple[str, str], ...] = ()
+    backend_warning: str = ""  # e.g. a refused TensorRT engine
+    prepare_ahead: str = ""  # "on (why)" / "off (why)": frames prepared during the encode
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ def build_statuses(node_name: str, snap: StatsSnapshot, info: PipelineInfo, now:
                    recent: float = 5.0) -> list[Status]:
     """Pure: the statuses to publish (``now`` is time.monotonic(); tests pass their own)."""
     rate = snap.batch_frames / snap.window_seconds if snap.window_seconds > 0 else 0.0
-    values = [("model", info.model), ("backend", info.backend),
+    values = [("model", info.model), ("backend", info.backend), *info.backend_details,
               ("image converter", info.converter),
               ("label set version", str(info.label_set_version)),
               ("labels", str(info.labels)), ("landmarks", str(info.landmarks)),
@@ -56,6 +62,11 @@ def build_statuses(node_name: str, snap: StatsSnapshot, info: PipelineInfo, now:
               ("processed frames/s", f"{rate:.2f}"),
               ("mean batch size", f"{snap.batch_frames / snap.batches:.2f}" if snap.batches
                else "0"),
+              # of the frames processed in this window: how many the preparer thread had
+              # decoded + preprocessed just in time, and its work lost to newer frames
+              ("prepare ahead", info.prepare_ahead or "(unknown)"),
+              ("frames prepared ahead", str(snap.prepared_ahead)),
+              ("preparations wasted", str(snap.preparations_wasted)),
               ("pipeline errors", str(snap.errors)), ("last error", snap.last_error or "(none)")]
     for stage in STAGES:
         w = snap.stages[stage]
@@ -67,6 +78,8 @@ def build_statuses(node_name: str, snap: StatsSnapshot, info: PipelineInfo, now:
         level, message = ERROR, info.label_set_error
     elif info.rebuilding:
         level, message = WARN, "re-encoding labels; serving the previous label set meanwhile"
+    elif info.backend_warning:
+        level, message = WARN, info.backend_warning
     else:
         level, message = OK, f"{rate:.1f} frames/s"
     statuses = [Status(f"{node_name}: pipeline", level, message, info.model, tuple(values))]

@@ -8,6 +8,7 @@ re-encodes prompts after a live change.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, Optional
@@ -18,14 +19,16 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from ..core.adapter import AdapterHead
-from ..core.backends import BACKENDS, create_image_encoder
+from ..core.backends import create_image_encoder, encoder_diagnostics, is_cuda
+from ..core.backends.swapping import REFUSED
 from ..core.model import load_clip
 from ..core.perception import (FrameResult, LabelSet, LabelSetManager, LabelSetSpec,
                                LatestFrameSlots, PerceptionWorker, PipelineStats, SpecError,
                                WarningThrottle, build_label_set, count_prompts,
                                load_checked_adapter)
 from ..core.preprocess import Preprocessor
-from ..core.text import PromptEmbeddingCache, TorchTextEncoder
+from ..core.text import PromptEmbeddingCache
+from ..core.text_backends import create_text_encoder
 from . import diagnostics
 from .conversions import (ImageConverter, classification_message, image_message_type,
                           image_qos, landmarks_message)
@@ -49,7 +52,12 @@ class ClipPerceptionNode(Node):
         self.clip = load_clip(settings.model, settings.pretrained or None, settings.device)
         self.encoder = self._create_encoder(settings)
         self.preprocessor = Preprocessor(self.clip.preprocess)
-        self._prompt_cache = PromptEmbeddingCache(TorchTextEncoder(self.clip).encode)
+        # Label changes are the slow path on CPU: the ONNX text tower (exported once per model
+        # into the engine cache) when it imports and matches torch, else torch (logged).
+        self.text_encoder = create_text_encoder(
+            self.clip, "auto", cache_dir=settings.engine_cache_dir or None,
+            threads=settings.encoder_threads)
+        self._prompt_cache = PromptEmbeddingCache(self.text_encoder.encode)
         adapter = self._checked_adapter(live.label_set)
         initial = self._build_label_set(live.label_set, adapter, 1)
         self.label_sets = LabelSetManager(self._build_label_set, initial)
@@ -79,7 +87,8 @@ class ClipPerceptionNode(Node):
             self.preprocessor.resize_crop, self.preprocessor.normalize,
             self.encoder.encode_images, self._publish, max_batch=settings.max_batch,
             max_rate_hz=live.max_rate_hz, on_bad_frame=self._warn_bad_frame,
-            on_error=self._warn_pipeline_error)
+            on_error=self._warn_pipeline_error,
+            prepare_ahead=lambda: self._prepare_ahead()[0])
 
         # Image callbacks get their own group so a slow parameter change (adapter file, model
         # hash) never delays frame intake, and vice versa.
@@ -97,6 +106,7 @@ class ClipPerceptionNode(Node):
         self.worker.start()
         log.info(f"model {self.clip.identifier} ({self.clip.image_size}px, "
                  f"{self.clip.embed_dim}-d), backend {self.encoder.describe()}, "
+                 f"text {self.text_encoder.describe()}, "
                  f"{len(initial.labels)} labels, {len(initial.landmarks)} landmarks, "
                  f"adapter {initial.spec.adapter_path or '(none)'}, images via "
                  f"{self.converter.name}")
@@ -106,18 +116,27 @@ class ClipPerceptionNode(Node):
 
     # ---- construction helpers ----------------------------------------------------------------
     def _create_encoder(self, settings: StartupSettings):
-        backend = settings.backend
-        # TEMPORARY until the backends branch (backend="auto": tensorrt -> onnxruntime -> torch)
-        # is merged: main's create_image_encoder does not know "auto" yet. Remove this block
-        # once BACKENDS contains "auto".
-        if backend == "auto" and "auto" not in BACKENDS:
-            self.get_logger().warning("backend 'auto' is not available in this build of the "
-                                      "backends; using 'torch'")
-            backend = "torch"
         return create_image_encoder(
-            self.clip, backend=backend, precision=settings.precision, device=settings.device,
-            cache_dir=settings.engine_cache_dir or None, threads=settings.encoder_threads,
-            max_batch=settings.max_batch)
+            self.clip, backend=settings.backend, precision=settings.precision,
+            device=settings.device, cache_dir=settings.engine_cache_dir or None,
+            threads=settings.encoder_threads, max_batch=settings.max_batch)
+
+    def _prepare_ahead(self) -> tuple[bool, str]:
+        """Whether the worker's preparer may decode + preprocess frames during an encode.
+
+        Asked per preparation: a swapped-in TensorRT engine moves the encoder to the GPU.
+        """
+        device = str(self.encoder.device)
+        if is_cuda(device):
+            return True, f"encoder on {device}; CPU preprocessing overlaps it"
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+            (os.cpu_count() or 1)
+        threads = self.settings.encoder_threads
+        if self.encoder.name == "onnxruntime" and 0 < threads < cores:
+            return True, f"encoder uses {threads} of {cores} cores"
+        # Measured (benchmarks/NODE_RESULTS.md): preparing alongside an encoder that keeps
+        # every core busy only competes with it for the CPU; the serial path is as fast.
+        return False, f"encoder on {device} uses all {cores} cores"
 
     def _checked_adapter(self, spec: LabelSetSpec) -> Optional[AdapterHead]:
         if not spec.adapter_path:
@@ -196,17 +215,38 @@ class ClipPerceptionNode(Node):
         failed = self.label_sets.failed_version
         if failed is not None and failed > current.version:
             error = self.label_sets.last_error + f"; serving label set v{current.version}"
+        ahead, why = self._prepare_ahead()
         info = diagnostics.PipelineInfo(
             model=self.clip.identifier, backend=self.encoder.describe(),
+            backend_details=self._backend_details(), backend_warning=self._backend_warning(),
             converter=self.converter.name, label_set_version=current.version,
             labels=len(current.labels), landmarks=len(current.landmarks),
             adapter=current.spec.adapter_path, adapter_blend=current.adapter_blend,
             max_rate_hz=self.worker.max_rate_hz, max_batch=self.settings.max_batch,
-            rebuilding=self.label_sets.busy, label_set_error=error)
+            rebuilding=self.label_sets.busy, label_set_error=error,
+            prepare_ahead="{} ({})".format("on" if ahead else "off", why))
         statuses = diagnostics.build_statuses(self.get_fully_qualified_name(),
                                               self.stats.snapshot(), info, time.monotonic())
         self.diagnostics_pub.publish(
             diagnostics.diagnostic_array(statuses, self.get_clock().now().to_msg()))
+
+    def _backend_details(self) -> tuple[tuple[str, str], ...]:
+        """Image backend: requested, skipped (with reasons), engine build; text backend."""
+        values = [(k, v) for k, v in encoder_diagnostics(self.encoder).items()
+                  if k != "image backend"]  # same as the "backend" key
+        values.append(("text backend", self.text_encoder.describe()))
+        values += [(f"text skipped {i + 1}", reason)
+                   for i, reason in enumerate(self.text_encoder.selection)]
+        return tuple(values)
+
+    def _backend_warning(self) -> str:
+        status = getattr(self.encoder, "status", None)
+        if not callable(status):
+            return ""
+        s = status()
+        if s.state != REFUSED:
+            return ""
+        return f"{s.target} refused ({s.reason}); serving with {s.serving}"
 
     def destroy_node(self):
         self.worker.stop()

@@ -56,7 +56,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "Folder for exported ONNX files and TensorRT engines; empty = "
               "~/.cache/clip_perception.", False),
     ParamSpec("encoder_threads", INTEGER, 0,
-              "CPU threads for the onnxruntime backend; 0 = library default.", False, ">= 0",
+              "CPU threads for the onnxruntime image and text encoders; 0 = every core this "
+              "process may use.", False, ">= 0",
               int_range=(0, 256)),
     ParamSpec("max_batch", INTEGER, 8,
               "Most frames (one per camera) encoded in one encoder call.", False, "1..64",
