@@ -26,3 +26,31 @@ def test_params_file_applies_in_any_namespace(tmp_path, tiny_model_id, namespace
         assert f"[{namespace.strip('/') + '.' if namespace else ''}clip_perception]" in out, out
     finally:
         proc.stop()
+
+
+def test_backend_choice_reaches_the_ros_log(tmp_path, tiny_model_id):
+    """Core logging (why each backend was skipped) is forwarded to the node's ROS logger."""
+    proc = NodeProcess(tmp_path / "node.log", dict(
+        model=tiny_model_id, pretrained="", backend="auto", precision="auto",
+        engine_cache_dir=str(tmp_path / "cache"), image_topics=["/log_test/image"]))
+    try:
+        wait_until(lambda: "listening on" in proc.output() or proc.proc.poll() is not None, 90)
+        out = proc.output()
+        assert "[clip_perception]: image backend (auto requested): tensorrt auto on cpu: " \
+               "skipped (device is 'cpu'; tensorrt needs device 'cuda')" in out, out
+        assert "onnxruntime int8 on cpu: chosen" in out, out
+    finally:
+        proc.stop()
+
+
+def test_malformed_ros_args_exit_2_with_the_reason(tmp_path):
+    import subprocess
+    import sys
+
+    from node_testing import ros_env
+
+    proc = subprocess.run([sys.executable, "-m", "clip_perception.cli.node", "--ros-args", "-p"],
+                          capture_output=True, text=True, env=ros_env(), timeout=60)
+    assert proc.returncode == 2
+    assert "clip_perception_node: invalid arguments: " in proc.stderr
+    assert "Traceback" not in proc.stderr

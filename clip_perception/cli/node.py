@@ -6,6 +6,7 @@ import sys
 
 def main(argv=None) -> int:
     import rclpy
+    from rclpy._rclpy_pybind11 import RCLError
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     from ..core.backends import BackendUnavailable
@@ -14,7 +15,11 @@ def main(argv=None) -> int:
     from ..ros.node import NODE_NAME, ClipPerceptionNode
     from ..ros.parameters import ParameterError
 
-    rclpy.init(args=sys.argv if argv is None else argv)
+    try:
+        rclpy.init(args=sys.argv if argv is None else argv)
+    except RCLError as exc:  # malformed --ros-args: say so, no traceback
+        print(f"clip_perception_node: invalid arguments: {exc}", file=sys.stderr)
+        return 2
     try:
         try:
             node = ClipPerceptionNode()

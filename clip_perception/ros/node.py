@@ -29,7 +29,7 @@ from ..core.perception import (FrameResult, LabelSet, LabelSetManager, LabelSetS
 from ..core.preprocess import Preprocessor
 from ..core.text import PromptEmbeddingCache
 from ..core.text_backends import create_text_encoder
-from . import diagnostics
+from . import diagnostics, logging_bridge
 from .conversions import (ImageConverter, classification_message, image_message_type,
                           image_qos, landmarks_message)
 from .parameters import (ParameterError, StartupSettings, declare_parameters, validate)
@@ -44,6 +44,7 @@ class ClipPerceptionNode(Node):
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
+        self._log_handler = logging_bridge.attach(self.get_logger())
         values = declare_parameters(self)
         settings, live = validate(values)
         self.settings: StartupSettings = settings
@@ -252,4 +253,5 @@ class ClipPerceptionNode(Node):
         self.worker.stop()
         self.label_sets.close()
         self.encoder.close()
+        logging_bridge.detach(self._log_handler)
         return super().destroy_node()
