@@ -587,3 +587,21 @@ def wait_for(predicate, timeout=5.0):
             return True
         time.sleep(0.005)
     return False
+
+
+def test_adapter_trained_with_other_prompts_is_reported():
+    from clip_perception.core.adapter import AdapterHead
+    from clip_perception.core.perception import adapter_prompt_differences
+
+    d, hidden = 4, 3
+    tensors = {"fc1.weight": np.zeros((hidden, d)), "fc1.bias": np.zeros(hidden),
+               "fc2.weight": np.zeros((d, hidden)), "fc2.bias": np.zeros(d),
+               "classifier.weight": np.eye(2, d), "classifier.bias": np.zeros(2),
+               "logit_scale": np.array(100.0)}
+    head = AdapterHead(tensors, {"labels": ["cup", "apple"], "templates": ["a photo of a {}."],
+                                 "label_prompts": {"cup": ["a mug"]}})
+    assert adapter_prompt_differences(head, spec(label_prompts=["cup=a mug"])) == ""
+    assert adapter_prompt_differences(head, spec()) == "prompts of ['cup']"
+    assert adapter_prompt_differences(
+        head, spec(prompt_templates=["a {}."], label_prompts=["cup=a mug"])) == \
+        "prompts of ['apple']"

@@ -198,9 +198,29 @@ def build_label_set(spec: LabelSetSpec, cache: PromptEmbeddingCache, logit_scale
     if adapter is not None:
         blend = adapter.default_blend if spec.adapter_blend == ADAPTER_BLEND_FROM_FILE \
             else spec.adapter_blend
+        differs = adapter_prompt_differences(adapter, spec)
+        if differs and blend < 1.0:
+            logger.warning("adapter %s was trained with other prompts (%s); its blend %.2f "
+                           "mixes it with zero-shot scores from the current prompts, which "
+                           "the head never saw", spec.adapter_path, differs, blend)
     return LabelSet(spec=spec, version=version,
                     classifier=ZeroShotClassifier(spec.labels, class_emb, logit_scale),
                     landmark_embeddings=landmark_emb, adapter=adapter, adapter_blend=blend)
+
+
+def adapter_prompt_differences(adapter: AdapterHead, spec: LabelSetSpec) -> str:
+    """What differs between the prompts an adapter was trained with and ``spec``'s ("" if none).
+
+    Only the prompts of the labels in use count; metadata without prompts is not compared.
+    """
+    meta = adapter.metadata
+    if "templates" not in meta:
+        return ""
+    trained = {label: prompts_for(label, meta["templates"], meta.get("label_prompts") or {})
+               for label in spec.labels}
+    current = {label: prompts_for(label, spec.templates, spec.overrides) for label in spec.labels}
+    changed = [label for label in spec.labels if trained[label] != current[label]]
+    return f"prompts of {changed}" if changed else ""
 
 
 class LabelSetManager:
