@@ -11,13 +11,11 @@ from clip_perception.core.backends import tensorrt_backend as trtb
 from clip_perception.core.backends.engine_cache import CachedArtifact
 from clip_perception.core.backends.torch_backend import TorchImageEncoder
 from clip_perception.core.backends.verify import TorchReference
-from clip_perception.core.model import load_clip
-from clip_perception.core.tiny_model import write_tiny_model
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    return load_clip(write_tiny_model(tmp_path_factory.mktemp("tiny_auto")))
+def clip(tiny_clip):
+    return tiny_clip  # the session's tiny local-dir model (conftest.py)
 
 
 @pytest.fixture(scope="module")

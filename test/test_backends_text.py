@@ -3,16 +3,14 @@ import pytest
 
 from clip_perception.core.backends import BackendUnavailable
 from clip_perception.core.backends import onnxruntime_backend as ortb
-from clip_perception.core.model import load_clip
 from clip_perception.core.text import DEFAULT_TEMPLATES, PromptEmbeddingCache, TorchTextEncoder
 from clip_perception.core.text_backends import (OnnxRuntimeTextEncoder, create_text_encoder,
                                                 text_onnx_path)
-from clip_perception.core.tiny_model import write_tiny_model
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    return load_clip(write_tiny_model(tmp_path_factory.mktemp("tiny_text")))
+def clip(tiny_clip):
+    return tiny_clip  # the session's tiny local-dir model (conftest.py)
 
 
 @pytest.fixture(scope="module")

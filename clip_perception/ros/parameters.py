@@ -110,13 +110,12 @@ LIVE_PARAMETERS = tuple(p.name for p in PARAMETERS if p.live)
 RESTART_PARAMETERS = tuple(p.name for p in PARAMETERS if not p.live)
 
 
-class ParameterError(ValueError):
-    """A parameter value the node cannot honour; ``parameter`` names it."""
+class ParameterError(SpecError):
+    """A parameter value the node cannot honour; ``parameter`` names it, ``reason`` says why.
 
-    def __init__(self, parameter: str, message: str):
-        super().__init__(f"{parameter}: {message}")
-        self.parameter = parameter
-        self.reason = message
+    The same shape as core's SpecError (a label-set setting is a parameter too), so callers
+    can catch either.
+    """
 
 
 @dataclass(frozen=True)
