@@ -38,8 +38,13 @@ def attach(ros_logger, level: int = logging.INFO) -> RosLogHandler:
     package.addHandler(handler)
     if package.level == logging.NOTSET or package.level > level:
         package.setLevel(level)
+    # The ROS logger prints it; a root handler (e.g. the demo's basicConfig) would repeat it.
+    handler.saved_propagate = package.propagate
+    package.propagate = False
     return handler
 
 
 def detach(handler: RosLogHandler) -> None:
-    logging.getLogger(PACKAGE_LOGGER).removeHandler(handler)
+    package = logging.getLogger(PACKAGE_LOGGER)
+    package.removeHandler(handler)
+    package.propagate = getattr(handler, "saved_propagate", True)
