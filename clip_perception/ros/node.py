@@ -32,7 +32,7 @@ from ..core.text_backends import create_text_encoder
 from . import diagnostics, logging_bridge
 from .conversions import (ImageConverter, classification_message, image_message_type,
                           image_qos, landmarks_message)
-from .parameters import (ParameterError, StartupSettings, declare_parameters, validate)
+from .parameters import StartupSettings, declare_parameters, validate
 
 NODE_NAME = "clip_perception"
 BAD_FRAME_WARNING_PERIOD = 5.0  # seconds between bad-frame warnings, per camera
@@ -64,6 +64,7 @@ class ClipPerceptionNode(Node):
         self.label_sets = LabelSetManager(self._build_label_set, initial)
         self._accepted_values: dict[str, Any] = dict(values)  # as validated, incl. pending
         self._accepted_adapter: Optional[AdapterHead] = adapter
+        self._accepted_spec: LabelSetSpec = live.label_set
         self._param_lock = threading.Lock()
 
         cameras = list(settings.image_topics)
@@ -170,15 +171,16 @@ class ClipPerceptionNode(Node):
             try:
                 _, live = validate(candidate)
                 spec = live.label_set
-                previous = validate(self._accepted_values)[1].label_set
+                previous = self._accepted_spec
                 adapter = self._accepted_adapter
                 reload_adapter = "adapter_path" in changed or spec.labels != previous.labels
                 if reload_adapter:
                     adapter = self._checked_adapter(spec)
-            except (ParameterError, SpecError) as exc:
+            except SpecError as exc:  # ParameterError is a SpecError
                 return SetParametersResult(successful=False, reason=str(exc))
             self._accepted_values = candidate
             self._accepted_adapter = adapter
+            self._accepted_spec = spec
             self.worker.max_rate_hz = live.max_rate_hz
             if spec != previous or reload_adapter:
                 version = self.label_sets.request(spec, adapter)
