@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..text import l2_normalize
 from .base import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable, ImageEncoder, check_batch
 
 logger = logging.getLogger(__name__)
@@ -197,8 +198,7 @@ class TensorRTImageEncoder(ImageEncoder):
                 for i in range(0, batch.shape[0], self.max_batch)]
         out = np.concatenate(outs) if len(outs) > 1 else outs[0]
         # Re-normalise in fp32: an fp16 output tensor carries ~1e-3 relative error in its norm.
-        return (out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)).astype(
-            np.float32, copy=False)
+        return l2_normalize(out.astype(np.float32, copy=False))
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
         torch = self._torch
