@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
 # The ONE setup command (see README): creates .venv in the repo root, installs every pin of
-# requirements.txt, then builds msgs/vision_msgs (Classification, ObjectHypothesis) with the
-# PyPI ROS toolchain and installs it into the venv. Re-running is safe and fast: each step is
+# requirements.txt, then builds the interface packages under msgs/ (vision_msgs, clip_perception_msgs)
+# with the PyPI ROS toolchain and installs them into the venv. Re-running is safe and fast: each step is
 # skipped while its stamp file in .venv still matches its inputs.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
-MSG_SRC="$ROOT/msgs/vision_msgs"
 REQ_STAMP="$VENV/.setup-requirements.sha256"
-MSG_STAMP="$VENV/.setup-vision_msgs.sha256"
 
 log() { echo "[setup] $*"; }
 die() { echo "[setup] ERROR: $*" >&2; exit 1; }
@@ -48,43 +46,56 @@ else
   echo "$REQ_HASH" >"$REQ_STAMP"
 fi
 
-# --- 3. vision_msgs (skipped while msgs/, the pins and this script are unchanged) -----------
-# A changed requirements.txt may bring a new std_msgs/rosidl ABI, so it is part of the key.
-MSG_HASH="$(cd "$ROOT" && { find msgs/vision_msgs -type f -print0 | LC_ALL=C sort -z |
-  xargs -0 sha256sum; echo "$REQ_HASH"; sha256sum scripts/setup_venv.sh; } | sha256sum | cut -d' ' -f1)"
-if [[ -f $MSG_STAMP && "$(cat "$MSG_STAMP")" == "$MSG_HASH" ]] &&
-   "$PY" -c 'import vision_msgs.msg' 2>/dev/null; then
-  log "vision_msgs up to date, skipping build"
-else
-  rm -f "$MSG_STAMP"
-  # The wheels' *__rosidl_generator_pyExport.cmake name the Python/numpy include folders of
-  # the machine that built them (/opt/python/cp311-cp311/...); point them at ours. Idempotent:
-  # once rewritten the pattern no longer matches (and a pip reinstall just gets rewritten again).
-  PY_INC="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
-  NP_INC="$("$PY" -c 'import numpy; print(numpy.get_include())')"
-  [[ -f $PY_INC/Python.h ]] || die "Python headers missing at $PY_INC (Python.h); install python3.11-dev."
-  log "repairing *__rosidl_generator_pyExport.cmake include folders -> $PY_INC, $NP_INC"
-  find "$VENV/share" -name '*__rosidl_generator_pyExport.cmake' -print0 |
-    xargs -0 -r sed -i \
-      -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NP_INC#g" \
-      -e "s#/opt/python/cp311-cp311/include/python3.11#$PY_INC#g"
-
-  BUILD_DIR="$(mktemp -d "${TMPDIR:-/tmp}/vision_msgs_build.XXXXXX")"
-  trap 'rm -rf "$BUILD_DIR"' EXIT
-  log "building vision_msgs in $BUILD_DIR, installing into $VENV"
+# --- 3. interface packages under msgs/ (each skipped while its folder, the pins and this script
+# are unchanged). Built in MSG_PACKAGES order so a package can depend on an earlier one; a
+# folder listed here but absent is skipped. A changed requirements.txt may bring a new
+# std_msgs/rosidl ABI, so it is part of every key.
+MSG_PACKAGES=(vision_msgs clip_perception_msgs)
+PY_INC="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+NP_INC="$("$PY" -c 'import numpy; print(numpy.get_include())')"
+BUILD_ROOT="$(mktemp -d "${TMPDIR:-/tmp}/clip_perception_msgs_build.XXXXXX")"
+trap 'rm -rf "$BUILD_ROOT"' EXIT
+repaired=0
+for pkg in "${MSG_PACKAGES[@]}"; do
+  src="$ROOT/msgs/$pkg"
+  [[ -d $src ]] || continue
+  stamp="$VENV/.setup-$pkg.sha256"
+  hash="$(cd "$ROOT" && { find "msgs/$pkg" -type f -print0 | LC_ALL=C sort -z |
+    xargs -0 sha256sum; echo "$REQ_HASH"; sha256sum scripts/setup_venv.sh; } | sha256sum | cut -d' ' -f1)"
+  if [[ -f $stamp && "$(cat "$stamp")" == "$hash" ]] && "$PY" -c "import $pkg.msg" 2>/dev/null; then
+    log "$pkg up to date, skipping build"
+    continue
+  fi
+  rm -f "$stamp"
+  if (( ! repaired )); then
+    # The wheels' *__rosidl_generator_pyExport.cmake name the Python/numpy include folders of
+    # the machine that built them (/opt/python/cp311-cp311/...); point them at ours. Idempotent:
+    # once rewritten the pattern no longer matches (a pip reinstall just gets rewritten again).
+    [[ -f $PY_INC/Python.h ]] || die "Python headers missing at $PY_INC (Python.h); install python3.11-dev."
+    log "repairing *__rosidl_generator_pyExport.cmake include folders -> $PY_INC, $NP_INC"
+    find "$VENV/share" -name '*__rosidl_generator_pyExport.cmake' -print0 |
+      xargs -0 -r sed -i \
+        -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NP_INC#g" \
+        -e "s#/opt/python/cp311-cp311/include/python3.11#$PY_INC#g"
+    repaired=1
+  fi
+  build="$BUILD_ROOT/$pkg"
+  log "building $pkg in $build, installing into $VENV"
   # Same variables an activated venv + sourced ROS setup would give, for the build only.
   # Installing into the venv prefix puts the libraries in .venv/lib, which the wheels'
   # ros_wheels_bootstrapper.pth adds to LD_LIBRARY_PATH at interpreter start, and the Python
   # package in site-packages: nothing is needed at run time.
-  export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" AMENT_PREFIX_PATH="$VENV"
-  cmake -S "$MSG_SRC" -B "$BUILD_DIR" -DCMAKE_INSTALL_PREFIX="$VENV" \
-    -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$PY" >"$BUILD_DIR/configure.log" 2>&1 ||
-    { cat "$BUILD_DIR/configure.log" >&2; die "cmake configure of vision_msgs failed (log above)."; }
-  cmake --build "$BUILD_DIR" -j "$(nproc)" >"$BUILD_DIR/build.log" 2>&1 ||
-    { tail -n 60 "$BUILD_DIR/build.log" >&2; die "vision_msgs build failed (last lines above)."; }
-  cmake --install "$BUILD_DIR" >/dev/null
-  echo "$MSG_HASH" >"$MSG_STAMP"
-fi
+  (
+    export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" AMENT_PREFIX_PATH="$VENV"
+    cmake -S "$src" -B "$build" -DCMAKE_INSTALL_PREFIX="$VENV" \
+      -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$PY" >"$build.configure.log" 2>&1 ||
+      { cat "$build.configure.log" >&2; die "cmake configure of $pkg failed (log above)."; }
+    cmake --build "$build" -j "$(nproc)" >"$build.build.log" 2>&1 ||
+      { tail -n 60 "$build.build.log" >&2; die "$pkg build failed (last lines above)."; }
+    cmake --install "$build" >/dev/null
+  )
+  echo "$hash" >"$stamp"
+done
 
 # --- 4. check, in a clean environment, exactly what the README promises ----------------------
 env -u AMENT_PREFIX_PATH -u LD_LIBRARY_PATH -u _ROS_WHEELS_BOOTSTRAP_COMPLETE "$PY" -c \
