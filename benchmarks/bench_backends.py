@@ -25,14 +25,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clip_perception.core.backends import create_image_encoder  # noqa: E402
+from clip_perception.core.backends import int8  # noqa: E402
+from clip_perception.core.backends import onnx_export  # noqa: E402
 from clip_perception.core.backends import onnxruntime_backend as ortb  # noqa: E402
 from clip_perception.core.backends import tensorrt_backend as trtb  # noqa: E402
 from clip_perception.core.backends.torch_backend import TorchImageEncoder  # noqa: E402
 from clip_perception.core.backends.verify import TorchReference  # noqa: E402
 from clip_perception.core.model import load_clip  # noqa: E402
 from clip_perception.core.preprocess import Preprocessor  # noqa: E402
-from clip_perception.core.text import DEFAULT_TEMPLATES, PromptEmbeddingCache, TorchTextEncoder  # noqa: E402
-from clip_perception.core.text_backends import OnnxRuntimeTextEncoder  # noqa: E402
+from clip_perception.core.prompts import DEFAULT_TEMPLATES, PromptEmbeddingCache  # noqa: E402
+from clip_perception.core.backends.text_torch import TorchTextEncoder  # noqa: E402
+from clip_perception.core.backends.text_onnx import OnnxRuntimeTextEncoder  # noqa: E402
 from clip_perception.core.tiny_model import write_random_vit_b_32  # noqa: E402
 
 BATCHES = (1, 4)
@@ -107,7 +110,7 @@ def main(argv=None) -> int:
                  f"{time.perf_counter() - t0:.1f} s")
     notes = []
     if args.variants:
-        fp32_path = ortb.image_onnx_path(clip, cache)
+        fp32_path = onnx_export.image_onnx_path(clip, cache)
         encoders["onnxruntime fp32, spinning on"] = ortb.OnnxRuntimeImageEncoder(
             fp32_path, clip.image_size, threads=args.threads, spinning=True)
         for label, options in [
@@ -119,7 +122,7 @@ def main(argv=None) -> int:
                                                             ("reduce_range", False),
                                                             ("op_types_to_quantize", ("MatMul",))))]:
             out = cache / f"variant_{abs(hash(options))}.onnx"
-            ortb.quantize_int8(fp32_path, out, options)
+            int8.quantize_int8(fp32_path, out, options)
             encoders[label] = ortb.OnnxRuntimeImageEncoder(out, clip.image_size, threads=args.threads,
                                                            precision="int8")
     trt_ok, trt_why = trtb.tensorrt_available("fp16")

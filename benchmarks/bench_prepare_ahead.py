@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO / "test"))
 
 
 def run_once(ahead: bool, encode_s: float, hz: float, seconds: float, frame, pre, ls):
-    from clip_perception.core.perception import LatestFrameSlots, PerceptionWorker, PipelineStats
+    from clip_perception.core.pipeline import LatestFrameSlots, PerceptionWorker, PipelineStats
 
     stats = PipelineStats(["cam"])
     slots = LatestFrameSlots(["cam"], stats)

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     from clip_perception.core.backends import create_image_encoder
     from clip_perception.core.model import load_clip
     from clip_perception.core.preprocess import Preprocessor
-    from clip_perception.core.text import l2_normalize
+    from clip_perception.core.embeddings import l2_normalize
     from clip_perception.core.tiny_model import write_random_vit_b_32
     from clip_perception.training.augment import Augmenter, default_pipeline
     from clip_perception.training.data import Frame

@@ -6,6 +6,7 @@ import pytest
 
 from clip_perception.core.backends import (BackendUnavailable, SwappingImageEncoder,
                                            create_image_encoder, encoder_diagnostics)
+from clip_perception.core.backends import int8
 from clip_perception.core.backends import onnxruntime_backend as ortb
 from clip_perception.core.backends import tensorrt_backend as trtb
 from clip_perception.core.backends.engine_cache import CachedArtifact
@@ -73,13 +74,13 @@ def test_auto_falls_back_to_torch_when_onnxruntime_is_missing(clip, cache, monke
 
 
 def test_auto_int8_refused_falls_back_to_fp32_with_reason(clip, cache, monkeypatch, caplog):
-    real = ortb.load_or_quantize_int8
+    real = int8.load_or_quantize_int8
 
     def strict(*a, **kw):
         kw["min_cosine"] = 1.01  # no model can pass: forces the refusal path
         return real(*a, **kw)
 
-    monkeypatch.setattr(ortb, "load_or_quantize_int8", strict)
+    monkeypatch.setattr(int8, "load_or_quantize_int8", strict)
     with caplog.at_level(logging.WARNING):
         enc = create_image_encoder(clip, backend="auto", precision="int8", cache_dir=cache)
     assert enc.name == "onnxruntime" and enc.precision == "fp32"
@@ -183,8 +184,8 @@ def test_auto_precision_on_cpu_chooses_verified_int8(clip, cache, reference):
 
 def test_auto_precision_falls_back_to_fp32_when_int8_is_refused(clip, cache, monkeypatch,
                                                                 reference):
-    real = ortb.load_or_quantize_int8
-    monkeypatch.setattr(ortb, "load_or_quantize_int8",
+    real = int8.load_or_quantize_int8
+    monkeypatch.setattr(int8, "load_or_quantize_int8",
                         lambda *a, **kw: real(*a, **{**kw, "min_cosine": 1.01}))
     for backend in ("auto", "onnxruntime"):
         enc = create_image_encoder(clip, backend=backend, precision="auto", cache_dir=cache,

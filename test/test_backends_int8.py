@@ -5,6 +5,9 @@ import numpy as np
 import pytest
 
 from clip_perception.core.backends import BackendUnavailable, create_image_encoder
+from clip_perception.core.backends import int8
+from clip_perception.core.backends import onnx_export
+from clip_perception.core import devices
 from clip_perception.core.backends import onnxruntime_backend as ortb
 from clip_perception.core.backends.engine_cache import ArtifactRefused
 from clip_perception.core.backends.verify import TorchReference
@@ -28,14 +31,14 @@ class CountingQuantizer:
 
     def __call__(self, src, dst, options):
         self.calls += 1
-        ortb.quantize_int8(src, dst, options)
+        int8.quantize_int8(src, dst, options)
 
 
 def test_int8_is_accepted_verified_and_really_quantised(clip, reference, tmp_path):
     import onnx
 
-    fp32 = ortb.ensure_image_onnx(clip, tmp_path)
-    result = ortb.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference)
+    fp32 = onnx_export.ensure_image_onnx(clip, tmp_path)
+    result = int8.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference)
     enc = result.value
     assert enc.precision == "int8" and result.verification.ok
     assert result.verification.min_cosine >= 0.999
@@ -48,16 +51,16 @@ def test_int8_is_accepted_verified_and_really_quantised(clip, reference, tmp_pat
 
 
 def test_int8_is_quantised_once_then_loaded(clip, reference, tmp_path):
-    fp32 = ortb.ensure_image_onnx(clip, tmp_path)
+    fp32 = onnx_export.ensure_image_onnx(clip, tmp_path)
     q = CountingQuantizer()
-    first = ortb.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference, quantize=q)
-    second = ortb.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference, quantize=q)
+    first = int8.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference, quantize=q)
+    second = int8.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference, quantize=q)
     assert first.built and not second.built and q.calls == 1 and first.path == second.path
     # changed quantisation options are a different key: quantised again
-    other = dict(ortb.INT8_OPTIONS)
+    other = dict(int8.INT8_OPTIONS)
     other["reduce_range"] = not other["reduce_range"]
     try:
-        third = ortb.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference, quantize=q,
+        third = int8.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference, quantize=q,
                                            options=tuple(other.items()))
         assert third.built and third.path != first.path
     except ArtifactRefused as exc:  # s8 without reduce_range saturates on AVX2 (no VNNI)
@@ -66,7 +69,7 @@ def test_int8_is_quantised_once_then_loaded(clip, reference, tmp_path):
 
 
 def test_int8_key_fields(clip):
-    key = ortb.int8_key(clip)
+    key = int8.int8_key(clip)
     assert key.kind == "onnxruntime-int8" and key.precision == "int8"
     assert key.weights_hash == clip.weights_hash and key.library.startswith("onnxruntime ")
     assert key.input_shape == (3, clip.image_size, clip.image_size)
@@ -74,14 +77,14 @@ def test_int8_key_fields(clip):
 
 
 def test_int8_below_threshold_is_refused_with_the_cosine(clip, reference, tmp_path):
-    fp32 = ortb.ensure_image_onnx(clip, tmp_path)
+    fp32 = onnx_export.ensure_image_onnx(clip, tmp_path)
     with pytest.raises(ArtifactRefused, match=r"min cosine to reference 0\.\d+ < required 1\.01"):
-        ortb.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference, min_cosine=1.01)
+        int8.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference, min_cosine=1.01)
 
 
 def test_explicit_int8_request_errors_when_refused(clip, tmp_path, monkeypatch):
-    real = ortb.load_or_quantize_int8
-    monkeypatch.setattr(ortb, "load_or_quantize_int8",
+    real = int8.load_or_quantize_int8
+    monkeypatch.setattr(int8, "load_or_quantize_int8",
                         lambda *a, **kw: real(*a, **{**kw, "min_cosine": 1.01}))
     with pytest.raises(BackendUnavailable, match="refused"):
         create_image_encoder(clip, backend="onnxruntime", precision="int8", cache_dir=tmp_path)
@@ -99,6 +102,6 @@ def test_int8_on_cuda_is_unavailable():
 
 def test_threads_default_to_every_usable_core(clip, tmp_path):
     enc = ortb.OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=tmp_path)
-    assert enc.threads == ortb.cpu_count()
+    assert enc.threads == devices.cpu_count()
     one = ortb.OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=tmp_path, threads=1)
     assert one.threads == 1 and one.describe() == "onnxruntime (fp32, cpu)"

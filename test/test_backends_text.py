@@ -3,9 +3,10 @@ import pytest
 
 from clip_perception.core.backends import BackendUnavailable
 from clip_perception.core.backends import onnxruntime_backend as ortb
-from clip_perception.core.text import DEFAULT_TEMPLATES, PromptEmbeddingCache, TorchTextEncoder
-from clip_perception.core.text_backends import (OnnxRuntimeTextEncoder, create_text_encoder,
-                                                text_onnx_path)
+from clip_perception.core.prompts import DEFAULT_TEMPLATES, PromptEmbeddingCache
+from clip_perception.core.backends.text_torch import TorchTextEncoder
+from clip_perception.core.backends.text_onnx import OnnxRuntimeTextEncoder, text_onnx_path
+from clip_perception.core.backends.text_selection import create_text_encoder
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import pytest
 
 from clip_perception.core.adapter import AdapterError, load_adapter, metadata_path, save_adapter
 from clip_perception.core.scoring import zero_shot_logits
-from clip_perception.core.text import l2_normalize
+from clip_perception.core.embeddings import l2_normalize
 
 LABELS = ["cup", "apple", "door"]
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from clip_perception.core.backends import (ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, create_image_encoder)
+from clip_perception.core.backends import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, create_image_encoder
 from clip_perception.core.preprocess import Preprocessor
 
 from conftest import natural_like_image
@@ -68,7 +68,7 @@ def test_export_file_is_keyed_by_exporter_version(tiny_clip, tmp_path):
 def test_fp32_export_that_disagrees_with_torch_is_refused(tiny_clip, tmp_path):
     """A broken or stale ONNX file is checked against the torch reference, not trusted."""
     from clip_perception.core.backends import BackendUnavailable
-    from clip_perception.core.backends.onnxruntime_backend import image_onnx_path
+    from clip_perception.core.backends.onnx_export import image_onnx_path
     from clip_perception.core.backends.verify import TorchReference
     from clip_perception.core.tiny_model import write_tiny_model
     from clip_perception.core.model import load_clip

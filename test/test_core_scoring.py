@@ -3,7 +3,7 @@ import pytest
 
 from clip_perception.core.scoring import (UNKNOWN_LABEL, ZeroShotClassifier, landmark_scores,
                                           softmax, top_k_classifications)
-from clip_perception.core.text import l2_normalize
+from clip_perception.core.embeddings import l2_normalize
 
 
 def test_softmax_rows_sum_to_one_and_are_stable():

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from clip_perception.core.text import (DEFAULT_TEMPLATES, PromptEmbeddingCache, TorchTextEncoder,
-                                       parse_label_prompts, prompts_for, validate_templates)
+from clip_perception.core.prompts import (DEFAULT_TEMPLATES, PromptEmbeddingCache,
+                                          parse_label_prompts, prompts_for, validate_templates)
+from clip_perception.core.backends.text_torch import TorchTextEncoder
 
 STRAWBERRY = "strawberry=a photo of a red strawberry with green stem, a type of fruit"
 

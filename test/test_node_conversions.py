@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from clip_perception.core.image_decode import FrameDecodeError
-from clip_perception.core.perception import FrameResult, PendingFrame
+from clip_perception.core.pipeline import FrameResult, PendingFrame
 from clip_perception.core.scoring import Classification, LabelScore
 from clip_perception.ros.conversions import (CV_BRIDGE_ENCODINGS, ImageConverter,
                                              is_compressed_topic)

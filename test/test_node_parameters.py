@@ -1,7 +1,7 @@
 """ros.parameters.validate and ros.diagnostics.build_statuses: pure functions, no DDS."""
 import pytest
 
-from clip_perception.core.perception import CameraCounters, StageWindow, StatsSnapshot, STAGES
+from clip_perception.core.pipeline import CameraCounters, StageWindow, StatsSnapshot, STAGES
 from clip_perception.ros import diagnostics
 from clip_perception.ros.parameters import (LIVE_PARAMETERS, PARAMETERS, RESTART_PARAMETERS,
                                             ParameterError, validate)

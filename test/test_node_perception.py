@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 from clip_perception.core.adapter import save_adapter
-from clip_perception.core.perception import (ADAPTER_BLEND_FROM_FILE, JustInTimePlanner,
-                                             LabelSetManager, LabelSetSpec, LandmarkSmoother,
-                                             LatestFrameSlots, PendingFrame, PerceptionWorker,
-                                             PipelineStats, PreparedFrame, PreparedFrames,
-                                             RateLimiter, SpecError, WarningThrottle,
-                                             build_label_set, load_checked_adapter)
+from clip_perception.core.vocabulary import (ADAPTER_BLEND_FROM_FILE, LabelSetManager,
+                                             LabelSetSpec, SpecError, build_label_set,
+                                             load_checked_adapter)
+from clip_perception.core.pipeline import (JustInTimePlanner, LandmarkSmoother, LatestFrameSlots,
+                                           PendingFrame, PerceptionWorker, PipelineStats,
+                                           PreparedFrame, PreparedFrames, RateLimiter)
+from clip_perception.ros.throttle import WarningThrottle
 from clip_perception.core.scoring import UNKNOWN_LABEL
-from clip_perception.core.text import PromptEmbeddingCache
+from clip_perception.core.prompts import PromptEmbeddingCache
 
 DIM = 8
 
@@ -591,7 +592,7 @@ def wait_for(predicate, timeout=5.0):
 
 def test_adapter_trained_with_other_prompts_is_reported():
     from clip_perception.core.adapter import AdapterHead
-    from clip_perception.core.perception import adapter_prompt_differences
+    from clip_perception.core.vocabulary import adapter_prompt_differences
 
     d, hidden = 4, 3
     tensors = {"fc1.weight": np.zeros((hidden, d)), "fc1.bias": np.zeros(hidden),

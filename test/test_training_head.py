@@ -6,7 +6,7 @@ import pytest
 
 from clip_perception.core.adapter import AdapterHead
 from clip_perception.core.scoring import zero_shot_logits
-from clip_perception.core.text import l2_normalize
+from clip_perception.core.embeddings import l2_normalize
 from clip_perception.training.head import TrainConfig, make_head_module, train_head
 
 

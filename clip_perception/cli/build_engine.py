@@ -34,10 +34,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from clip_perception.core.backends import BackendUnavailable
-    from clip_perception.core.backends import tensorrt_backend as trtb
-    from clip_perception.core.backends.engine_cache import ArtifactBuildFailed, ArtifactRefused
-    from clip_perception.core.model import ModelLoadError, load_clip
+    from ..core.backends import BackendUnavailable
+    from ..core.backends import tensorrt_backend as trtb
+    from ..core.backends.engine_cache import ArtifactBuildFailed, ArtifactRefused
+    from ..core.model import ModelLoadError, load_clip
 
     # Check TensorRT/CUDA before loading a model: a missing library should fail in a second.
     try:

@@ -11,7 +11,7 @@ def main(argv=None) -> int:
 
     from ..core.backends import BackendUnavailable
     from ..core.model import ModelLoadError
-    from ..core.perception import SpecError
+    from ..core.vocabulary import SpecError
     from ..ros.node import NODE_NAME, ClipPerceptionNode
     from ..ros.parameters import ParameterError
 

@@ -20,14 +20,15 @@ from typing import Sequence
 
 import numpy as np
 
-from .text import l2_normalize
+from .embeddings import l2_normalize
+from .errors import ClipPerceptionError
 
 FORMAT = "clip_perception.adapter/1"
 TENSOR_NAMES = ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "classifier.weight",
                 "classifier.bias", "logit_scale")
 
 
-class AdapterError(ValueError):
+class AdapterError(ClipPerceptionError, ValueError):
     """An adapter file is missing, malformed or does not fit the model/labels in use."""
 
 

@@ -13,13 +13,14 @@ import cv2
 import numpy as np
 
 from .image_decode import FrameDecodeError, compressed_to_rgb, raw_to_rgb
+from .errors import ClipPerceptionError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
 BAG_IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 
 
-class FrameSourceError(ValueError):
+class FrameSourceError(ClipPerceptionError, ValueError):
     """A frame source cannot be opened or read; the message says why."""
 
 

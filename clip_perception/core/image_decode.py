@@ -11,6 +11,8 @@ import sys
 import cv2
 import numpy as np
 
+from .errors import ClipPerceptionError
+
 # encoding -> (channels, numpy dtype, conversion to RGB)
 _RAW = {
     "rgb8": (3, np.uint8, None),
@@ -27,7 +29,7 @@ SUPPORTED_ENCODINGS = tuple(_RAW)
 SUPPORTED_COMPRESSED = ("jpeg", "jpg", "png")
 
 
-class FrameDecodeError(ValueError):
+class FrameDecodeError(ClipPerceptionError, ValueError):
     """A frame cannot be turned into an RGB image; the message says why."""
 
 

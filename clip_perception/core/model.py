@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from .devices import is_cuda, validate_device
+from .errors import ClipPerceptionError
 from .preprocess import PreprocessConfig
 
 logger = logging.getLogger(__name__)
@@ -24,7 +26,7 @@ HF_HUB_PREFIX = "hf-hub:"
 _CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(ClipPerceptionError, RuntimeError):
     """A model identifier could not be resolved or loaded; the message says why."""
 
 
@@ -160,7 +162,11 @@ def load_clip(model_name: str, pretrained: Optional[str] = None, device: str = "
         pretrained = os.path.expanduser(pretrained)
     if model_name.startswith(LOCAL_DIR_PREFIX):
         model_name = LOCAL_DIR_PREFIX + os.path.expanduser(model_name[len(LOCAL_DIR_PREFIX):])
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        validate_device(device)
+    except ValueError as exc:
+        raise ModelLoadError(str(exc)) from None
+    if is_cuda(device) and not torch.cuda.is_available():
         raise ModelLoadError(f"device '{device}' requested but CUDA is not available")
     try:
         model = open_clip.create_model(model_name, pretrained=pretrained or None, device=device)

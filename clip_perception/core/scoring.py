@@ -86,10 +86,16 @@ class ZeroShotClassifier:
         return top_k_classifications(self.probabilities(image_emb), self.labels, top_k, threshold)
 
 
+def landmark_cosines(image_emb: np.ndarray, landmark_emb: np.ndarray) -> np.ndarray:
+    """(N, D) x (M, D) -> (N, M) raw cosine similarities (LM-Nav uses the raw cosine, not a
+    softmax); both sides L2-normalised."""
+    return np.asarray(image_emb, np.float32) @ np.asarray(landmark_emb, np.float32).T
+
+
 def landmark_scores(image_emb: np.ndarray, landmark_emb: np.ndarray,
                     names: Sequence[str]) -> list[tuple[LabelScore, ...]]:
     """Raw cosine similarity of every frame to every landmark, in the given landmark order."""
     if len(names) != landmark_emb.shape[0]:
         raise ValueError(f"{len(names)} landmarks but {landmark_emb.shape[0]} embeddings")
-    cos = np.asarray(image_emb, np.float32) @ np.asarray(landmark_emb, np.float32).T
+    cos = landmark_cosines(image_emb, landmark_emb)
     return [tuple(LabelScore(n, float(c)) for n, c in zip(names, row)) for row in cos]

@@ -7,7 +7,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..core.image_decode import FrameDecodeError, compressed_to_rgb, raw_to_rgb
-from ..core.perception import FrameResult
+from ..core.pipeline import FrameResult
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ build, WARN while labels are being re-encoded or when a background engine build 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ..core.perception import STAGE_UNITS, STAGES, StatsSnapshot
+from ..core.pipeline import STAGE_UNITS, STAGES, StatsSnapshot
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels (bytes in the message)
 

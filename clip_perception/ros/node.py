@@ -8,7 +8,6 @@ re-encodes prompts after a live change.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any, Optional
@@ -19,16 +18,17 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from ..core.adapter import AdapterHead
-from ..core.backends import create_image_encoder, encoder_diagnostics, is_cuda
+from ..core.backends import create_image_encoder, encoder_diagnostics
+from ..core.devices import cpu_count, is_cuda
 from ..core.backends.swapping import REFUSED
 from ..core.model import load_clip
-from ..core.perception import (FrameResult, LabelSet, LabelSetManager, LabelSetSpec,
-                               LatestFrameSlots, PerceptionWorker, PipelineStats, SpecError,
-                               WarningThrottle, build_label_set, count_prompts,
-                               load_checked_adapter)
+from ..core.pipeline import FrameResult, LatestFrameSlots, PerceptionWorker, PipelineStats
+from ..core.vocabulary import (LabelSet, LabelSetManager, LabelSetSpec, SpecError, build_label_set,
+                               count_prompts, load_checked_adapter)
+from .throttle import WarningThrottle
 from ..core.preprocess import Preprocessor
-from ..core.text import PromptEmbeddingCache
-from ..core.text_backends import create_text_encoder
+from ..core.prompts import PromptEmbeddingCache
+from ..core.backends.text_selection import create_text_encoder
 from . import diagnostics, logging_bridge
 from .conversions import (ImageConverter, classification_message, image_message_type,
                           image_qos, landmarks_message)
@@ -131,8 +131,7 @@ class ClipPerceptionNode(Node):
         device = str(self.encoder.device)
         if is_cuda(device):
             return True, f"encoder on {device}; CPU preprocessing overlaps it"
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-            (os.cpu_count() or 1)
+        cores = cpu_count()
         threads = self.settings.encoder_threads
         if self.encoder.name == "onnxruntime" and 0 < threads < cores:
             return True, f"encoder uses {threads} of {cores} cores"

@@ -11,13 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from ..core.backends import PRECISIONS
-from ..core.perception import (ADAPTER_BLEND_FROM_FILE, DEFAULT_LANDMARK_TEMPLATES,
-                               LabelSetSpec, SpecError)
-from ..core.text import DEFAULT_TEMPLATES
+from ..core.backends.options import BACKENDS, PRECISIONS
+from ..core.devices import validate_device
+from ..core.vocabulary import (ADAPTER_BLEND_FROM_FILE, DEFAULT_LANDMARK_TEMPLATES, LabelSetSpec,
+                               SpecError, name_list_problem)
+from ..core.prompts import DEFAULT_TEMPLATES
 
-# "auto" picks the best available backend (tensorrt -> onnxruntime -> torch); see the backends.
-BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "torch")
 RELIABILITY_CHOICES = ("best_effort", "reliable")
 
 STRING, STRING_ARRAY, INTEGER, DOUBLE = "string", "string[]", "integer", "double"
@@ -44,7 +43,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "open_clip pretrained tag (openai, laion2b_s34b_b79k) or checkpoint file; must be "
               "empty for hf-hub:/local-dir: models.", False),
     ParamSpec("backend", STRING, "auto", "Image encoder backend.", False,
-              "one of " + ", ".join(BACKEND_CHOICES)),
+              "one of " + ", ".join(BACKENDS)),
     ParamSpec("precision", STRING, "auto",
               "Image encoder precision. 'auto': the fastest one the backend can deliver and "
               "verify against torch fp32 (tensorrt fp16, onnxruntime int8 on CPU if cosine >= "
@@ -168,20 +167,19 @@ def validate(values: Mapping[str, Any]) -> tuple[StartupSettings, LiveSettings]:
     if not str(v["model"]).strip():
         raise ParameterError("model", "is empty; expected e.g. 'ViT-B-32' or 'local-dir:/path'")
     device = v["device"]
-    if not (device == "cpu" or device == "cuda" or
-            (device.startswith("cuda:") and device[5:].isdigit())):
-        raise ParameterError("device", f"got '{device}', expected 'cpu', 'cuda' or 'cuda:N'")
+    try:
+        validate_device(device)
+    except ValueError as exc:
+        raise ParameterError("device", str(exc)) from None
     topics = tuple(v["image_topics"])
     if not topics:
         raise ParameterError("image_topics", "is empty; expected at least one camera topic")
-    blank = [t for t in topics if not t.strip()]
-    if blank:
-        raise ParameterError("image_topics", f"blank topic name in {list(topics)}")
-    if len(set(topics)) != len(topics):
-        raise ParameterError("image_topics", f"duplicate topics in {list(topics)}")
+    problem = name_list_problem(topics, allow_empty=False)
+    if problem:
+        raise ParameterError("image_topics", problem)
     startup = StartupSettings(
         model=v["model"].strip(), pretrained=v["pretrained"].strip(),
-        backend=_choice("backend", v["backend"], BACKEND_CHOICES),
+        backend=_choice("backend", v["backend"], BACKENDS),
         precision=_choice("precision", v["precision"], PRECISIONS), device=device,
         engine_cache_dir=v["engine_cache_dir"],
         encoder_threads=_range("encoder_threads", int(v["encoder_threads"]), 0),

@@ -6,8 +6,10 @@ from typing import Sequence
 
 import numpy as np
 
+from ..core.errors import ClipPerceptionError
 
-class TrainingInputError(ValueError):
+
+class TrainingInputError(ClipPerceptionError, ValueError):
     """The training/evaluation input cannot be used; the message says what was received and
     what was expected."""
 

@@ -5,7 +5,7 @@ import argparse
 import logging
 
 from ..core.backends import BACKENDS
-from ..core.text import DEFAULT_TEMPLATES, parse_label_prompts
+from ..core.prompts import DEFAULT_TEMPLATES, parse_label_prompts
 from .data import TrainingInputError
 from .pipeline import ModelSpec, PromptSpec
 from .sources import SourceSpec

@@ -16,7 +16,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..core.adapter import AdapterError, load_adapter, save_adapter
-from ..core.text import DEFAULT_TEMPLATES, PromptEmbeddingCache, TorchTextEncoder, validate_templates
+from ..core.prompts import DEFAULT_TEMPLATES, PromptEmbeddingCache, validate_templates
+from ..core.backends.text_torch import TorchTextEncoder
 from .augment import CONDITIONS, Augmenter, condition_key, default_pipeline, load_pipeline
 from .data import TrainingInputError
 from .evaluate import evaluate_methods, write_decision

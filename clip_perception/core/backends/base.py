@@ -5,12 +5,14 @@ import abc
 
 import numpy as np
 
+from ..errors import ClipPerceptionError
+
 # Shared by ONNX export and every loader of the exported file (onnxruntime, TensorRT).
 ONNX_INPUT_NAME = "pixel_values"
 ONNX_OUTPUT_NAME = "image_embeds"
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(ClipPerceptionError, RuntimeError):
     """A backend cannot run here; the message names what is missing."""
 
 
@@ -20,6 +22,7 @@ class ImageEncoder(abc.ABC):
     name: str = "base"
     device: str = "cpu"
     precision: str = "fp32"
+    threads: int = 0  # CPU threads the engine runs on; 0 = not a CPU thread pool (torch, GPU)
 
     @abc.abstractmethod
     def encode_images(self, batch: np.ndarray) -> np.ndarray:

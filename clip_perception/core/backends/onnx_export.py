@@ -7,6 +7,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from ..artifacts import model_artifact_dir
 from .base import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME
 
 logger = logging.getLogger(__name__)
@@ -67,3 +68,16 @@ def export_onnx(module, example, path: Path, input_name: str, output_name: str,
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def image_onnx_path(clip, cache_dir=None) -> Path:
+    return model_artifact_dir(clip, cache_dir) / \
+        f"image_fp32_{clip.image_size}px_{exporter_tag()}.onnx"
+
+
+def ensure_image_onnx(clip, cache_dir=None) -> Path:
+    """The exported fp32 image tower for ``clip``, exporting it once per weights hash."""
+    path = image_onnx_path(clip, cache_dir)
+    if not path.is_file():
+        export_image_tower(clip, path)
+    return path

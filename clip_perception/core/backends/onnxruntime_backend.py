@@ -1,8 +1,7 @@
 """ONNX Runtime image backend (CPU execution provider, CUDA EP when present).
 
-Precisions: fp32 (the exported tower, same output as torch) and, on CPU, int8 (dynamic
-quantisation of that export, built once into the artifact cache and accepted only if it stays
-within cosine 0.999 of the torch fp32 reference on the fixed verification inputs).
+Precisions: fp32 (the exported tower, same output as torch) and, on CPU, int8 (the quantised
+tower of ``int8.py``, accepted only if it stays within cosine 0.999 of the torch fp32 reference).
 """
 from __future__ import annotations
 
@@ -12,24 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import model_artifact_dir
+from ..devices import cpu_count, is_cuda
 from .base import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable, ImageEncoder, check_batch
-from .onnx_export import export_image_tower, exporter_tag
+from .onnx_export import ensure_image_onnx
 from .verify import DEFAULT_MIN_COSINE
 
 logger = logging.getLogger(__name__)
 
 ORT_CPU_PRECISIONS = ("fp32", "int8")
 ORT_CUDA_PRECISIONS = ("fp32",)
-
-# Measured on our 2-core AVX2 machines with a random ViT-B-32 (benchmarks/RESULTS.md): signed
-# int8 weights take ORT's fast u8s8 kernels, but on AVX2 without VNNI their int16 pairwise sums
-# saturate (cosine ~0.993); reduce_range (7-bit weights) avoids that, and per-channel scales win
-# back the lost bit (cosine ~0.9997). u8 weights are accurate but barely faster than fp32.
-# MatMul only: the patch-embedding Conv stays fp32 (little time, most sensitive input).
-INT8_OPTIONS = (("weight_type", "QInt8"), ("per_channel", True), ("reduce_range", True),
-                ("op_types_to_quantize", ("MatMul",)))
-
 
 def import_onnxruntime():
     try:
@@ -40,14 +30,6 @@ def import_onnxruntime():
     return onnxruntime
 
 
-def cpu_count() -> int:
-    """Cores this process may run on (respects taskset/cgroup affinity, unlike os.cpu_count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def cuda_provider_available() -> bool:
     try:
         ort = import_onnxruntime()
@@ -56,21 +38,8 @@ def cuda_provider_available() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
-def image_onnx_path(clip, cache_dir=None) -> Path:
-    return model_artifact_dir(clip, cache_dir) / \
-        f"image_fp32_{clip.image_size}px_{exporter_tag()}.onnx"
-
-
-def ensure_image_onnx(clip, cache_dir=None) -> Path:
-    """The exported fp32 image tower for ``clip``, exporting it once per weights hash."""
-    path = image_onnx_path(clip, cache_dir)
-    if not path.is_file():
-        export_image_tower(clip, path)
-    return path
-
-
 def check_precision(precision: str, device: str) -> None:
-    allowed = ORT_CUDA_PRECISIONS if device.startswith("cuda") else ORT_CPU_PRECISIONS
+    allowed = ORT_CUDA_PRECISIONS if is_cuda(device) else ORT_CPU_PRECISIONS
     if precision not in allowed:
         raise BackendUnavailable(
             f"precision '{precision}' is not supported by the onnxruntime backend on "
@@ -100,7 +69,7 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
         self.onnx_path = Path(onnx_path)
         options = session_options(ort, threads, spinning)
         self.threads = options.intra_op_num_threads
-        if device.startswith("cuda"):
+        if is_cuda(device):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise BackendUnavailable(
                     f"device '{device}' requested but onnxruntime has no CUDAExecutionProvider "
@@ -113,7 +82,7 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
             raise ValueError(f"device '{device}' not understood; expected 'cpu' or 'cuda'")
         self.session = ort.InferenceSession(str(self.onnx_path), sess_options=options,
                                             providers=providers)
-        if device.startswith("cuda") and \
+        if is_cuda(device) and \
                 self.session.get_providers()[0] != "CUDAExecutionProvider":
             # onnxruntime quietly drops to the CPU when the CUDA EP cannot start (e.g. cuDNN
             # missing); a cuda request must not end up on the CPU without anyone knowing.
@@ -151,6 +120,8 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
                     logger.warning(msg)
                     raise ArtifactRefused(msg, verification, fp32_path)
             return encoder
+        from .int8 import load_or_quantize_int8  # int8 builds on this module's encoder
+
         return load_or_quantize_int8(clip, fp32_path, cache_dir, threads=threads,
                                      spinning=spinning, reference=reference,
                                      min_cosine=min_cosine).value
@@ -162,45 +133,3 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
 
     def close(self) -> None:
         self.session = None
-
-
-def int8_key(clip, options=INT8_OPTIONS):
-    from .engine_cache import ArtifactKey
-
-    ort = import_onnxruntime()
-    return ArtifactKey(kind="onnxruntime-int8", model=clip.identifier,
-                       weights_hash=clip.weights_hash, precision="int8",
-                       input_shape=(3, clip.image_size, clip.image_size), batch_profile=(),
-                       library=f"onnxruntime {ort.__version__}", device="cpu",
-                       options=tuple(options))
-
-
-def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
-                  options=INT8_OPTIONS) -> None:
-    """Dynamic (weights-only calibration-free) quantisation of the exported tower."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    opts = dict(options)
-    quantize_dynamic(str(fp32_path), str(out_path),
-                     weight_type=getattr(QuantType, opts["weight_type"]),
-                     per_channel=opts["per_channel"], reduce_range=opts["reduce_range"],
-                     op_types_to_quantize=list(opts["op_types_to_quantize"]))
-
-
-def load_or_quantize_int8(clip, fp32_path, cache_dir=None, threads: int = 0,
-                          spinning: bool = False, reference=None,
-                          min_cosine: float = DEFAULT_MIN_COSINE, options=INT8_OPTIONS,
-                          quantize=quantize_int8, force_rebuild: bool = False):
-    """The cached int8 tower (a CachedArtifact whose value is the encoder); raises
-    engine_cache.ArtifactRefused when it is not within ``min_cosine`` of the reference."""
-    from .engine_cache import get_or_build
-    from .verify import TorchReference
-
-    reference = reference or TorchReference(clip)
-    return get_or_build(
-        model_artifact_dir(clip, cache_dir), int8_key(clip, options), ".onnx",
-        build=lambda path: quantize(fp32_path, path, options),
-        load=lambda path: OnnxRuntimeImageEncoder(path, clip.image_size, "cpu", threads,
-                                                  precision="int8", spinning=spinning),
-        verify=lambda enc: reference.verify(enc, min_cosine),
-        force_rebuild=force_rebuild)

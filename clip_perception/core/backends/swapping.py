@@ -68,6 +68,10 @@ class SwappingImageEncoder(ImageEncoder):
     def device(self) -> str:  # type: ignore[override]
         return self._current.device
 
+    @property
+    def threads(self) -> int:  # type: ignore[override]
+        return self._current.threads
+
     def encode_images(self, batch: np.ndarray) -> np.ndarray:
         with self._cond:
             if self._closed:

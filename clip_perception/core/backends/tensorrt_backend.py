@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..text import l2_normalize
+from ..embeddings import l2_normalize
 from .base import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable, ImageEncoder, check_batch
 
 logger = logging.getLogger(__name__)
@@ -255,7 +255,7 @@ def load_or_build_engine(clip, precision: str = "fp16", max_batch: int = 8, cach
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
     key = key or engine_key(clip, precision, max_batch, device=device)
     if onnx_path is None:
-        from .onnxruntime_backend import ensure_image_onnx
+        from .onnx_export import ensure_image_onnx
 
         onnx_path = ensure_image_onnx(clip, cache_dir)
     build = build or (lambda path: build_engine(onnx_path, path, precision, clip.image_size,

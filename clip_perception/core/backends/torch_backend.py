@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..text import l2_normalize
+from ..embeddings import l2_normalize
 from .base import ImageEncoder, check_batch
 
 

@@ -1,19 +1,20 @@
-"""The text side: prompt templates, per-label prompt overrides, ensembles, an embedding cache.
+"""The text side's rules: prompt templates, per-label prompt overrides, and the ensemble of a
+label's prompt embeddings with a cache by prompt string.
 
 A label's embedding is the mean of its L2-normalised prompt embeddings, renormalised (the same
 result as open_clip's ``build_zero_shot_classifier``). Prompt embeddings are cached by prompt
-string, so changing one label encodes only that label's prompts.
+string, so changing one label encodes only that label's prompts. The text encoders themselves
+are backends (``backends/text_torch.py``, ``backends/text_onnx.py``).
 """
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from .embeddings import l2_normalize
 
 DEFAULT_TEMPLATES = (
     "a photo of a {}.",
@@ -62,76 +63,6 @@ def prompts_for(label: str, templates: Sequence[str],
     if overrides and label in overrides:
         return tuple(overrides[label])
     return tuple(t.replace("{}", label) for t in templates)
-
-
-def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=axis, keepdims=True)
-    return (x / np.maximum(norm, 1e-12)).astype(np.float32, copy=False)
-
-
-class TorchTextEncoder:
-    """Encodes prompt strings with the model's text tower; returns (N, D) L2-normalised float32.
-
-    For causal-mask CLIP text towers the token context is trimmed to the longest prompt of the
-    batch: with a causal mask, no token attends to later (padding) positions, so the pooled
-    EOT feature is unchanged and ~6x less work is done on CPU.
-    """
-
-    def __init__(self, clip, batch_size: int = 256):
-        import torch
-
-        self._torch = torch
-        self.clip = clip
-        self.batch_size = batch_size
-        self.model = clip.model
-        self.trim_context = self._can_trim(self.model)
-        if not self.trim_context:
-            logger.debug("text tower of %s does not allow context trimming; using full context",
-                         clip.identifier)
-
-    @staticmethod
-    def _can_trim(model) -> bool:
-        return (getattr(model, "attn_mask", None) is not None
-                and getattr(model, "text_pool_type", None) in ("argmax", "eos")
-                and hasattr(model, "positional_embedding") and hasattr(model, "token_embedding"))
-
-    def encode(self, prompts: Sequence[str], trim: bool | None = None) -> np.ndarray:
-        if not prompts:
-            return np.zeros((0, self.clip.embed_dim), dtype=np.float32)
-        trim = self.trim_context if trim is None else (trim and self.trim_context)
-        out = []
-        with self._torch.inference_mode():
-            for i in range(0, len(prompts), self.batch_size):
-                tokens = self.clip.tokenizer(list(prompts[i:i + self.batch_size]))
-                tokens = tokens.to(self.clip.device)
-                feats = self._encode_trimmed(tokens) if trim else self.model.encode_text(tokens)
-                out.append(feats.float().cpu().numpy())
-        return l2_normalize(np.concatenate(out))
-
-    def _encode_trimmed(self, tokens):
-        m = self.model
-        length = int((tokens != 0).sum(dim=1).max().item())
-        tokens = tokens[:, :length]
-        cast_dtype = m.transformer.get_cast_dtype()
-        x = m.token_embedding(tokens).to(cast_dtype)
-        x = x + m.positional_embedding[:length].to(cast_dtype)
-        x = m.transformer(x, attn_mask=m.attn_mask[:length, :length])
-        return pool_and_project(m, m.ln_final(x), tokens)
-
-
-def pool_and_project(model, x, tokens):
-    """The EOT token's features (argmax or eos pooling, as open_clip), text projection applied."""
-    import torch
-
-    if model.text_pool_type == "argmax":
-        idx = tokens.argmax(dim=-1)
-    else:
-        idx = (tokens == model.text_eos_id).int().argmax(dim=-1)
-    x = x[torch.arange(x.shape[0], device=x.device), idx]
-    proj = model.text_projection
-    if proj is not None:
-        x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
-    return x
 
 
 class PromptEmbeddingCache:

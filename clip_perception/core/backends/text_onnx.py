@@ -1,4 +1,4 @@
-"""Text tower backends: the torch reference (core/text.py) and an ONNX Runtime export.
+"""The ONNX Runtime text tower: its export and its encoder (the torch reference: text_torch.py).
 
 A label-set change is the slow path on CPU (20 labels x 7 templates = 140 prompts). The ONNX
 text tower keeps TorchTextEncoder's context trimming: it takes tokens already cut to the
@@ -15,22 +15,16 @@ from typing import Sequence
 
 import numpy as np
 
-from .artifacts import model_artifact_dir
-from .backends.base import BackendUnavailable
-from .backends.onnx_export import export_onnx, exporter_tag
-from .text import TorchTextEncoder, l2_normalize, pool_and_project
+from ..artifacts import model_artifact_dir
+from ..embeddings import l2_normalize
+from .onnx_export import export_onnx, exporter_tag
+from .base import BackendUnavailable
+from .text_torch import TorchTextEncoder, pool_and_project
 
 logger = logging.getLogger(__name__)
 
-TEXT_BACKENDS = ("auto", "onnxruntime", "torch")
 TEXT_INPUT_NAME = "input_ids"
 TEXT_OUTPUT_NAME = "text_embeds"
-# Fixed prompts that both encoders must agree on before the ONNX one is used.
-VERIFY_PROMPTS = ("a photo of a dog.", "a red door", "a close-up photo of a stop sign.",
-                  "x", "a blurry photo of the large office chair next to a window.")
-TEXT_MIN_COSINE = 0.9999  # fp32 vs fp32: only summation order differs
-
-
 def text_onnx_path(clip, cache_dir=None) -> Path:
     return model_artifact_dir(clip, cache_dir) / f"text_fp32_trimmed_{exporter_tag()}.onnx"
 
@@ -102,7 +96,7 @@ class OnnxRuntimeTextEncoder:
 
     def __init__(self, clip, cache_dir=None, threads: int = 0, batch_size: int = 256,
                  spinning: bool = False):
-        from .backends.onnxruntime_backend import import_onnxruntime, session_options
+        from .onnxruntime_backend import import_onnxruntime, session_options
 
         ort = import_onnxruntime()
         self.clip = clip
@@ -129,52 +123,3 @@ class OnnxRuntimeTextEncoder:
 
     def describe(self) -> str:
         return f"{self.name} text (fp32, cpu, {self.threads} threads)"
-
-
-def _torch_text(clip):
-    enc = TorchTextEncoder(clip)
-    enc.describe = lambda: f"torch text (fp32, {clip.device}, trimmed={enc.trim_context})"
-    return enc
-
-
-def create_text_encoder(clip, backend: str = "auto", cache_dir=None, threads: int = 0):
-    """A text encoder with ``encode(prompts) -> (N, D)``; ``.selection`` lists what was tried.
-
-    ``auto``: onnxruntime on CPU models when it imports, exports and agrees with torch on fixed
-    prompts (cosine >= 0.9999); otherwise torch (CUDA models always use torch: the text tower
-    runs only on label changes and torch on a GPU is fast enough).
-    """
-    if backend not in TEXT_BACKENDS:
-        raise ValueError(f"unknown text backend '{backend}'; expected one of {TEXT_BACKENDS}")
-    reasons: list[str] = []
-    if backend == "torch":
-        enc = _torch_text(clip)
-    elif backend == "auto" and str(clip.device).startswith("cuda"):
-        reasons.append("onnxruntime text skipped: model is on CUDA, torch is used there")
-        enc = _torch_text(clip)
-    else:
-        try:
-            enc = _verified_ort_text(clip, cache_dir, threads)
-        except Exception as exc:
-            if backend == "onnxruntime":
-                if isinstance(exc, BackendUnavailable):
-                    raise
-                raise BackendUnavailable(f"onnxruntime text encoder failed: "
-                                         f"{type(exc).__name__}: {exc}") from exc
-            reasons.append(f"onnxruntime text skipped: {exc}")
-            logger.warning("text encoder: %s; using torch", reasons[-1])
-            enc = _torch_text(clip)
-    logger.info("text encoder: %s%s", enc.describe(), f" ({'; '.join(reasons)})" if reasons else "")
-    enc.selection = reasons
-    return enc
-
-
-def _verified_ort_text(clip, cache_dir, threads):
-    enc = OnnxRuntimeTextEncoder(clip, cache_dir, threads)
-    ref = TorchTextEncoder(clip).encode(list(VERIFY_PROMPTS))
-    got = enc.encode(list(VERIFY_PROMPTS))
-    cos = float((ref * got).sum(axis=1).min())
-    if not cos >= TEXT_MIN_COSINE:
-        raise BackendUnavailable(f"onnxruntime text tower disagrees with torch: min cosine "
-                                 f"{cos:.6f} < {TEXT_MIN_COSINE}")
-    return enc

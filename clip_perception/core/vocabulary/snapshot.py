@@ -1,0 +1,113 @@
+"""An immutable label set with its embeddings (``LabelSet``), how one is built, and the checks
+of an adapter against the model and the labels.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from ..adapter import AdapterError, AdapterHead, load_adapter
+from ..prompts import PromptEmbeddingCache, prompts_for
+from ..scoring import (Classification, ZeroShotClassifier, landmark_cosines, softmax,
+                       top_k_classifications)
+from .spec import ADAPTER_BLEND_FROM_FILE, LabelSetSpec, SpecError
+
+logger = logging.getLogger(__name__)
+
+
+def load_checked_adapter(path: str, labels: Sequence[str], weights_hash: Callable[[], str],
+                         embed_dim: int, model_identifier: str) -> AdapterHead:
+    """Load the adapter at ``path`` and check it fits the model and ``labels``; rows reordered.
+
+    ``weights_hash`` is a callable because hashing every weight costs ~0.5 s for ViT-B-32 and
+    is only needed when an adapter is used. Raises SpecError('adapter_path', reason).
+    """
+    try:
+        head = load_adapter(path)
+        head.check_compatible(weights_hash(), embed_dim, model_identifier)
+        return head.reordered(labels)
+    except AdapterError as exc:
+        raise SpecError("adapter_path", str(exc)) from None
+
+
+@dataclass(frozen=True, eq=False)
+class LabelSet:
+    """An immutable snapshot of labels, landmarks and their embeddings. Swapped by reference."""
+
+    spec: LabelSetSpec
+    version: int
+    classifier: ZeroShotClassifier
+    landmark_embeddings: np.ndarray  # (M, D), L2-normalised, in spec.landmarks order
+    adapter: Optional[AdapterHead] = None  # classifier rows in spec.labels order
+    adapter_blend: float = 0.0  # resolved: never the "from file" sentinel
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.spec.labels
+
+    @property
+    def landmarks(self) -> tuple[str, ...]:
+        return self.spec.landmarks
+
+    @property
+    def landmark_key(self) -> tuple:
+        """Identity of the landmark embeddings: smoothing state is reset when it changes."""
+        return (self.spec.landmarks, self.spec.landmark_templates)
+
+    def probabilities(self, image_emb: np.ndarray) -> np.ndarray:
+        logits = self.classifier.logits(image_emb)
+        if self.adapter is not None and self.adapter_blend > 0.0:
+            logits = self.adapter.blended_logits(image_emb, logits, self.adapter_blend)
+        return softmax(logits)
+
+    def classify(self, image_emb: np.ndarray) -> list[Classification]:
+        return top_k_classifications(self.probabilities(image_emb), self.labels,
+                                     self.spec.top_k, self.spec.score_threshold)
+
+    def landmark_cosines(self, image_emb: np.ndarray) -> np.ndarray:
+        """(N, M) raw cosine similarities, in spec.landmarks order."""
+        return landmark_cosines(image_emb, self.landmark_embeddings)
+
+
+def build_label_set(spec: LabelSetSpec, cache: PromptEmbeddingCache, logit_scale: float,
+                    embed_dim: int, version: int,
+                    adapter: Optional[AdapterHead] = None) -> LabelSet:
+    """Encode (only uncached) prompts and assemble the snapshot. ``adapter`` must be checked."""
+    if spec.adapter_path and adapter is None:
+        raise SpecError("adapter_path", f"{spec.adapter_path} is set but no checked adapter "
+                                        "was given")
+    class_emb = cache.ensemble(spec.labels, spec.templates, spec.overrides)
+    if spec.landmarks:
+        landmark_emb = cache.ensemble(spec.landmarks, spec.landmark_templates)
+    else:
+        landmark_emb = np.zeros((0, embed_dim), np.float32)
+    blend = 0.0
+    if adapter is not None:
+        blend = adapter.default_blend if spec.adapter_blend == ADAPTER_BLEND_FROM_FILE \
+            else spec.adapter_blend
+        differs = adapter_prompt_differences(adapter, spec)
+        if differs and blend < 1.0:
+            logger.warning("adapter %s was trained with other prompts (%s); its blend %.2f "
+                           "mixes it with zero-shot scores from the current prompts, which "
+                           "the head never saw", spec.adapter_path, differs, blend)
+    return LabelSet(spec=spec, version=version,
+                    classifier=ZeroShotClassifier(spec.labels, class_emb, logit_scale),
+                    landmark_embeddings=landmark_emb, adapter=adapter, adapter_blend=blend)
+
+
+def adapter_prompt_differences(adapter: AdapterHead, spec: LabelSetSpec) -> str:
+    """What differs between the prompts an adapter was trained with and ``spec``'s ("" if none).
+
+    Only the prompts of the labels in use count; metadata without prompts is not compared.
+    """
+    meta = adapter.metadata
+    if "templates" not in meta:
+        return ""
+    trained = {label: prompts_for(label, meta["templates"], meta.get("label_prompts") or {})
+               for label in spec.labels}
+    current = {label: prompts_for(label, spec.templates, spec.overrides) for label in spec.labels}
+    changed = [label for label in spec.labels if trained[label] != current[label]]
+    return f"prompts of {changed}" if changed else ""
