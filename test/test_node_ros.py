@@ -367,7 +367,7 @@ def test_diagnostics_report_backend_and_stage_latencies(node_proc, ros_client):
 
 
 def test_full_size_frames_best_effort_are_delivered(node_proc, ros_client):
-    """640x480 rgb8 over best-effort QoS needs the large shared-memory segment (DESIGN.md)."""
+    """640x480 rgb8 over best-effort QoS needs the large shared-memory segment (README, "Fast DDS and large frames")."""
     def received(statuses):
         values = dict((kv.key, kv.value) for kv in statuses[f"{NODE}: camera {CAM_A}"].values)
         return int(values["frames in"])

@@ -2,7 +2,7 @@
 
 open_clip's eval transform is: Resize(shortest side, bicubic, antialiased — PIL's resize is
 antialiased), CenterCrop, ToTensor (/255), Normalize. We do the same resize with PIL (cv2 is
-10x faster but differs by up to 16-35 px values, see DESIGN.md) and fuse /255, normalise and
+10x faster but differs by up to 16-35 px values, measured on our machines) and fuse /255, normalise and
 HWC->CHW into one numpy pass.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ folder the engine cache uses). Each entry's key hashes the model identifier, wei
 encoder precision, preprocessing, the frame's content digest and the view (original, an
 augmentation draw, an evaluation condition), so a second run with other head settings never
 runs the encoder again, and a changed checkpoint never reuses features. The backend name is
-not in the key: fp32 backends give the same embeddings (cosine 1.0, DESIGN.md); precision is.
+not in the key: fp32 backends give the same embeddings (cosine 1.0, measured); precision is.
 """
 from __future__ import annotations
 
