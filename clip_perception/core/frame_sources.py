@@ -24,11 +24,19 @@ class FrameSourceError(ClipPerceptionError, ValueError):
     """A frame source cannot be opened or read; the message says why."""
 
 
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Image files (by suffix, case-insensitive) of ``folder`` in name order; with
+    ``recursive`` also those of its subfolders, ordered by their path."""
+    folder = Path(folder)
+    entries = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def folder_frames(folder: str | os.PathLike) -> Iterator[tuple[np.ndarray, str]]:
     folder = Path(os.path.expanduser(str(folder)))
     if not folder.is_dir():
         raise FrameSourceError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_images(folder)
     if not files:
         raise FrameSourceError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     for path in files:

@@ -8,10 +8,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..core.frame_sources import list_images
 from ..core.image_decode import FrameDecodeError, compressed_to_rgb
 from .data import Candidate, Frame, ReadStats, TrainingInputError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def scan_folder(root: str | os.PathLike, stats: ReadStats | None = None) -> list[Candidate]:
@@ -27,7 +26,7 @@ def scan_folder(root: str | os.PathLike, stats: ReadStats | None = None) -> list
                                  f"per label (e.g. {root}/cup/*.jpg)")
     out = []
     for sub in subdirs:
-        files = sorted(p for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = list_images(sub, recursive=True)
         for i, f in enumerate(files):
             stats.messages_seen += 1
             out.append(Candidate(str(root), str(f.relative_to(root)), i, sub.name, timed=False))
