@@ -91,3 +91,22 @@ def test_blend_zero_is_rejected_for_training():
     cls, x = _data(rng, 10)
     with pytest.raises(TrainingInputError, match="blend"):
         train_head(x, np.zeros(10, int), x, np.zeros(10, int), cls, 1.0, TrainConfig(blend=0.0))
+
+
+def test_weight_decay_pulls_toward_the_zero_shot_start_not_toward_zero():
+    """A strong pull keeps the classifier at the text embeddings (decay toward zero would
+    shrink them); a weak one lets the head move away and learn."""
+    rng = np.random.default_rng(6)
+    cls, _ = _data(rng, 1)
+    x, y = _separable(np.random.default_rng(7), 300, cls)
+
+    def trained(decay):
+        head, _ = train_head(x[:200], y[:200], x[200:], y[200:], cls, 14.3,
+                             TrainConfig(hidden=16, lr=1e-2, max_epochs=60, patience=60,
+                                         weight_decay=decay, blend=1.0), progress=False)
+        return head.numpy_tensors()["classifier.weight"]
+
+    strong, weak = trained(100.0), trained(0.0)
+    assert np.abs(strong - cls).max() < 0.05
+    np.testing.assert_allclose(np.linalg.norm(strong, axis=1), 1.0, atol=0.05)
+    assert np.abs(weak - cls).max() > 4 * np.abs(strong - cls).max()

@@ -21,8 +21,8 @@ from ..training.data import TrainingInputError
 from ..training.options import (add_common_flags, add_model_arguments, add_prompt_arguments,
                                 add_source_arguments, model_spec, prompt_spec, setup_logging,
                                 source_spec)
-from ..training.pipeline import evaluate_prompts
-from ..training.report import METHOD_TITLES, format_table, write_json, write_png
+from ..training.prompt_evaluation import evaluate_prompts
+from ..training.report import METHOD_TITLES, format_table, write_json, write_metrics_png
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
         write_json(args.json, result)
         print(f"results: {args.json}")
     if args.png:
-        write_png(args.png, result["metrics"], result["model_identifier"])
+        write_metrics_png(args.png, result["metrics"], result["model_identifier"])
         print(f"report: {args.png}")
     return 0
 

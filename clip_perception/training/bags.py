@@ -17,7 +17,7 @@ from ..core.frame_sources import (BAG_IMAGE_TYPES as IMAGE_TYPES, FrameSourceErr
                                   bag_image_to_rgb, open_bag)
 from ..core.image_decode import FrameDecodeError
 from .data import Candidate, Frame, ReadStats, TrainingInputError
-from .labels import IntervalLabels, LabelTrack, bag_name
+from .labels import IntervalLabels, LabelTrack, TakeCounter, bag_name
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +51,24 @@ def _image_connections(reader, path, topics: Sequence[str]):
     return [c for c in reader.connections if c.topic in topics]
 
 
+def _string_topic(reader, path, topic: str, role: str):
+    info = reader.topics.get(topic)
+    if info is None:
+        raise TrainingInputError(f"bag {path} has no {role} topic '{topic}'; topics in the bag: "
+                                 f"{_describe_topics(reader)}")
+    if info.msgtype != STRING_TYPE:
+        raise TrainingInputError(f"bag {path}: {role} topic '{topic}' is {info.msgtype}, "
+                                 f"expected {STRING_TYPE}")
+    return [c for c in reader.connections if c.topic == topic]
+
+
 def scan_bag(path: str | os.PathLike, topics: Sequence[str], *,
              intervals: IntervalLabels | None = None, label_topic: str | None = None,
-             stats: ReadStats | None = None) -> list[Candidate]:
-    """Labelled frame candidates of ``path`` (unlabelled frames are skipped and counted)."""
+             stats: ReadStats | None = None, condition: str = "",
+             condition_topic: str | None = None, starts: dict | None = None) -> list[Candidate]:
+    """Labelled frame candidates of ``path`` (unlabelled frames are skipped and counted), each
+    numbered by its take and named by its lighting condition: ``condition_topic``'s current
+    value when it has one, else ``condition``. ``starts`` receives the bag's start time (ns)."""
     if (intervals is None) == (label_topic is None):
         raise TrainingInputError("bag frames need exactly one labelling source: an intervals "
                                  "file or a label topic")
@@ -63,31 +77,38 @@ def scan_bag(path: str | os.PathLike, topics: Sequence[str], *,
     out: list[Candidate] = []
     with _open(path) as reader:
         conns = _image_connections(reader, path, topics)
-        track = None
-        if label_topic is not None:
-            info = reader.topics.get(label_topic)
-            if info is None:
-                raise TrainingInputError(f"bag {path} has no label topic '{label_topic}'; topics in "
-                                         f"the bag: {_describe_topics(reader)}")
-            if info.msgtype != STRING_TYPE:
-                raise TrainingInputError(f"bag {path}: label topic '{label_topic}' is "
-                                         f"{info.msgtype}, expected {STRING_TYPE}")
-            conns = conns + [c for c in reader.connections if c.topic == label_topic]
-            track = LabelTrack()
+        tracks = {}  # topic -> LabelTrack of the String topics read alongside the images
+        for topic, role in ((label_topic, "label"), (condition_topic, "condition")):
+            if topic is not None:
+                conns = conns + _string_topic(reader, path, topic, role)
+                tracks[topic] = LabelTrack()
         start = reader.start_time
+        if starts is not None:
+            starts[str(path)] = int(start)
+        takes = TakeCounter()
         for conn, t, raw in reader.messages(connections=conns):
-            if conn.topic == label_topic:
+            if conn.topic in tracks:
                 try:
-                    track.update(reader.deserialize(raw, conn.msgtype).data)
-                except Exception as exc:  # a corrupt label message: count it, keep the old label
-                    stats.add_corrupt(f"{path} {conn.topic} @{t}", f"undeserialisable label: {exc}")
+                    tracks[conn.topic].update(reader.deserialize(raw, conn.msgtype).data)
+                except Exception as exc:  # a corrupt String message: count it, keep the old value
+                    stats.add_corrupt(f"{path} {conn.topic} @{t}", f"undeserialisable String: {exc}")
                 continue
             stats.messages_seen += 1
-            label = track.current if track is not None else intervals.label_at(name, t - start)
+            if label_topic is not None:
+                label, run = tracks[label_topic].current, tracks[label_topic].changes
+            else:
+                found = intervals.interval_at(name, t - start)
+                label, run = (None, None) if found is None else (found[1], found[0])
             if label is None:
                 stats.unlabelled += 1
                 continue
-            out.append(Candidate(str(path), conn.topic, int(t), label))
+            cond = condition
+            cond_run = None
+            if condition_topic is not None:
+                cond = tracks[condition_topic].current or condition
+                cond_run = tracks[condition_topic].changes
+            out.append(Candidate(str(path), conn.topic, int(t), label, take=takes.number((run, cond_run)),
+                                 condition=cond))
     return out
 
 
@@ -121,7 +142,7 @@ def decode_bag(path: str | os.PathLike, selected: Iterable[Candidate],
                                   f"undeserialisable message ({type(exc).__name__}: {exc})")
             else:
                 digest = hashlib.blake2b(bytes(raw), digest_size=16).hexdigest()
-                frames.append(Frame(cand.source, cand.topic, cand.t_ns, cand.label, digest, crop))
+                frames.append(Frame.of(cand, digest, crop))
             if progress is not None:
                 progress.update(1)
     if wanted:  # two messages with the same topic and record time: only the first is used

@@ -19,7 +19,10 @@ class Candidate:
     """A labelled frame before decoding: enough to subsample and select it.
 
     ``t_ns`` is the bag's record time for bag frames, the file's position for folder images
-    (``timed=False``: folder images carry no time, so each one is its own split block).
+    (``timed=False``: folder images carry no time). ``take`` numbers the contiguous runs of one
+    label (and one lighting condition) within the source: frames with the same number form one
+    take, which the split never cuts. ``condition`` names the real lighting condition ("" when
+    the user named none).
     """
 
     source: str  # bag path or image folder root
@@ -27,6 +30,8 @@ class Candidate:
     t_ns: int
     label: str
     timed: bool = True
+    take: int = 0
+    condition: str = ""
 
 
 @dataclass
@@ -46,6 +51,13 @@ class Frame:
     digest: str
     crop: np.ndarray = field(repr=False)
     timed: bool = True
+    take: int = 0
+    condition: str = ""
+
+    @classmethod
+    def of(cls, c: Candidate, digest: str, crop: np.ndarray) -> "Frame":
+        """The decoded frame of candidate ``c``."""
+        return cls(c.source, c.topic, c.t_ns, c.label, digest, crop, c.timed, c.take, c.condition)
 
 
 @dataclass

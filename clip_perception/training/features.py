@@ -2,10 +2,10 @@
 
 The cache is one SQLite file per model folder (``<cache_dir>/<model>-<weights hash>/``, the same
 folder the engine cache uses). Each entry's key hashes the model identifier, weights hash,
-encoder precision, preprocessing, the frame's content digest and the view (original, an
-augmentation draw, an evaluation condition), so a second run with other head settings never
-runs the encoder again, and a changed checkpoint never reuses features. The backend name is
-not in the key: fp32 backends give the same embeddings (cosine 1.0, measured); precision is.
+encoder backend and precision, preprocessing, the frame's content digest and the view
+(original, an augmentation draw, an evaluation condition), so a second run with other head
+settings never runs the encoder again, a changed checkpoint never reuses features, and a head
+is always trained and judged on features of the engine it names in its report.
 """
 from __future__ import annotations
 
@@ -89,6 +89,7 @@ class FeatureExtractor:
         self.dim = clip.embed_dim
         self.preprocessor = Preprocessor(clip.preprocess)
         self._key_prefix = json.dumps([clip.identifier, clip.weights_hash,
+                                       getattr(encoder, "name", "torch"),
                                        getattr(encoder, "precision", "fp32"),
                                        clip.preprocess.to_dict()], sort_keys=True)
         self.hits = 0
@@ -124,3 +125,14 @@ class FeatureExtractor:
 
     def _disable(self):
         return None if self.progress is None else not self.progress  # None: tqdm decides (tty)
+
+
+class FeatureTable:
+    """Embeddings of one view looked up by frame (subsets pick their rows from one array)."""
+
+    def __init__(self, frames: Sequence[Frame], x: np.ndarray):
+        self._row = {id(f): i for i, f in enumerate(frames)}
+        self.x = x
+
+    def of(self, frames: Sequence[Frame]) -> np.ndarray:
+        return self.x[[self._row[id(f)] for f in frames]] if frames else self.x[:0]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -11,11 +12,32 @@ import numpy as np
 from ..core.frame_sources import list_images
 from ..core.image_decode import FrameDecodeError, compressed_to_rgb
 from .data import Candidate, Frame, ReadStats, TrainingInputError
+from .labels import TakeCounter
 
 
-def scan_folder(root: str | os.PathLike, stats: ReadStats | None = None) -> list[Candidate]:
+_NUMBERED = re.compile(r"^(.*?)(\d+)$")
+
+
+def folder_take_key(relative: Path, previous: tuple | None) -> tuple:
+    """Which take a file belongs to. Files in a subfolder of the label folder form one take per
+    subfolder; files directly in it form a take per run of consecutive numbers with the same
+    prefix (``take_0007.png`` follows ``take_0006.png``); an unnumbered file is a take alone."""
+    if len(relative.parts) > 2:  # <label>/<take folder>/.../<file>
+        return ("dir", relative.parts[1])
+    m = _NUMBERED.match(relative.stem)
+    if m is None:
+        return ("file", relative.name)
+    prefix, number = m.group(1), int(m.group(2))
+    if previous is not None and previous[0] == "seq" and previous[1] == prefix \
+            and previous[3] == number - 1:
+        return ("seq", prefix, previous[2], number)
+    return ("seq", prefix, number, number)  # (kind, prefix, first number, last number)
+
+
+def scan_folder(root: str | os.PathLike, stats: ReadStats | None = None,
+                condition: str = "") -> list[Candidate]:
     """One candidate per image file; the subfolder name is the label. Folder images carry no
-    time, so each is its own split block (``timed=False``)."""
+    time (``timed=False``); their takes come from the file layout (``folder_take_key``)."""
     stats = stats if stats is not None else ReadStats()
     root = Path(os.path.expanduser(str(root)))
     if not root.is_dir():
@@ -25,11 +47,16 @@ def scan_folder(root: str | os.PathLike, stats: ReadStats | None = None) -> list
         raise TrainingInputError(f"image folder {root} has no subfolders; expected one subfolder "
                                  f"per label (e.g. {root}/cup/*.jpg)")
     out = []
+    takes = TakeCounter()
     for sub in subdirs:
-        files = list_images(sub, recursive=True)
-        for i, f in enumerate(files):
+        key = None
+        for i, f in enumerate(list_images(sub, recursive=True)):
             stats.messages_seen += 1
-            out.append(Candidate(str(root), str(f.relative_to(root)), i, sub.name, timed=False))
+            rel = f.relative_to(root)
+            key = folder_take_key(rel, key)
+            take_id = key if key[0] != "seq" else key[:3]
+            out.append(Candidate(str(root), str(rel), i, sub.name, timed=False,
+                                 take=takes.number((sub.name, take_id)), condition=condition))
     return out
 
 
@@ -45,9 +72,8 @@ def decode_folder(root: str | os.PathLike, selected: Sequence[Candidate],
         path = Path(root_s) / c.topic
         try:
             data = path.read_bytes()
-            frames.append(Frame(c.source, c.topic, c.t_ns, c.label,
-                                hashlib.blake2b(data, digest_size=16).hexdigest(),
-                                prepare(compressed_to_rgb("", data)), timed=False))
+            frames.append(Frame.of(c, hashlib.blake2b(data, digest_size=16).hexdigest(),
+                                   prepare(compressed_to_rgb("", data))))
         except (OSError, FrameDecodeError) as exc:
             stats.add_corrupt(str(path), str(exc))
         if progress is not None:

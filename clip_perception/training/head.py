@@ -4,7 +4,10 @@ Forward is exactly AdapterHead.head_logits:
     h = normalize(x + fc2(relu(fc1(x))));  logits = logit_scale * h @ classifier.weight.T + bias
 fc2 starts at zero and the classifier at the labels' text embeddings, so the untrained head
 reproduces the zero-shot classifier. Training minimises cross-entropy of the *blended* logits
-((1 - blend) * zero-shot + blend * head), i.e. of what the node will actually compute.
+((1 - blend) * zero-shot + blend * head), i.e. of what the node will actually compute, plus
+``weight_decay`` times the squared distance of the weights from that zero-shot start: decay
+toward zero would pull the classifier rows away from the text embeddings, i.e. away from
+zero-shot, which is the safe answer when the data are few.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..core.adapter import TENSOR_NAMES
+from ..core.scoring import zero_shot_logits
 from .data import TrainingInputError
 
 logger = logging.getLogger(__name__)
@@ -64,12 +68,15 @@ def make_head_module(class_embeddings: np.ndarray, logit_scale: float, hidden: i
 class TrainConfig:
     hidden: int = 256
     lr: float = 1e-3
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-4  # L2 toward the zero-shot initialisation, not toward zero
     max_epochs: int = 200
     patience: int = 20  # epochs without a better validation loss before stopping
     batch_size: int = 256
-    blend: float = 1.0
+    blend: float = 0.5  # the pipeline trains one head per blend of its grid
     seed: int = 0
+    # torch threads while training: the head's matmuls are small, and on 2 shared cores a
+    # second thread cost 8x per step (TRAINING_RESULTS.md); 0 keeps torch's setting.
+    threads: int = 1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,22 +91,40 @@ def train_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
     validation loss, the returned head is the untrained one.
     """
     torch = _torch()
-    from tqdm import tqdm
-
     if not 0.0 < cfg.blend <= 1.0:
         raise TrainingInputError(f"blend must be in (0, 1] for training (0 would ignore the head), "
                                  f"got {cfg.blend}")
     if len(train_x) == 0 or len(val_x) == 0:
         raise TrainingInputError(f"need training and validation frames, got {len(train_x)} and "
                                  f"{len(val_x)}")
+    if cfg.threads < 0:
+        raise TrainingInputError(f"head training threads must be >= 0, got {cfg.threads}")
+    before = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train(train_x, train_y, val_x, val_y, class_embeddings, logit_scale, cfg,
+                      progress, desc)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(train_x, train_y, val_x, val_y, class_embeddings, logit_scale, cfg, progress, desc):
+    torch = _torch()
+    from tqdm import tqdm
+
     torch.manual_seed(cfg.seed)
     head = make_head_module(class_embeddings, logit_scale, cfg.hidden)
-    cls = torch.from_numpy(np.asarray(class_embeddings, np.float32))
     tx, vx = torch.from_numpy(np.asarray(train_x, np.float32)), torch.from_numpy(np.asarray(val_x, np.float32))
     ty, vy = torch.from_numpy(np.asarray(train_y, np.int64)), torch.from_numpy(np.asarray(val_y, np.int64))
-    t_zs, v_zs = logit_scale * tx @ cls.T, logit_scale * vx @ cls.T
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    t_zs, v_zs = (torch.from_numpy(zero_shot_logits(x, class_embeddings, logit_scale))
+                  for x in (train_x, val_x))
+    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
     loss_fn = torch.nn.functional.cross_entropy
+    start = [p.detach().clone() for p in head.parameters()]
+
+    def anchor_penalty():
+        return cfg.weight_decay * sum(((p - p0) ** 2).sum() for p, p0 in zip(head.parameters(), start))
 
     def blended(x, zs):
         return (1.0 - cfg.blend) * zs + cfg.blend * head(x)
@@ -123,7 +148,7 @@ def train_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
             idx = perm[i:i + cfg.batch_size]
             loss = loss_fn(blended(tx[idx], t_zs[idx]), ty[idx])
             opt.zero_grad()
-            loss.backward()
+            (loss + anchor_penalty()).backward()
             opt.step()
             total += loss.item() * len(idx)
         vl = val_loss()

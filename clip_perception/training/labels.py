@@ -104,10 +104,15 @@ class IntervalLabels:
                                      f"it labels {sorted(self.intervals)}")
 
     def label_at(self, bag: str, t_rel_ns: int) -> str | None:
+        found = self.interval_at(bag, t_rel_ns)
+        return None if found is None else found[1]
+
+    def interval_at(self, bag: str, t_rel_ns: int) -> tuple[int, str] | None:
+        """(index of the interval holding ``t_rel_ns``, its label), or None between intervals."""
         items = self.intervals.get(bag, [])
         i = bisect.bisect_right(self._starts.get(bag, []), t_rel_ns) - 1
         if i >= 0 and items[i].start_ns <= t_rel_ns < items[i].end_ns:
-            return items[i].label
+            return i, items[i].label
         return None
 
     @property
@@ -116,12 +121,31 @@ class IntervalLabels:
 
 
 class LabelTrack:
-    """State of a label topic while reading a bag in time order: each std_msgs/String holds
-    until the next one; an empty string clears the label (frames after it are unlabelled)."""
+    """State of a String topic (label or lighting condition) while reading a bag in time order:
+    each std_msgs/String holds until the next one; an empty string clears it. ``changes``
+    counts changes of value, so frames between two changes belong to one run."""
 
     def __init__(self):
         self.current: str | None = None
+        self.changes = 0
 
     def update(self, text: str) -> None:
-        text = (text or "").strip()
-        self.current = text or None
+        text = (text or "").strip() or None
+        if text != self.current:
+            self.changes += 1
+        self.current = text
+
+
+class TakeCounter:
+    """Numbers the takes of one source: a new take starts whenever the key of a frame (its
+    label run and condition run) differs from the previous frame's."""
+
+    def __init__(self):
+        self._last = None
+        self.take = -1
+
+    def number(self, key) -> int:
+        if key != self._last:
+            self._last = key
+            self.take += 1
+        return self.take

@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..core.backends import BACKENDS
+from ..core.backends import BACKENDS, PRECISIONS
 from ..core.prompts import DEFAULT_TEMPLATES, parse_label_prompts
 from .data import TrainingInputError
-from .pipeline import ModelSpec, PromptSpec
+from .engine import ModelSpec, PromptSpec
 from .sources import SourceSpec
 
 
@@ -19,10 +19,14 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="open_clip pretrained tag or checkpoint path (default: 'openai' for built-in "
                         "model names, empty for local-dir:/hf-hub:)")
     g.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
-    # Features for training are always fp32: the head should not learn int8 rounding.
+    # Features come from the engine the node will serve: give the node's backend/precision.
     g.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help="image encoder backend for feature extraction, fp32; 'auto' picks "
-                        "tensorrt > onnxruntime > torch (default: %(default)s)")
+                   help="image encoder backend, as the node's 'backend' parameter: the head is "
+                        "trained and judged on the features the node will compute (default: %(default)s)")
+    g.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="image encoder precision, as the node's 'precision' parameter (default: %(default)s)")
+    g.add_argument("--threads", type=int, default=0,
+                   help="onnxruntime threads, as the node's 'encoder_threads' (default: every core)")
     g.add_argument("--cache-dir", default=None,
                    help="artifact and feature cache folder (default: ~/.cache/clip_perception)")
     g.add_argument("--no-feature-cache", action="store_true",
@@ -50,6 +54,15 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
                    help="minimum seconds between kept frames of one topic (default: keep all)")
     g.add_argument("--max-per-label", type=int, default=0, metavar="N",
                    help="at most N frames per label, evenly spread over time (default: no limit)")
+    c = p.add_argument_group("real lighting conditions")
+    c.add_argument("--condition", action="append", default=[], metavar="SOURCE=NAME",
+                   help="lighting condition of a bag or image folder (by path, name or stem), e.g. "
+                        "kitchen_night.mcap=night; repeatable")
+    c.add_argument("--condition-topic", metavar="TOPIC",
+                   help="std_msgs/String topic in the bags naming the current condition (holds "
+                        "until the next; overrides --condition while it has a value)")
+    c.add_argument("--condition-folders", action="append", default=[], metavar="DIR",
+                   help="DIR/<condition>/<label>/<images>: one image folder per condition; repeatable")
 
 
 def add_prompt_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,15 +86,36 @@ def model_spec(args) -> ModelSpec:
         pretrained = "openai"
     if args.encode_batch < 1:
         raise TrainingInputError(f"--encode-batch must be >= 1, got {args.encode_batch}")
+    if args.threads < 0:
+        raise TrainingInputError(f"--threads must be >= 0, got {args.threads}")
     return ModelSpec(model=args.model, pretrained=pretrained, device=args.device,
-                     backend=args.backend, cache_dir=args.cache_dir,
-                     use_feature_cache=not args.no_feature_cache, encode_batch=args.encode_batch)
+                     backend=args.backend, precision=args.precision, threads=args.threads,
+                     cache_dir=args.cache_dir, use_feature_cache=not args.no_feature_cache,
+                     encode_batch=args.encode_batch)
+
+
+def parse_conditions(entries) -> dict[str, str]:
+    """``SOURCE=NAME`` entries -> {source: name}."""
+    out = {}
+    for entry in entries:
+        source, sep, name = entry.partition("=")
+        if not sep or not source.strip() or not name.strip():
+            raise TrainingInputError(f"--condition expects SOURCE=NAME (e.g. kitchen_night.mcap="
+                                     f"night), got {entry!r}")
+        if source.strip() in out and out[source.strip()] != name.strip():
+            raise TrainingInputError(f"--condition gives {source.strip()!r} two conditions: "
+                                     f"{out[source.strip()]!r} and {name.strip()!r}")
+        out[source.strip()] = name.strip()
+    return out
 
 
 def source_spec(args) -> SourceSpec:
     return SourceSpec(bags=args.bag, topics=args.topic, labels_file=args.labels_file,
                       label_topic=args.label_topic, folders=args.image_folder, labels=args.labels,
-                      min_interval_s=args.min_interval, max_per_label=args.max_per_label)
+                      min_interval_s=args.min_interval, max_per_label=args.max_per_label,
+                      conditions=parse_conditions(args.condition),
+                      condition_topic=args.condition_topic,
+                      condition_folders=args.condition_folders)
 
 
 def prompt_spec(args) -> PromptSpec:

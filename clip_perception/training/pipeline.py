@@ -1,9 +1,9 @@
-"""train_adapter and evaluate_prompts as library calls (the CLIs only parse arguments).
+"""train_adapter as named steps (the CLI only parses arguments):
 
-train: frames -> time-block split -> features (original, augmentation draws, evaluation
-conditions; cached) -> a head without augmentation and a head with it -> accuracy of
-zero-shot and both heads under every lighting condition -> head written unless worse than
-zero-shot (or forced) -> JSON + PNG report.
+split (whole takes -> training / validation / test) -> features (the served engine, cached)
+-> train (one head per variant and blend; validation picks) -> evaluate (test, once, per real
+and synthetic condition; leave-one-condition-out) -> decide (the verdict) -> write (head,
+metadata, JSON + PNG report).
 """
 from __future__ import annotations
 
@@ -11,104 +11,171 @@ import datetime as _dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from ..core.adapter import AdapterError, load_adapter, save_adapter
-from ..core.prompts import DEFAULT_TEMPLATES, PromptEmbeddingCache, validate_templates
-from ..core.backends.text_torch import TorchTextEncoder
+from ..core.adapter import save_adapter
 from .augment import CONDITIONS, Augmenter, condition_key, default_pipeline, load_pipeline
 from .data import TrainingInputError
-from .evaluate import evaluate_methods, write_decision
-from .features import FeatureCache, FeatureExtractor, ViewJob
-from .head import TrainConfig, train_head
-from .report import format_table, write_json, write_png
-from .sources import SourceSpec, load_frames
-from .split import split_by_time
+from .engine import (ModelSpec, PromptSpec, create_encoder, describe_encoder, load_model,
+                     prepare_fn, zero_shot_classifier)
+from .evaluate import confusion_matrix, predict
+from .features import FeatureExtractor, FeatureTable, ViewJob
+from .head import TrainConfig
+from .holdout import leave_one_condition_out
+from .report import format_summary, write_json, write_png
+from .selection import DEFAULT_BLEND_GRID, TrainingData, choose, train_candidates
+from .sources import LoadedFrames, SourceSpec, load_frames
+from .split import Split, split_takes
+from .takes import find_takes, takes_per_label
+from .verdict import Outcome, VerdictRule, decide
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass
-class ModelSpec:
-    model: str = "ViT-B-32"
-    pretrained: str | None = "openai"
-    device: str = "cpu"
-    backend: str = "torch"
-    cache_dir: str | None = None
-    use_feature_cache: bool = True
-    encode_batch: int = 32
-
-
-@dataclass
-class PromptSpec:
-    templates: Sequence[str] = DEFAULT_TEMPLATES
-    label_prompts: Mapping[str, Sequence[str]] = field(default_factory=dict)
+SYNTHETIC = tuple(c for c in CONDITIONS if c != "original")
+UNNAMED = "unnamed"  # the real condition of frames whose source the user did not name
 
 
 @dataclass
 class TrainSpec:
     output: str
-    val_fraction: float = 0.25
-    block_seconds: float = 10.0
-    split_gap_s: float = 1.0
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    gap_s: float = 2.0
     split_seed: int = 0
+    allow_few_takes: bool = False
     augmentation_config: str | None = None
     augmentation_seed: int = 0
     draws: int = 8
     head: TrainConfig = field(default_factory=TrainConfig)
-    force: bool = False
+    blend_grid: Sequence[float] = DEFAULT_BLEND_GRID
+    verdict: VerdictRule = field(default_factory=VerdictRule)
 
 
-def _load_model(spec: ModelSpec):
-    from ..core.model import load_clip
-
-    clip = load_clip(spec.model, spec.pretrained, spec.device)
-    cache = FeatureCache.for_model(clip, spec.cache_dir) if spec.use_feature_cache else None
-    return clip, cache
-
-
-def _create_encoder(spec: ModelSpec, clip, encoder=None):
-    """The image encoder, built only after the frames were read: an export or engine build
-    (seconds to minutes) should not come before an input error the user can fix at once."""
-    if encoder is not None:
-        return encoder
-    from ..core.backends import create_image_encoder
-
-    return create_image_encoder(clip, backend=spec.backend, device=spec.device,
-                                cache_dir=spec.cache_dir)
+@dataclass
+class Features:
+    original: FeatureTable  # every loaded frame as recorded
+    draws: list[FeatureTable]  # the training frames, one table per augmentation draw
+    synthetic: dict[str, FeatureTable]  # the test frames under each synthetic condition
 
 
-def class_embeddings(clip, labels: Sequence[str], prompts: PromptSpec) -> np.ndarray:
-    try:
-        templates = validate_templates(list(prompts.templates))
-    except ValueError as exc:
-        raise TrainingInputError(f"--templates: {exc}") from exc
-    unknown = sorted(set(prompts.label_prompts) - set(labels))
-    if unknown:
-        raise TrainingInputError(f"--label-prompt given for {unknown}, which are not in the label "
-                                 f"set {list(labels)}")
-    cache = PromptEmbeddingCache(TorchTextEncoder(clip).encode)
-    return cache.ensemble(list(labels), templates, dict(prompts.label_prompts))
+def split_step(loaded: LoadedFrames, train: TrainSpec) -> Split:
+    """Cut the frames into takes and deal whole takes to training, validation and test."""
+    takes = find_takes(loaded.frames, loaded.starts)
+    split = split_takes(takes, loaded.labels, train.val_fraction, train.test_fraction,
+                        train.gap_s, train.split_seed, train.allow_few_takes)
+    logger.info("takes: %s; %d training / %d validation / %d test frames (%d dropped at the gap)",
+                takes_per_label(takes, loaded.labels), len(split.train_frames),
+                len(split.frames("validation")), len(split.frames("test")), split.dropped_gap)
+    return split
 
 
-def _prepare_fn(clip):
-    from ..core.preprocess import Preprocessor
+def features_step(extractor: FeatureExtractor, loaded: LoadedFrames, split: Split,
+                  augmenter: Augmenter) -> Features:
+    """Embed every frame as recorded, the training frames' augmentation draws and the test
+    frames under the synthetic conditions (each view once; the cache skips known ones)."""
+    train, test = split.train_frames, split.frames("test")
+    draws = [ViewJob(train, augmenter.draw_key(k),
+                     lambda crop, digest, k=k: augmenter.apply(crop, digest, k))
+             for k in range(1, augmenter.draws + 1)]
+    synthetic = [ViewJob(test, condition_key(c), CONDITIONS[c]) for c in SYNTHETIC]
+    x = extractor.embed([ViewJob(loaded.frames, "original")] + draws + synthetic, desc="encoding")
+    return Features(FeatureTable(loaded.frames, x[0]),
+                    [FeatureTable(train, d) for d in x[1:1 + len(draws)]],
+                    {c: FeatureTable(test, v) for c, v in zip(SYNTHETIC, x[1 + len(draws):])})
 
-    return Preprocessor(clip.preprocess).resize_crop
+
+def _y(frames, labels) -> np.ndarray:
+    index = {label: i for i, label in enumerate(labels)}
+    return np.asarray([index[f.label] for f in frames], np.int64)
 
 
-def _condition_jobs(frames):
-    return [ViewJob(frames, condition_key(name), None if name == "original" else fn)
-            for name, fn in CONDITIONS.items()]
+def train_step(features: Features, split: Split, labels, classifier, train: TrainSpec,
+               progress=None):
+    """Train one head per variant (plain, augmented) and blend of the grid; validation picks
+    the epoch of each and then the best one. Returns (chosen, all candidates)."""
+    val = split.frames("validation")
+    data = TrainingData(features.original.of(split.train_frames), _y(split.train_frames, labels),
+                        [d.of(split.train_frames) for d in features.draws],
+                        features.original.of(val), _y(val, labels))
+    candidates = train_candidates(data, classifier, train.head, train.blend_grid, None, progress)
+    chosen = choose(candidates)
+    logger.info("validation chose %s at blend %g (balanced accuracy %.3f)", chosen.variant,
+                chosen.blend, chosen.val_balanced_accuracy)
+    return chosen, candidates
+
+
+def evaluate_step(features: Features, split: Split, labels, classifier, chosen) -> dict:
+    """Predict the test takes once with zero-shot and the chosen head: as recorded (overall
+    and per real condition) and under every synthetic condition."""
+    test = split.frames("test")
+    y = _y(test, labels)
+    take_of = {id(f): i for i, t in enumerate(split.takes["test"]) for f in t.frames}
+    x = features.original.of(test)
+    overall = Outcome(y, predict(classifier.logits, x), predict(chosen.model.logits, x))
+    conds = np.asarray([f.condition or UNNAMED for f in test])
+    real = {c: Outcome(y[conds == c], overall.zero_shot[conds == c], overall.head[conds == c])
+            for c in sorted(set(conds))}
+    synthetic = {c: Outcome(y, predict(classifier.logits, t.x), predict(chosen.model.logits, t.x))
+                 for c, t in features.synthetic.items()}
+    n = len(labels)
+    return {"overall": overall, "take_ids": np.asarray([take_of[id(f)] for f in test]),
+            "real": real, "synthetic": synthetic,
+            "confusion": {"zero_shot": confusion_matrix(y, overall.zero_shot, n).tolist(),
+                          "head": confusion_matrix(y, overall.head, n).tolist()}}
+
+
+def decide_step(test: dict, split: Split, rule: VerdictRule) -> dict:
+    """The verdict on the test takes (gain, its bootstrap interval, every condition)."""
+    return decide(test["overall"], test["take_ids"], test["real"], test["synthetic"], rule,
+                  optimistic=bool(split.optimistic))
+
+
+def blend_warnings(chosen, prompts: PromptSpec) -> list[str]:
+    if chosen.blend < 1.0:
+        return []
+    what = "its label_prompts and templates" + (" (including the --label-prompt overrides "
+                                                 "given here)" if prompts.label_prompts else "")
+    return [f"validation chose blend 1.0: with this head loaded at its stored blend, the node's "
+            f"zero-shot side has no weight, so {what} no longer change the answers; set the "
+            "node's adapter_blend below 1 to keep them in play"]
+
+
+def write_step(out: Path, report: dict, chosen, labels, prompts: PromptSpec,
+               augmenter: Augmenter, train: TrainSpec) -> dict:
+    """Write the head and its metadata (if the verdict says so) and the JSON + PNG report."""
+    stem = out.with_suffix("")
+    verdict = report["verdict"]
+    if verdict["written"]:
+        aug_file = augmenter.save(Path(f"{stem}.augmentation.json")) if train.draws > 0 else None
+        metadata = {
+            "model_identifier": report["model_identifier"], "weights_hash": report["weights_hash"],
+            "embed_dim": report["embed_dim"], "labels": list(labels),
+            "templates": list(prompts.templates),
+            "label_prompts": {k: list(v) for k, v in prompts.label_prompts.items()},
+            "blend": chosen.blend, "hidden": train.head.hidden, "head": chosen.variant,
+            "encoder": report["encoder"],
+            "augmentation": {**augmenter.describe(), "draws_per_frame": train.draws,
+                             "file": aug_file.name if aug_file else None},
+            "metrics": {"verdict": {k: verdict[k] for k in ("gain", "gain_ci_low", "per_condition")},
+                        "optimistic": report["optimistic"]},
+            "created": report["created"],
+        }
+        save_adapter(out, chosen.model.head.tensors, metadata)
+        report["augmentation_file"] = str(aug_file) if aug_file else None
+    report["head_path"] = str(out) if verdict["written"] else None
+    report["report_png"] = str(write_png(f"{stem}.report.png", report))
+    report["report_json"] = f"{stem}.report.json"
+    write_json(report["report_json"], report)
+    return report
 
 
 def train_adapter(model: ModelSpec, sources: SourceSpec, prompts: PromptSpec, train: TrainSpec,
                   progress: bool | None = None, encoder=None) -> dict:
-    """Run everything; returns the report dict (also written as JSON beside the output).
+    """Run every step; returns the report (also written as JSON beside the output).
 
-    ``encoder`` overrides the backend (tests pass a call-counting one).
+    ``encoder`` overrides the one built from ``model`` (tests pass a call-counting one).
     """
     out = Path(train.output)
     if out.suffix != ".safetensors":
@@ -116,143 +183,50 @@ def train_adapter(model: ModelSpec, sources: SourceSpec, prompts: PromptSpec, tr
     out.parent.mkdir(parents=True, exist_ok=True)
     pipeline = load_pipeline(train.augmentation_config) if train.augmentation_config else default_pipeline()
     augmenter = Augmenter(pipeline, train.augmentation_seed, train.draws)
-    clip, cache = _load_model(model)
+    clip, cache = load_model(model)
     try:
-        loaded = load_frames(sources, _prepare_fn(clip), progress)
-        encoder = _create_encoder(model, clip, encoder)
+        loaded = load_frames(sources, prepare_fn(clip), progress)
         labels = loaded.labels
-        split = split_by_time(loaded.frames, labels, train.val_fraction, train.block_seconds,
-                              train.split_gap_s, train.split_seed)
-        index = {label: i for i, label in enumerate(labels)}
-        ty = np.asarray([index[f.label] for f in split.train], np.int64)
-        vy = np.asarray([index[f.label] for f in split.val], np.int64)
-        logger.info("%d training and %d validation frames (%d dropped at block edges)",
-                    len(split.train), len(split.val), split.dropped_gap)
-
+        split = split_step(loaded, train)  # before the encoder: too few takes fails at once
+        classifier = zero_shot_classifier(clip, labels, prompts)
+        encoder = create_encoder(model, clip, encoder)
         extractor = FeatureExtractor(clip, encoder, cache, model.encode_batch, progress)
-        draw_jobs = [ViewJob(split.train, augmenter.draw_key(k),
-                             lambda crop, digest, k=k: augmenter.apply(crop, digest, k))
-                     for k in range(1, train.draws + 1)]
-        feats = extractor.embed([ViewJob(split.train, "original")] + draw_jobs
-                                + _condition_jobs(split.val), desc="encoding")
-        train_orig, train_draws = feats[0], feats[1:1 + train.draws]
-        val_by_condition = dict(zip(CONDITIONS, feats[1 + train.draws:]))
-
-        cls = class_embeddings(clip, labels, prompts)
-        scale = clip.logit_scale
-        blend = train.head.blend
-        head_plain, hist_plain = train_head(train_orig, ty, val_by_condition["original"], vy, cls,
-                                            scale, train.head, progress, "head without augmentation")
-        methods = {"zero_shot": lambda x: scale * x @ cls.T}
-        heads = {"head_plain": head_plain}
-        histories = {"head_plain": hist_plain}
-        if train.draws > 0:
-            aug_x = np.concatenate([train_orig] + train_draws)
-            aug_y = np.tile(ty, 1 + train.draws)
-            head_aug, hist_aug = train_head(aug_x, aug_y, val_by_condition["original"], vy, cls,
-                                            scale, train.head, progress, "head with augmentation")
-            heads["head_augmented"] = head_aug
-            histories["head_augmented"] = hist_aug
-        numpy_heads = {}
-        for name, module in heads.items():
-            from ..core.adapter import AdapterHead
-
-            numpy_heads[name] = AdapterHead(module.numpy_tensors(), {"labels": labels})
-            methods[name] = (lambda h: lambda x: h.blended_logits(x, scale * x @ cls.T, blend))(numpy_heads[name])
-        metrics = evaluate_methods(val_by_condition, vy, labels, methods)
-        chosen = "head_augmented" if train.draws > 0 else "head_plain"
-        ok, reason = write_decision(metrics, chosen, train.force)
-
-        stem = out.with_suffix("")
+        features = features_step(extractor, loaded, split, augmenter)
+        chosen, candidates = train_step(features, split, labels, classifier, train, progress)
+        test = evaluate_step(features, split, labels, classifier, chosen)
+        verdict = decide_step(test, split, train.verdict)
+        holdout = leave_one_condition_out(loaded.frames, labels, split, features.original,
+                                          features.draws, chosen, classifier, train.head,
+                                          train.gap_s, progress)
+        warnings = blend_warnings(chosen, prompts)
+        for w in warnings:
+            logger.warning(w)
         report = {
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "model_identifier": clip.identifier, "weights_hash": clip.weights_hash,
-            "embed_dim": clip.embed_dim, "backend": getattr(encoder, "name", str(encoder)),
+            "embed_dim": clip.embed_dim, "encoder": describe_encoder(encoder),
             "labels": labels, "sources": sources.describe(), "read": loaded.stats.to_dict(),
-            "split": {"train_frames": len(split.train), "val_frames": len(split.val),
-                      "dropped_at_block_edges": split.dropped_gap, "blocks": split.blocks,
-                      "val_fraction": train.val_fraction, "block_seconds": train.block_seconds,
-                      "gap_seconds": train.split_gap_s, "seed": train.split_seed},
+            "split": split.describe(),
+            "split_details": {
+                "takes_per_label": {s: takes_per_label(split.takes[s], labels) for s in split.takes},
+                "frames": {s: len(split.frames(s)) for s in split.takes},
+                "dropped_at_gap": split.dropped_gap, "gap_seconds": train.gap_s,
+                "val_fraction": train.val_fraction, "test_fraction": train.test_fraction,
+                "seed": train.split_seed, "cut_labels": split.optimistic,
+                "entry_conditions": split.conditions()},
+            "optimistic": bool(split.optimistic),
             "augmentation": {k: v for k, v in augmenter.describe().items() if k != "pipeline"},
-            "head_config": train.head.to_dict(), "training": histories,
+            "head_config": train.head.to_dict(),
+            "selection": {"blend_grid": list(train.blend_grid), "chosen": chosen.describe(),
+                          "candidates": [c.describe() for c in candidates]},
+            "test": {"confusion": test["confusion"]},
+            "leave_one_condition_out": holdout, "verdict": verdict, "warnings": warnings,
             "feature_cache": {"path": str(cache.path) if cache else None,
                               "hits": extractor.hits, "encoded": extractor.encoded},
-            "metrics": metrics, "written_head": chosen if ok else None, "decision": reason,
-            "head_path": str(out) if ok else None,
         }
-        if ok:
-            aug_path = augmenter.save(Path(f"{stem}.augmentation.json")) if train.draws > 0 else None
-            metadata = {
-                "model_identifier": clip.identifier, "weights_hash": clip.weights_hash,
-                "embed_dim": clip.embed_dim, "labels": labels,
-                "templates": list(prompts.templates),
-                "label_prompts": {k: list(v) for k, v in prompts.label_prompts.items()},
-                "blend": blend, "hidden": train.head.hidden, "head": chosen,
-                "augmentation": {**augmenter.describe(), "draws_per_frame": train.draws,
-                                 "file": aug_path.name if aug_path else None},
-                "metrics": {"accuracy": metrics["accuracy"], "n_val_frames": metrics["n_frames"],
-                            "n_train_frames": len(split.train)},
-                "created": report["created"],
-            }
-            save_adapter(out, numpy_heads[chosen].tensors, metadata)
-            report["augmentation_file"] = str(aug_path) if aug_path else None
-        report["report_png"] = str(write_png(f"{stem}.report.png", metrics,
-                                             f"{clip.identifier} — {len(split.val)} validation frames"))
-        report["report_json"] = f"{stem}.report.json"
-        write_json(report["report_json"], report)
-        report["table"] = format_table(metrics)
+        report = write_step(out, report, chosen, labels, prompts, augmenter, train)
+        report["summary"] = format_summary(report)
         return report
-    finally:
-        if cache is not None:
-            cache.close()
-
-
-def evaluate_prompts(model: ModelSpec, sources: SourceSpec, prompts: PromptSpec,
-                     adapter_path: str | None = None, blend: float | None = None,
-                     conditions: Sequence[str] = ("original",), progress: bool | None = None,
-                     encoder=None) -> dict:
-    """Zero-shot (and optionally a head, loaded as the node loads it) over all labelled frames."""
-    unknown = [c for c in conditions if c not in CONDITIONS]
-    if unknown or not conditions:
-        raise TrainingInputError(f"unknown lighting condition(s) {unknown or '(none given)'}; "
-                                 f"expected some of {list(CONDITIONS)}")
-    if blend is not None and not 0.0 <= blend <= 1.0:
-        raise TrainingInputError(f"blend must be in [0, 1], got {blend}")
-    clip, cache = _load_model(model)
-    try:
-        head = None
-        if adapter_path:
-            try:
-                head = load_adapter(adapter_path)
-                head.check_compatible(clip.weights_hash, clip.embed_dim, clip.identifier)
-            except AdapterError as exc:
-                raise TrainingInputError(str(exc)) from exc
-        spec = sources
-        if head is not None and sources.labels is None:
-            spec = SourceSpec(**{**sources.__dict__, "labels": list(head.labels)})
-        loaded = load_frames(spec, _prepare_fn(clip), progress)
-        labels = loaded.labels
-        if head is not None:
-            try:
-                head = head.reordered(labels)
-            except AdapterError as exc:
-                raise TrainingInputError(str(exc)) from exc
-        encoder = _create_encoder(model, clip, encoder)
-        extractor = FeatureExtractor(clip, encoder, cache, model.encode_batch, progress)
-        jobs = [j for j in _condition_jobs(loaded.frames) if j.view in {condition_key(c) for c in conditions}]
-        feats = dict(zip([c for c in CONDITIONS if c in conditions], extractor.embed(jobs)))
-        cls = class_embeddings(clip, labels, prompts)
-        scale = clip.logit_scale
-        methods = {"zero_shot": lambda x: scale * x @ cls.T}
-        if head is not None:
-            b = head.default_blend if blend is None else blend
-            methods["head"] = lambda x: head.blended_logits(x, scale * x @ cls.T, b)
-        metrics = evaluate_methods(feats, loaded.y, labels, methods)
-        return {"model_identifier": clip.identifier, "labels": labels,
-                "templates": list(prompts.templates),
-                "label_prompts": {k: list(v) for k, v in prompts.label_prompts.items()},
-                "adapter": adapter_path, "read": loaded.stats.to_dict(), "metrics": metrics,
-                "feature_cache": {"hits": extractor.hits, "encoded": extractor.encoded}}
     finally:
         if cache is not None:
             cache.close()

@@ -3,8 +3,10 @@ decode. Shared by train_adapter and evaluate_prompts."""
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -12,7 +14,7 @@ from .bags import decode_bag, scan_bag
 from .data import (Candidate, Frame, ReadStats, TrainingInputError, check_label_set,
                    subsample_max_per_label, subsample_min_interval)
 from .folders import decode_folder, scan_folder
-from .labels import IntervalLabels
+from .labels import IntervalLabels, bag_name
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +29,52 @@ class SourceSpec:
     labels: Sequence[str] | None = None  # None: every label found in the sources, sorted
     min_interval_s: float = 0.0
     max_per_label: int = 0  # 0 = no limit
+    conditions: Mapping[str, str] = field(default_factory=dict)  # source -> lighting condition
+    condition_topic: str | None = None  # std_msgs/String in each bag naming the condition
+    condition_folders: Sequence[str] = ()  # DIR/<condition>/<label>/<images>
 
     def describe(self) -> dict:
         return {"bags": [str(b) for b in self.bags], "topics": list(self.topics),
                 "labels_file": self.labels_file, "label_topic": self.label_topic,
                 "folders": [str(f) for f in self.folders], "min_interval_s": self.min_interval_s,
-                "max_per_label": self.max_per_label}
+                "max_per_label": self.max_per_label, "conditions": dict(self.conditions),
+                "condition_topic": self.condition_topic,
+                "condition_folders": [str(f) for f in self.condition_folders]}
+
+    def folder_sources(self) -> list[tuple[str, str]]:
+        """(image folder, condition) for every --image-folder and every condition subfolder."""
+        out = [(str(f), self.condition_of(f)) for f in self.folders]
+        for root in self.condition_folders:
+            root = Path(os.path.expanduser(str(root)))
+            if not root.is_dir():
+                raise TrainingInputError(f"condition folder not found: {root}")
+            subs = sorted(p for p in root.iterdir() if p.is_dir())
+            if not subs:
+                raise TrainingInputError(f"condition folder {root} has no subfolders; expected "
+                                         f"{root}/<condition>/<label>/<images>")
+            out += [(str(sub), sub.name) for sub in subs]
+        return out
+
+    def condition_of(self, source) -> str:
+        """The condition --condition names for ``source`` (by path, file/folder name or stem)."""
+        for key in _source_names(source):
+            if key in self.conditions:
+                return self.conditions[key]
+        return ""
+
+    def check_conditions(self) -> None:
+        """Every --condition must name a given bag or image folder (catches typos)."""
+        known = {k for src in list(self.bags) + list(self.folders) for k in _source_names(src)}
+        unknown = sorted(set(self.conditions) - known)
+        if unknown:
+            given = [str(x) for x in list(self.bags) + list(self.folders)]
+            raise TrainingInputError(f"--condition names source(s) {unknown} that are not among "
+                                     f"the bags/folders given: {given}")
+
+
+def _source_names(source) -> list[str]:
+    p = Path(os.path.expanduser(str(source)))
+    return [str(source), str(p), p.name, bag_name(p)]
 
 
 @dataclass
@@ -40,6 +82,7 @@ class LoadedFrames:
     frames: list[Frame]
     labels: list[str]
     stats: ReadStats = field(default_factory=ReadStats)
+    starts: dict[str, int] = field(default_factory=dict)  # bag -> start record time (ns)
 
     @property
     def y(self) -> np.ndarray:
@@ -48,9 +91,12 @@ class LoadedFrames:
 
 
 def _validate(spec: SourceSpec) -> IntervalLabels | None:
-    if not spec.bags and not spec.folders:
+    if not spec.bags and not spec.folders and not spec.condition_folders:
         raise TrainingInputError("no frames source given; expected --bag (with --topic) and/or "
-                                 "--image-folder")
+                                 "--image-folder / --condition-folders")
+    spec.check_conditions()
+    if spec.condition_topic and not spec.bags:
+        raise TrainingInputError("--condition-topic names a topic in the bags, but no --bag was given")
     if spec.bags:
         if not spec.topics:
             raise TrainingInputError("--bag needs at least one --topic (Image or CompressedImage)")
@@ -76,15 +122,18 @@ def load_frames(spec: SourceSpec, prepare: Callable[[np.ndarray], np.ndarray],
     intervals = _validate(spec)
     stats = ReadStats()
     candidates: list[Candidate] = []
+    starts: dict[str, int] = {}
     for bag in spec.bags:
         candidates += scan_bag(bag, spec.topics, intervals=intervals, label_topic=spec.label_topic,
-                               stats=stats)
+                               stats=stats, condition=spec.condition_of(bag),
+                               condition_topic=spec.condition_topic, starts=starts)
     folder_roots = []
-    for folder in spec.folders:
-        found = scan_folder(folder, stats=stats)
+    folders = spec.folder_sources()
+    for folder, condition in folders:
+        found = scan_folder(folder, stats=stats, condition=condition)
         folder_roots.append(found[0].source if found else str(folder))
         candidates += found
-    what = ", ".join([str(b) for b in spec.bags] + [str(f) for f in spec.folders])
+    what = ", ".join([str(b) for b in spec.bags] + [f for f, _ in folders])
     labels = list(spec.labels) if spec.labels is not None else sorted({c.label for c in candidates})
     wanted = set(labels)
     kept = []
@@ -110,4 +159,4 @@ def load_frames(spec: SourceSpec, prepare: Callable[[np.ndarray], np.ndarray],
         logger.warning("skipped %d unreadable message(s), e.g. %s", stats.corrupt,
                        "; ".join(stats.corrupt_examples[:3]))
     check_label_set(labels, frames, what + " (after skipping unreadable messages)")
-    return LoadedFrames(frames, labels, stats)
+    return LoadedFrames(frames, labels, stats, starts)
