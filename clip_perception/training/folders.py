@@ -1,4 +1,5 @@
-"""Labelled frames from image folders: ``root/<label>/*.jpg|png|...`` (one subfolder per label)."""
+"""Labelled frames from image folders: ``root/<label>/*.jpg|png|...`` (one subfolder per
+label), in takes: numbered file sequences (``take3_0001.png``...) or ``root/<label>/<take>/``."""
 from __future__ import annotations
 
 import hashlib
@@ -34,18 +35,24 @@ def folder_take_key(relative: Path, previous: tuple | None) -> tuple:
     return ("seq", prefix, number, number)  # (kind, prefix, first number, last number)
 
 
+def subfolders(root: str | os.PathLike, what: str, layout: str) -> list[Path]:
+    """The subfolders of ``root`` in name order; an error naming ``layout`` if there are none."""
+    root = Path(os.path.expanduser(str(root)))
+    if not root.is_dir():
+        raise TrainingInputError(f"{what} not found: {root}")
+    subs = sorted(p for p in root.iterdir() if p.is_dir())
+    if not subs:
+        raise TrainingInputError(f"{what} {root} has no subfolders; expected {root}/{layout}")
+    return subs
+
+
 def scan_folder(root: str | os.PathLike, stats: ReadStats | None = None,
                 condition: str = "") -> list[Candidate]:
     """One candidate per image file; the subfolder name is the label. Folder images carry no
     time (``timed=False``); their takes come from the file layout (``folder_take_key``)."""
     stats = stats if stats is not None else ReadStats()
     root = Path(os.path.expanduser(str(root)))
-    if not root.is_dir():
-        raise TrainingInputError(f"image folder not found: {root}")
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir())
-    if not subdirs:
-        raise TrainingInputError(f"image folder {root} has no subfolders; expected one subfolder "
-                                 f"per label (e.g. {root}/cup/*.jpg)")
+    subdirs = subfolders(root, "image folder", "<label>/<images> (one subfolder per label, e.g. cup/*.jpg)")
     out = []
     takes = TakeCounter()
     for sub in subdirs:

@@ -109,8 +109,8 @@ def write_png(path: str | os.PathLike, report: dict) -> Path:
 def format_summary(report: dict) -> str:
     """The terminal summary of a training run: subsets, choice, conditions, verdict."""
     d = report["split_details"]
-    lines = [f"takes per label: " + "; ".join(f"{s} {d['takes_per_label'][s]}" for s in d["frames"]),
-             f"frames: " + ", ".join(f"{s} {n}" for s, n in d["frames"].items())
+    lines = ["takes per label: " + "; ".join(f"{s} {d['takes_per_label'][s]}" for s in d["frames"]),
+             "frames: " + ", ".join(f"{s} {n}" for s, n in d["frames"].items())
              + f" ({d['dropped_at_gap']} training frames dropped within {d['gap_seconds']} s "
                "of held-out takes)"]
     c = report["selection"]["chosen"]

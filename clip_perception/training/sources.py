@@ -13,7 +13,7 @@ import numpy as np
 from .bags import decode_bag, scan_bag
 from .data import (Candidate, Frame, ReadStats, TrainingInputError, check_label_set,
                    subsample_max_per_label, subsample_min_interval)
-from .folders import decode_folder, scan_folder
+from .folders import decode_folder, scan_folder, subfolders
 from .labels import IntervalLabels, bag_name
 
 logger = logging.getLogger(__name__)
@@ -45,13 +45,7 @@ class SourceSpec:
         """(image folder, condition) for every --image-folder and every condition subfolder."""
         out = [(str(f), self.condition_of(f)) for f in self.folders]
         for root in self.condition_folders:
-            root = Path(os.path.expanduser(str(root)))
-            if not root.is_dir():
-                raise TrainingInputError(f"condition folder not found: {root}")
-            subs = sorted(p for p in root.iterdir() if p.is_dir())
-            if not subs:
-                raise TrainingInputError(f"condition folder {root} has no subfolders; expected "
-                                         f"{root}/<condition>/<label>/<images>")
+            subs = subfolders(root, "condition folder", "<condition>/<label>/<images>")
             out += [(str(sub), sub.name) for sub in subs]
         return out
 
