@@ -6,7 +6,12 @@ Measured in one run, side by side:
   2. the same frames again through the feature cache (all hits) — frames/s;
   3. cache lookups at scale: 9,000 stored 512-d features read back — features/s;
   4. head training on 1,000 frames x (1 + 8 augmentations) = 9,000 precomputed 512-d
-     features (8 labels, early stopping), timed for real.
+     features (8 labels, early stopping), timed for real;
+  5. what the three-way split and the condition runs add to a training run, through the real
+     pipeline steps on precomputed features of frames in takes (2 lighting conditions):
+     the split into takes, the blend grid (one head per variant and blend) against the two
+     heads one blend would need, the test evaluation + bootstrap verdict, and the
+     leave-one-condition-out heads; plus the images each split layout sends to the encoder.
 Extrapolated (printed as such): the encoder time for 9,000 images from (1)'s measured rate.
 
     python benchmarks/bench_training.py [--frames 32] [--backend torch] [--threads 2]
@@ -32,6 +37,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--train-frames", type=int, default=1000)
     p.add_argument("--augmentations", type=int, default=8)
+    p.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     args = p.parse_args(argv)
 
     import torch
@@ -133,7 +139,105 @@ def main(argv=None) -> int:
     print(f"EXTRAPOLATED total, first run  (encode + train)     {(extrap_encode + t_train) / 60:8.1f} min")
     print(f"EXTRAPOLATED total, second run (cache + train)      "
           f"{(args.train_frames * crop_per_frame + t_get + t_train) / 60:8.1f} min")
+    added = bench_split_and_conditions(args, clip.embed_dim, clip.logit_scale, enc_rate, rng)
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps({
+            "crop_ms": 1e3 * crop_per_frame, "extraction_fps_no_cache": no_cache_fps,
+            "extraction_fps_cached": cached_fps, "head_training_s": t_train,
+            "encoder_img_per_s": enc_rate, **added}, indent=2))
     return 0
+
+
+def _takes_features(n_frames, labels, conditions, dim, draws, rng):
+    """Frames in takes (10 frames each, 1 Hz, one bag per condition) and 'features' with a
+    label centre, a take offset and a condition shift, so there is something to learn."""
+    from clip_perception.core.text import l2_normalize
+    from clip_perception.training.data import Frame
+
+    centres = l2_normalize(rng.normal(size=(len(labels), dim)).astype(np.float32))
+    shift = {c: 0.3 * l2_normalize(rng.normal(size=dim).astype(np.float32)) for c in conditions}
+    frames, rows, per_take = [], [], 10
+    n_takes = max(3, n_frames // (per_take * len(labels) * len(conditions)))
+    for ci, cond in enumerate(conditions):
+        t, take = (ci + 1) * 10**13, 0
+        for _ in range(n_takes):
+            for k, label in enumerate(labels):
+                offset = 0.3 * l2_normalize(rng.normal(size=dim).astype(np.float32))
+                for i in range(per_take):
+                    frames.append(Frame(f"bag_{cond}", "/cam", t, label, f"{cond}{t}",
+                                        np.zeros((1, 1, 3), np.uint8), take=take, condition=cond))
+                    rows.append(centres[k] + offset + shift[cond] + 0.05 * rng.normal(size=dim))
+                    t += 10**9
+                take += 1
+    x = l2_normalize(np.asarray(rows, np.float32))
+    aug = [l2_normalize(x + 0.1 * rng.normal(size=x.shape).astype(np.float32)) for _ in range(draws)]
+    return frames, x, aug
+
+
+def bench_split_and_conditions(args, dim, logit_scale, enc_rate, rng) -> dict:
+    from clip_perception.core.scoring import ZeroShotClassifier
+    from clip_perception.core.text import l2_normalize
+    from clip_perception.training import pipeline
+    from clip_perception.training.features import FeatureTable
+    from clip_perception.training.holdout import leave_one_condition_out
+    from clip_perception.training.sources import LoadedFrames
+
+    labels = [f"label{i}" for i in range(8)]
+    conditions = ["day", "night"]
+    frames, x, aug = _takes_features(args.train_frames * 10 // 6, labels, conditions, dim,
+                                     args.augmentations, rng)
+    loaded = LoadedFrames(frames, labels)
+    spec = pipeline.TrainSpec(output="unused.safetensors", draws=args.augmentations)
+    t0 = time.perf_counter()
+    split = pipeline.split_step(loaded, spec)
+    t_split = time.perf_counter() - t0
+    row = {id(f): i for i, f in enumerate(frames)}
+    tr, te = split.train_frames, split.frames("test")
+    syn = {c: FeatureTable(te, l2_normalize(x[[row[id(f)] for f in te]] * 0.7 + 0.3 * rng.normal(
+        size=(len(te), dim)).astype(np.float32) / np.sqrt(dim))) for c in pipeline.SYNTHETIC}
+    features = pipeline.Features(FeatureTable(frames, x),
+                                 [FeatureTable(tr, a[[row[id(f)] for f in tr]]) for a in aug], syn)
+    classifier = ZeroShotClassifier(labels, l2_normalize(rng.normal(size=(8, dim)).astype(np.float32)),
+                                    logit_scale)
+    timed = {}
+    for name, grid in (("one_blend", [0.5]), ("grid", list(spec.blend_grid))):
+        t0 = time.perf_counter()
+        chosen, cands = pipeline.train_step(features, split, labels, classifier,
+                                            pipeline.TrainSpec(output="unused", blend_grid=grid), False)
+        timed[name] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    test = pipeline.evaluate_step(features, split, labels, classifier, chosen)
+    verdict = pipeline.decide_step(test, split, spec.verdict)
+    t_verdict = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    loco = leave_one_condition_out(frames, labels, split, features.original, features.draws,
+                                   chosen, classifier, spec.head, spec.gap_s, False)
+    t_loco = time.perf_counter() - t0
+    n = {s: len(split.frames(s)) for s in split.takes}
+    draws, n_syn = args.augmentations, len(pipeline.SYNTHETIC)
+    # images to encode: old layout (train/val 75/25, 6 conditions on val, draws on train) vs now
+    old_images = int(0.75 * len(frames)) * (1 + draws) + int(0.25 * len(frames)) * (1 + n_syn)
+    new_images = len(frames) + n["train"] * draws + n["test"] * n_syn
+    print()
+    print(f"SPLIT + CONDITIONS on {len(frames)} frames in takes of 10 ({len(labels)} labels, 2 "
+          f"conditions), {draws} draws, 512-d precomputed features")
+    print(f"  subsets (frames): {n}, {split.dropped_gap} dropped at the gap")
+    print(f"MEASURED  split into takes + three subsets      {t_split:8.3f} s")
+    print(f"MEASURED  heads, one blend (plain + augmented)  {timed['one_blend']:8.1f} s")
+    print(f"MEASURED  heads, blend grid {list(spec.blend_grid)} x 2     {timed['grid']:8.1f} s "
+          f"(chose {chosen.variant} at {chosen.blend:g})")
+    print(f"MEASURED  test evaluation + bootstrap verdict   {t_verdict:8.2f} s  "
+          f"(gain {verdict['gain']:+.1f}, lower bound {verdict['gain_ci_low']:+.1f})")
+    print(f"MEASURED  leave-one-condition-out, 2 heads      {t_loco:8.1f} s  "
+          + ", ".join(f"{c}: {v.get('gain', 0):+.1f} pts" for c, v in loco.items()))
+    print(f"COUNTED   images to encode, old layout vs now   {old_images} vs {new_images}")
+    print(f"EXTRAPOLATED encoder time for that difference   {(new_images - old_images) / enc_rate / 60:+8.1f} min "
+          f"at {enc_rate:.2f} img/s")
+    return {"split_s": t_split, "heads_one_blend_s": timed["one_blend"], "heads_grid_s": timed["grid"],
+            "verdict_s": t_verdict, "loco_s": t_loco, "images_old_layout": old_images,
+            "images_now": new_images, "subset_frames": n}
 
 
 if __name__ == "__main__":

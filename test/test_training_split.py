@@ -136,3 +136,15 @@ def test_folder_takes_from_numbered_sequences_and_subfolders(tmp_path):
     assert takes["cup/morning/a.png"] == takes["cup/morning/b.png"]
     assert takes["cup/evening/a.png"] != takes["cup/morning/a.png"]
     assert takes["cup/img_7.png"] != takes["cup/img_9.png"]
+
+
+def test_bags_of_one_session_are_not_independent():
+    """Bag b starts 0.5 s after bag a ends: frames at the seam are near in time although they
+    are in two files, so the gap applies across bags."""
+    a = _scene_frames(takes_per_label=3, seconds=4, source="a")
+    b = _scene_frames(takes_per_label=3, seconds=4, source="b", seed=1,
+                      t0=max(f.t_ns for f in a) + 500_000_000)
+    held = [f for f in a if f.t_ns >= max(g.t_ns for g in a) - 1e9]  # a's last second
+    kept, dropped = drop_near(b, held, gap_seconds=2.0)
+    assert dropped > 0
+    assert all(f.t_ns - max(h.t_ns for h in held) >= 2e9 for f in kept)

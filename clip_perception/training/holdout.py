@@ -1,9 +1,10 @@
 """Leave-one-condition-out: train without one real lighting condition, test on all of it.
 
 That is the robot's real question ("will the head trained by day help at night?"). The head
-has the variant and blend validation chose for the main run; its training and validation
-takes are the main split's, minus the held-out condition, and training frames within the gap
-of the held-out condition's frames are dropped as in the main split.
+has the variant and blend validation chose for the main run. It trains on the main split's
+training takes of the other conditions (minus frames within the gap of the held-out
+condition's frames) and early-stops on their validation and test takes: the main run's test
+takes never trained anything, and the held-out condition is this run's test.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def leave_one_condition_out(frames: Sequence[Frame], labels: Sequence[str], spli
         held = [f for f in frames if f.condition == cond]
         train, dropped = drop_near([f for f in split.train_frames if f.condition != cond], held,
                                    gap_seconds)
-        val = [f for f in split.frames("validation") if f.condition != cond]
+        val = [f for s in ("validation", "test") for f in split.frames(s) if f.condition != cond]
         lacking = sorted({label for label in labels
                           if not any(f.label == label for f in train)
                           or not any(f.label == label for f in val)})

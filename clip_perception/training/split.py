@@ -5,8 +5,9 @@ Frames within a take are near copies, so a take is never cut (unless ``--allow-f
 and then the report says the numbers are optimistic). Training frames within ``gap_seconds``
 of a validation or test frame are dropped as well: record times of all bags are compared, so
 the end of one bag and the start of the next one of the same session cannot leak either.
-Per label, takes are interleaved by lighting condition before the subsets are drawn, so the
-test takes of a label cover several conditions when it was recorded under several.
+Per label, takes are interleaved by lighting condition (in a seeded random order) before the
+subsets are drawn, so the test takes of a label cover several conditions when it has enough
+takes under several.
 """
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def _interleave(takes: list[Take], rng: np.random.Generator) -> list[Take]:
     by_cond: dict[str, list[Take]] = {}
     for t in takes:
         by_cond.setdefault(t.condition, []).append(t)
-    groups = [[by_cond[c][i] for i in rng.permutation(len(by_cond[c]))] for c in sorted(by_cond)]
+    names = [sorted(by_cond)[i] for i in rng.permutation(len(by_cond))]  # who goes first varies
+    groups = [[by_cond[c][i] for i in rng.permutation(len(by_cond[c]))] for c in names]
     out = []
     for i in range(max(len(g) for g in groups)):
         out += [g[i] for g in groups if i < len(g)]
