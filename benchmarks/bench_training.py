@@ -153,7 +153,7 @@ def main(argv=None) -> int:
 def _takes_features(n_frames, labels, conditions, dim, draws, rng):
     """Frames in takes (10 frames each, 1 Hz, one bag per condition) and 'features' with a
     label centre, a take offset and a condition shift, so there is something to learn."""
-    from clip_perception.core.text import l2_normalize
+    from clip_perception.core.embeddings import l2_normalize
     from clip_perception.training.data import Frame
 
     centres = l2_normalize(rng.normal(size=(len(labels), dim)).astype(np.float32))
@@ -178,7 +178,7 @@ def _takes_features(n_frames, labels, conditions, dim, draws, rng):
 
 def bench_split_and_conditions(args, dim, logit_scale, enc_rate, rng) -> dict:
     from clip_perception.core.scoring import ZeroShotClassifier
-    from clip_perception.core.text import l2_normalize
+    from clip_perception.core.embeddings import l2_normalize
     from clip_perception.training import pipeline
     from clip_perception.training.features import FeatureTable
     from clip_perception.training.holdout import leave_one_condition_out
