@@ -9,6 +9,7 @@ import pytest
 from clip_perception.cli import train_adapter as train_cli
 from clip_perception.training.bags import scan_bag
 from clip_perception.training.data import TrainingInputError
+from clip_perception.training.options import parse_conditions
 from clip_perception.training.sources import SourceSpec, load_frames
 from training_scenes import CLASSES, T0, write_folders, write_rosbag2
 
@@ -77,3 +78,15 @@ def test_condition_folders_and_named_sources(tmp_path):
     spec = SourceSpec(folders=[str(tmp_path / "conds" / "day")], conditions={"day": "sunny"})
     assert {f.condition for f in load_frames(spec, lambda rgb: rgb[:4, :4].copy(), False).frames} \
         == {"sunny"}
+
+
+@pytest.mark.parametrize("entry", ["night", "=night", "bag="])
+def test_condition_option_needs_source_and_name(entry):
+    with pytest.raises(TrainingInputError, match="SOURCE=NAME"):
+        parse_conditions([entry])
+
+
+def test_one_source_cannot_have_two_conditions():
+    with pytest.raises(TrainingInputError, match="two conditions"):
+        parse_conditions(["a=day", "a=night"])
+    assert parse_conditions(["a=day", " b = night "]) == {"a": "day", "b": "night"}

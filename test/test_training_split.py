@@ -132,10 +132,16 @@ def test_folder_takes_from_numbered_sequences_and_subfolders(tmp_path):
             (tmp_path / "sub" / "cup" / d / name).write_bytes(b"")
     (tmp_path / "sub" / "cup" / "img_7.png").write_bytes(b"")
     (tmp_path / "sub" / "cup" / "img_9.png").write_bytes(b"")  # 8 is missing: a new take
-    takes = {c.topic: c.take for c in scan_folder(tmp_path / "sub")}
+    sub = scan_folder(tmp_path / "sub")
+    takes = {c.topic: c.take for c in sub}
     assert takes["cup/morning/a.png"] == takes["cup/morning/b.png"]
     assert takes["cup/evening/a.png"] != takes["cup/morning/a.png"]
     assert takes["cup/img_7.png"] != takes["cup/img_9.png"]
+    frames = [Frame(c.source, c.topic, c.t_ns, c.label, c.topic, np.zeros((1, 1, 3), np.uint8),
+                    timed=False, take=c.take) for c in sub]
+    morning = [t for t in find_takes(frames) if "cup/morning/a.png" in t.describe()[0]["files"]]
+    assert morning[0].describe() == [{"source": str(tmp_path / "sub"), "topic": "", "label": "cup",
+                                      "files": ["cup/morning/a.png", "cup/morning/b.png"]}]
 
 
 def test_bags_of_one_session_are_not_independent():

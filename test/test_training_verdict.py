@@ -81,3 +81,10 @@ def test_a_clear_win_everywhere_is_written():
     out = Outcome(y, zs, head)
     v = decide(out, takes, {"day": out}, {"dark": out}, VerdictRule())
     assert v["written"] and v["gain_ci_low"] > 0 and v["gain"] >= 1.0
+
+
+def test_optimistic_splits_say_so_in_the_reason():
+    y, takes = _takes(takes=5)
+    out = Outcome(y, _wrong(y, takes % 2 == 0), y.copy())
+    v = decide(out, takes, {"day": out}, {}, VerdictRule(), optimistic=True)
+    assert "OPTIMISTIC" in v["reason"] and "--allow-few-takes" in v["reason"]
