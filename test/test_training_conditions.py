@@ -32,7 +32,7 @@ def test_leave_one_condition_out_on_day_and_night(day_and_night, tiny_model_id, 
                          "--bag", str(day_and_night / "kitchen_day"),
                          "--bag", str(day_and_night / "kitchen_night"), "--topic", "/cam/image",
                          "--label-topic", "/label", "--condition", "kitchen_day=day",
-                         "--condition", "kitchen_night=night", "--output", str(out),
+                         "--condition", "kitchen_night.mcap=night", "--output", str(out),
                          "--cache-dir", str(tmp_path / "cache"), "--augmentations", "0",
                          "--blend", "0.5", "--epochs", "40", "--force", "--no-progress"])
     assert rc == 0

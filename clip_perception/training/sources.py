@@ -50,16 +50,18 @@ class SourceSpec:
         return out
 
     def condition_of(self, source) -> str:
-        """The condition --condition names for ``source`` (by path, file/folder name or stem)."""
-        for key in _source_names(source):
-            if key in self.conditions:
-                return self.conditions[key]
+        """The condition --condition names for ``source`` (by path, file/folder name or stem;
+        ``kitchen_night.mcap`` also names the rosbag2 folder ``kitchen_night``)."""
+        names = set(_source_names(source))
+        for key, condition in self.conditions.items():
+            if _key_names(key) & names:
+                return condition
         return ""
 
     def check_conditions(self) -> None:
         """Every --condition must name a given bag or image folder (catches typos)."""
         known = {k for src in list(self.bags) + list(self.folders) for k in _source_names(src)}
-        unknown = sorted(set(self.conditions) - known)
+        unknown = sorted(k for k in self.conditions if not _key_names(k) & known)
         if unknown:
             given = [str(x) for x in list(self.bags) + list(self.folders)]
             raise TrainingInputError(f"--condition names source(s) {unknown} that are not among "
@@ -69,6 +71,11 @@ class SourceSpec:
 def _source_names(source) -> list[str]:
     p = Path(os.path.expanduser(str(source)))
     return [str(source), str(p), p.name, bag_name(p)]
+
+
+def _key_names(key: str) -> set[str]:
+    p = Path(key)
+    return {key, p.stem} if p.suffix in (".mcap", ".db3") else {key}
 
 
 @dataclass
