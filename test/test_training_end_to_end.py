@@ -204,3 +204,22 @@ def test_cli_input_errors_are_messages(tiny_model_id, mcap_bag, tmp_path, capsys
                          "--output", str(tmp_path / "h.pt"), "--no-progress"])
     assert rc == train_cli.EXIT_INPUT_ERROR
     assert "must end in .safetensors" in capsys.readouterr().err
+
+
+def test_too_few_takes_is_refused_before_encoding(tiny_model_id, tmp_path, capsys):
+    from training_scenes import write_rosbag2
+
+    bag = tmp_path / "short"
+    write_rosbag2(bag, topics=("/cam/image",), segments_per_class=2, segment_s=3.0)
+    args = ["--model", tiny_model_id, "--bag", str(bag), "--topic", "/cam/image", "--label-topic",
+            "/label", "--output", str(tmp_path / "h.safetensors"), "--cache-dir",
+            str(tmp_path / "cache"), "--no-progress"]
+    assert train_cli.main(args) == train_cli.EXIT_INPUT_ERROR
+    err = capsys.readouterr().err
+    assert "fewer than 3 takes" in err and "'cup': 2" in err and "Record 'apple' 1 more time" in err
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.onnx"))
+    rc = train_cli.main(args + ["--allow-few-takes", "--gap", "0", "--augmentations", "0", "--blend", "0.5",
+                                "--epochs", "20", "--force"])
+    assert rc == 0
+    report = json.loads((tmp_path / "h.report.json").read_text())
+    assert report["optimistic"] is True and "OPTIMISTIC" in report["verdict"]["reason"]
