@@ -107,8 +107,8 @@ def scan_bag(path: str | os.PathLike, topics: Sequence[str], *,
             if condition_topic is not None:
                 cond = tracks[condition_topic].current or condition
                 cond_run = tracks[condition_topic].changes
-            out.append(Candidate(str(path), conn.topic, int(t), label, take=takes.number((run, cond_run)),
-                                 condition=cond))
+            out.append(Candidate(str(path), conn.topic, int(t), label, condition=cond,
+                                 take=takes.number((run, cond_run))))
     return out
 
 
