@@ -6,7 +6,8 @@ Measured in one run, side by side:
   2. the same frames again through the feature cache (all hits) — frames/s;
   3. cache lookups at scale: 9,000 stored 512-d features read back — features/s;
   4. head training on 1,000 frames x (1 + 8 augmentations) = 9,000 precomputed 512-d
-     features (8 labels, early stopping), timed for real;
+     features (8 labels, early stopping), timed for real, and its epoch time with 1 and 2
+     torch threads side by side;
   5. what the three-way split and the condition runs add to a training run, through the real
      pipeline steps on precomputed features of frames in takes (2 lighting conditions):
      the split into takes, the blend grid (one head per variant and blend) against the two
@@ -120,6 +121,13 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     _, hist = train_head(x, y, vx, vy, cls, clip.logit_scale, TrainConfig(), progress=False)
     t_train = time.perf_counter() - t0
+    # 4b. the same head, a fixed 10 epochs, with 1 and 2 torch threads, interleaved twice
+    per_epoch = {1: [], 2: []}
+    for threads in (1, 2, 1, 2):
+        cfg = TrainConfig(max_epochs=10, patience=10, threads=threads)
+        t0 = time.perf_counter()
+        train_head(x, y, vx, vy, cls, clip.logit_scale, cfg, progress=False)
+        per_epoch[threads].append((time.perf_counter() - t0) / 10)
 
     enc_rate = args.frames / t_encode  # images/s through augmentation + encoder
     crop_per_frame = t_crop / args.frames
@@ -134,6 +142,8 @@ def main(argv=None) -> int:
     print(f"MEASURED  cache read  {n_feat} features       {t_get:8.2f} s  ({n_feat / t_get:,.0f} features/s)")
     print(f"MEASURED  head training, {n_feat} features  {t_train:8.2f} s  ({hist['epochs_run']} epochs, "
           f"best {hist['best_epoch']}, hidden {TrainConfig().hidden})")
+    print(f"MEASURED  head epoch, 1 vs 2 torch threads  {1e3 * min(per_epoch[1]):8.0f} vs "
+          f"{1e3 * min(per_epoch[2]):.0f} ms  (best of 2 each, interleaved; the default is 1)")
     print(f"EXTRAPOLATED encoder for {args.train_frames} frames x (1+{args.augmentations}) = {n_feat} images "
           f"at {enc_rate:.2f} img/s + crops: {extrap_encode / 60:8.1f} min")
     print(f"EXTRAPOLATED total, first run  (encode + train)     {(extrap_encode + t_train) / 60:8.1f} min")
@@ -146,7 +156,8 @@ def main(argv=None) -> int:
         Path(args.json).write_text(json.dumps({
             "crop_ms": 1e3 * crop_per_frame, "extraction_fps_no_cache": no_cache_fps,
             "extraction_fps_cached": cached_fps, "head_training_s": t_train,
-            "encoder_img_per_s": enc_rate, **added}, indent=2))
+            "encoder_img_per_s": enc_rate, "head_epoch_s_1_thread": min(per_epoch[1]),
+            "head_epoch_s_2_threads": min(per_epoch[2]), **added}, indent=2))
     return 0
 
 
