@@ -90,3 +90,21 @@ def test_one_source_cannot_have_two_conditions():
     with pytest.raises(TrainingInputError, match="two conditions"):
         parse_conditions(["a=day", "a=night"])
     assert parse_conditions(["a=day", " b = night "]) == {"a": "day", "b": "night"}
+
+
+def test_evaluate_prompts_reports_each_real_condition(day_and_night, tiny_model_id, tmp_path,
+                                                      capsys):
+    from clip_perception.cli import evaluate_prompts as evaluate_cli
+
+    js = tmp_path / "eval.json"
+    rc = evaluate_cli.main(["--model", tiny_model_id, "--precision", "fp32",
+                            "--bag", str(day_and_night / "kitchen_day"),
+                            "--bag", str(day_and_night / "kitchen_night"), "--topic", "/cam/image",
+                            "--label-topic", "/label", "--condition", "kitchen_day=day",
+                            "--condition", "kitchen_night=night", "--cache-dir",
+                            str(tmp_path / "cache"), "--json", str(js), "--no-progress"])
+    assert rc == 0
+    real = json.loads(js.read_text())["real_conditions"]
+    assert set(real) == {"day", "night"}
+    assert real["day"]["n_frames"] == real["night"]["n_frames"] == 4 * 4 * len(CLASSES)
+    assert "real condition 'night' (48 frames" in capsys.readouterr().out

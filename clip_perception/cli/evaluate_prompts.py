@@ -76,6 +76,10 @@ def main(argv=None) -> int:
     if result["read"]["corrupt"]:
         print(f"skipped {result['read']['corrupt']} unreadable message(s)")
     _print_results(result)
+    for cond, m in result["real_conditions"].items():
+        print(f"\nreal condition '{cond}' ({m['n_frames']} frames, as recorded): " + ", ".join(
+            f"{METHOD_TITLES.get(k, k)} {v[cond]:.3f}" for k, v in m["balanced_accuracy"].items())
+              + " class-balanced accuracy")
     if args.json:
         write_json(args.json, result)
         print(f"results: {args.json}")

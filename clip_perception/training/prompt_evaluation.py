@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from ..core.adapter import AdapterError, load_adapter
 from .augment import CONDITIONS, condition_key
 from .data import TrainingInputError
@@ -59,11 +61,17 @@ def evaluate_prompts(model: ModelSpec, sources: SourceSpec, prompts: PromptSpec,
             b = head.default_blend if blend is None else blend
             methods["head"] = BlendedHead(head, classifier, b).logits
         metrics = evaluate_methods(feats, loaded.y, labels, methods)
+        real = {}  # as recorded, per named lighting condition (--condition & co.)
+        conds = np.asarray([f.condition for f in loaded.frames])
+        if "original" in feats and len(set(conds) - {""}) > 0:
+            for c in sorted(set(conds) - {""}):
+                real[c] = evaluate_methods({c: feats["original"][conds == c]},
+                                           loaded.y[conds == c], labels, methods)
         return {"model_identifier": clip.identifier, "labels": labels,
                 "templates": list(prompts.templates),
                 "label_prompts": {k: list(v) for k, v in prompts.label_prompts.items()},
                 "adapter": adapter_path, "encoder": describe_encoder(encoder),
-                "read": loaded.stats.to_dict(), "metrics": metrics,
+                "read": loaded.stats.to_dict(), "metrics": metrics, "real_conditions": real,
                 "feature_cache": {"hits": extractor.hits, "encoded": extractor.encoded}}
     finally:
         if cache is not None:
