@@ -98,6 +98,7 @@ def test_report_has_the_split_the_verdict_and_the_png(trained):
     chosen = report["selection"]["chosen"]
     assert len(report["selection"]["candidates"]) == 4  # plain/augmented x blends 0.5, 1.0
     assert load_adapter(out).default_blend == chosen["blend"]
+    assert bool(report["warnings"]) == (chosen["blend"] == 1.0)  # the label_prompts warning
     assert report["encoder"]["backend"] == "onnxruntime"  # what the node's auto picks on CPU
     assert out.with_name("kitchen.report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     n_test = report["split_details"]["frames"]["test"]
@@ -223,3 +224,12 @@ def test_too_few_takes_is_refused_before_encoding(tiny_model_id, tmp_path, capsy
     assert rc == 0
     report = json.loads((tmp_path / "h.report.json").read_text())
     assert report["optimistic"] is True and "OPTIMISTIC" in report["verdict"]["reason"]
+
+
+def test_blend_one_warns_that_label_prompts_no_longer_matter():
+    from types import SimpleNamespace
+
+    warned = pipeline.blend_warnings(SimpleNamespace(blend=1.0),
+                                     engine.PromptSpec(label_prompts={"cup": ("a mug",)}))
+    assert len(warned) == 1 and "label_prompts" in warned[0] and "--label-prompt" in warned[0]
+    assert pipeline.blend_warnings(SimpleNamespace(blend=0.75), engine.PromptSpec()) == []
