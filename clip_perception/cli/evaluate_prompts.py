@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", metavar="PATH", help="also evaluate this head (.safetensors)")
     p.add_argument("--blend", type=float, help="head blend (default: the head's own)")
     p.add_argument("--conditions", nargs="+", default=["original"],
-                   choices=list(CONDITIONS) + ["all"], help="lighting conditions to evaluate under, or 'all' (default: original)")
+                   choices=list(CONDITIONS) + ["all"], help="synthetic lighting conditions to evaluate under, or 'all' (default: "
+                        "original, i.e. as recorded); real ones are named with --condition")
     p.add_argument("--json", metavar="PATH", help="write the full results as JSON")
     p.add_argument("--png", metavar="PATH", help="write accuracy bars and confusion matrices")
     add_common_flags(p)
