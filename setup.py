@@ -28,6 +28,8 @@ setup(
             "build_engine = clip_perception.cli.build_engine:main",
             "train_adapter = clip_perception.cli.train_adapter:main",
             "evaluate_prompts = clip_perception.cli.evaluate_prompts:main",
+            "build_memory = clip_perception.cli.build_memory:main",
+            "query_memory = clip_perception.cli.query_memory:main",
         ],
     },
 )

@@ -164,7 +164,7 @@ def test_store_persists_searches_and_refuses_another_model(tmp_path):
 
     store = KeyframeStore(uri, MODEL)  # a restart keeps everything
     assert store.count() == 20
-    places = query_places(store, embs[7][None], k=1, min_separation=0.5)
+    places = query_places(store, embs[7][None], k=1, min_separation=0.5).places
     best = places[0].keyframe
     assert best.keyframe_id == ids[7] and places[0].score == pytest.approx(1.0, abs=1e-5)
     assert best.pose.position == pytest.approx((7, 14, 0)) and best.stamp_ns == 7 * S
@@ -189,9 +189,13 @@ def test_store_persists_searches_and_refuses_another_model(tmp_path):
         KeyframeStore(uri, other)
 
 
-def test_store_uri_must_be_a_db_file_or_a_server(tmp_path):
-    with pytest.raises(StoreError, match="ending in '.db'"):
-        KeyframeStore(str(tmp_path / "places"), MODEL)
+def test_store_uri_is_a_folder_a_db_file_or_a_server(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(StoreError, match="not a Milvus Lite '.db' file"):
+        KeyframeStore(str(tmp_path / "notes.txt"), MODEL)
+    store = KeyframeStore(str(tmp_path / "folder"), MODEL)
+    assert store.uri == str(tmp_path / "folder" / "places.db")
+    store.close()
 
 
 def test_foreign_collection_is_refused(tmp_path):

@@ -5,14 +5,14 @@ share this code."""
 from .errors import ModelMismatch, PlaceMemoryError, PoseUnavailable, StoreError
 from .geometry import Pose, interpolate, slerp, yaw
 from .keyframes import KeyframePolicy, KeyframeSelector
-from .places import Place, group_places, query_places
+from .places import Place, PlaceQuery, group_places, place_record, query_places
 from .pose_buffer import PoseBuffer, PoseNotYetKnown, TopicPoseSource
 from .recorder import KeyframeRecorder, Observation, Outcome
-from .store import Keyframe, KeyframeStore, ModelIdentity, open_store
+from .store import Keyframe, KeyframeStore, ModelIdentity, open_store, stored_identity
 from .transforms import TransformTree
 
 __all__ = ["Keyframe", "KeyframePolicy", "KeyframeRecorder", "KeyframeSelector", "KeyframeStore",
            "ModelIdentity", "ModelMismatch", "Observation", "Outcome", "Place",
-           "PlaceMemoryError", "Pose", "PoseBuffer", "PoseNotYetKnown", "PoseUnavailable",
+           "PlaceMemoryError", "PlaceQuery", "Pose", "PoseBuffer", "PoseNotYetKnown", "PoseUnavailable",
            "StoreError", "TopicPoseSource", "TransformTree", "group_places", "interpolate",
-           "open_store", "query_places", "slerp", "yaw"]
+           "open_store", "place_record", "query_places", "slerp", "stored_identity", "yaw"]

@@ -29,6 +29,15 @@ class Place:
     members: int  # keyframes grouped into this place
 
 
+def place_record(place: Place) -> dict:
+    """One place as plain JSON values (query_memory --json)."""
+    kf = place.keyframe
+    x, y, z = kf.pose.position
+    return {"x": x, "y": y, "z": z, "yaw": kf.pose.yaw, "frame_id": kf.pose.frame_id,
+            "score": place.score, "scores": list(place.scores), "stamp": kf.stamp_ns / 1e9,
+            "camera": kf.camera, "keyframe_id": kf.keyframe_id}
+
+
 def check_query(k: int, min_separation: float) -> int:
     """k == 0 means the default (3)."""
     if k < 0:
@@ -66,8 +75,15 @@ def group_places(keyframes: Sequence[Keyframe], cosines: np.ndarray, k: int,
     return places[:k]
 
 
+@dataclass(frozen=True)
+class PlaceQuery:
+    places: list[Place]
+    candidates: list[Keyframe]  # every keyframe scored (for markers)
+    scores: np.ndarray  # (len(candidates),) mean cosine over the queries
+
+
 def query_places(store: KeyframeStore, queries: np.ndarray, k: int = DEFAULT_K,
-                 min_separation: float = 1.0) -> list[Place]:
+                 min_separation: float = 1.0) -> PlaceQuery:
     """Nearest keyframes per query from the store, re-scored exactly, grouped, ranked."""
     k = check_query(k, min_separation)
     queries = np.atleast_2d(np.asarray(queries, np.float32))
@@ -77,6 +93,7 @@ def query_places(store: KeyframeStore, queries: np.ndarray, k: int = DEFAULT_K,
     ids = sorted({i for per_query in store.search(queries, limit) for i in per_query})
     candidates = store.get(ids)
     if not candidates:
-        return []
+        return PlaceQuery([], [], np.zeros(0, np.float32))
     cosines = np.stack([c.embedding for c in candidates]) @ queries.T
-    return group_places(candidates, cosines, k, min_separation)
+    return PlaceQuery(group_places(candidates, cosines, k, min_separation), candidates,
+                      cosines.mean(axis=1))

@@ -25,7 +25,8 @@ from .geometry import Pose
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_URI = "~/.local/share/clip_perception/places.db"
+DEFAULT_URI = "~/.local/share/clip_perception/memory"  # a folder: <folder>/places.db
+DB_NAME = "places.db"
 DEFAULT_COLLECTION = "places"
 SCHEMA_VERSION = "1"
 PROP_PREFIX = "clip_perception."
@@ -43,20 +44,27 @@ class ModelIdentity:
     identifier: str
     weights_hash: str
     embed_dim: int
+    # How to load it again (load_clip arguments), so query tools need no --model.
+    model_name: str = ""
+    pretrained: str = ""
 
     @classmethod
     def of(cls, clip) -> "ModelIdentity":
-        return cls(clip.identifier, clip.weights_hash, int(clip.embed_dim))
+        return cls(clip.identifier, clip.weights_hash, int(clip.embed_dim), clip.model_name,
+                   clip.pretrained or "")
 
     def properties(self) -> dict[str, str]:
         return {PROP_PREFIX + "model": self.identifier, PROP_PREFIX + "weights": self.weights_hash,
-                PROP_PREFIX + "dim": str(self.embed_dim), PROP_PREFIX + "schema": SCHEMA_VERSION}
+                PROP_PREFIX + "dim": str(self.embed_dim), PROP_PREFIX + "schema": SCHEMA_VERSION,
+                PROP_PREFIX + "load_model": self.model_name,
+                PROP_PREFIX + "load_pretrained": self.pretrained}
 
     @classmethod
     def from_properties(cls, props: dict, where: str) -> "ModelIdentity":
         try:
             return cls(props[PROP_PREFIX + "model"], props[PROP_PREFIX + "weights"],
-                       int(props[PROP_PREFIX + "dim"]))
+                       int(props[PROP_PREFIX + "dim"]), props.get(PROP_PREFIX + "load_model", ""),
+                       props.get(PROP_PREFIX + "load_pretrained", ""))
         except (KeyError, ValueError) as exc:
             raise StoreError(f"{where} exists but has no clip_perception model record ({exc}); "
                              f"it was not made by clip_perception, use another collection") \
@@ -93,14 +101,18 @@ class Candidates:
 
 
 def resolve_uri(uri: str) -> str:
-    """A server URI stays as is; a local path is expanded and its folder created."""
+    """A server URI stays as is; a '.db' path is the Milvus Lite file; any other path is a
+    memory folder holding places.db (created if missing)."""
     uri = (uri or DEFAULT_URI).strip()
     if uri.startswith(("http://", "https://", "tcp://", "unix:")):
         return uri
     path = Path(os.path.expanduser(uri))
     if path.suffix != ".db":
-        raise StoreError(f"memory uri '{uri}': expected a local file ending in '.db' (Milvus "
-                         f"Lite) or a server URI like http://host:19530")
+        if path.is_file():
+            raise StoreError(f"memory '{uri}' is a file but not a Milvus Lite '.db' file; "
+                             f"expected a folder, a '.db' file or a server URI like "
+                             f"http://host:19530")
+        path = path / DB_NAME  # a memory folder
     path.parent.mkdir(parents=True, exist_ok=True)
     return str(path.resolve())
 
@@ -263,6 +275,29 @@ class KeyframeStore:
     def close(self) -> None:
         with self._lock:
             self._client.close()
+
+
+def stored_identity(uri: str, collection: str = DEFAULT_COLLECTION,
+                    token: Optional[str] = None) -> ModelIdentity:
+    """The model a memory was built with, read without loading any model."""
+    from pymilvus import MilvusClient
+
+    resolved = resolve_uri(uri)
+    where = f"memory {resolved} collection '{collection}'"
+    if "://" not in resolved and not Path(resolved).exists():
+        raise StoreError(f"{where} does not exist; build it with build_memory or the node")
+    token = token or os.environ.get("MILVUS_TOKEN", "")
+    try:
+        client = MilvusClient(resolved, token=token) if token else MilvusClient(resolved)
+    except Exception as exc:  # pymilvus raises config, connection and gRPC errors here
+        raise StoreError(f"cannot open {where}: {type(exc).__name__}: {exc}") from exc
+    try:
+        if not client.has_collection(collection):
+            raise StoreError(f"{where} does not exist; build it with build_memory or the node")
+        props = client.describe_collection(collection).get("properties", {})
+        return ModelIdentity.from_properties(props, where)
+    finally:
+        client.close()
 
 
 def open_store(uri: str, model: ModelIdentity, collection: str = DEFAULT_COLLECTION,
