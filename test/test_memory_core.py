@@ -122,7 +122,7 @@ def test_keyframe_rule_distance_angle_novelty():
     assert sel.consider("c", Pose((1.0, 0, 0)), e) == "moved"
     assert sel.consider("c", Pose((1.0, 0, 0), yaw_q(0.6)), e) == "turned"
     assert sel.consider("c", Pose((1.0, 0, 0), yaw_q(0.6)), unit(rng)) == "novel"
-    with pytest.raises(ValueError, match="novelty must be in"):
+    with pytest.raises(PlaceMemoryError, match="novelty must be in"):
         KeyframePolicy(novelty=1.5)
 
 

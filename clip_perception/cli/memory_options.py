@@ -12,8 +12,8 @@ from ..core.backends import BACKENDS, create_image_encoder
 from ..core.memory.store import DEFAULT_COLLECTION, DEFAULT_URI
 from ..core.model import load_clip
 from ..core.preprocess import Preprocessor
-from ..core.text import PromptEmbeddingCache
-from ..core.text_backends import create_text_encoder
+from ..core.backends.text_selection import create_text_encoder
+from ..core.prompts import PromptEmbeddingCache
 
 EXIT_INPUT_ERROR = 2
 

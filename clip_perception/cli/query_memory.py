@@ -20,7 +20,7 @@ from ..core.memory import (PlaceMemoryError, open_store, place_record, query_pla
                            stored_identity)
 from ..core.memory.places import DEFAULT_K
 from ..core.model import ModelLoadError
-from ..core.perception import DEFAULT_LANDMARK_TEMPLATES
+from ..core.vocabulary.spec import DEFAULT_LANDMARK_TEMPLATES
 from .memory_options import (EXIT_INPUT_ERROR, Encoders, add_memory_arguments,
                              add_model_arguments, setup_logging)
 

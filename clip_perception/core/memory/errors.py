@@ -1,8 +1,10 @@
 """The place memory's errors: one base, a subclass for each case a caller acts on."""
 from __future__ import annotations
 
+from ..errors import ClipPerceptionError
 
-class PlaceMemoryError(ValueError):
+
+class PlaceMemoryError(ClipPerceptionError):
     """The place memory cannot do what was asked; the message says what was received and
     what was expected."""
 

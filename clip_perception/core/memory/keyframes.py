@@ -14,6 +14,7 @@ from typing import Optional
 
 import numpy as np
 
+from .errors import PlaceMemoryError
 from .geometry import Pose
 
 FIRST, MOVED, TURNED, NOVEL = "first", "moved", "turned", "novel"
@@ -30,7 +31,7 @@ class KeyframePolicy:
                                        ("min_angle", self.min_angle, 0.0, math.pi),
                                        ("novelty", self.novelty, 0.0, 1.0)):
             if not low <= value <= high:  # also refuses NaN
-                raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+                raise PlaceMemoryError(f"{name} must be in [{low}, {high}], got {value}")
 
     def reason(self, last: Optional[tuple[Pose, np.ndarray]], pose: Pose,
                embedding: np.ndarray) -> Optional[str]:
