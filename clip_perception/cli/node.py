@@ -10,6 +10,7 @@ def main(argv=None) -> int:
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     from ..core.backends import BackendUnavailable
+    from ..core.memory import PlaceMemoryError
     from ..core.model import ModelLoadError
     from ..core.vocabulary import SpecError
     from ..ros.node import NODE_NAME, ClipPerceptionNode
@@ -23,7 +24,8 @@ def main(argv=None) -> int:
     try:
         try:
             node = ClipPerceptionNode()
-        except (ParameterError, SpecError, ModelLoadError, BackendUnavailable) as exc:
+        except (ParameterError, SpecError, ModelLoadError, BackendUnavailable,
+                PlaceMemoryError) as exc:
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
             return 2
         except rclpy.exceptions.InvalidParameterTypeException as exc:

@@ -21,6 +21,7 @@ from ..core.adapter import AdapterHead
 from ..core.backends import create_image_encoder, encoder_diagnostics
 from ..core.devices import cpu_count, is_cuda
 from ..core.backends.swapping import REFUSED
+from ..core.memory import ModelIdentity
 from ..core.model import load_clip
 from ..core.pipeline import FrameResult, LatestFrameSlots, PerceptionWorker, PipelineStats
 from ..core.vocabulary import (LabelSet, LabelSetManager, LabelSetSpec, SpecError, build_label_set,
@@ -33,6 +34,7 @@ from . import diagnostics, logging_bridge
 from .conversions import (ImageConverter, classification_message, image_message_type,
                           image_qos, landmarks_message)
 from .parameters import StartupSettings, declare_parameters, validate
+from . import memory as place_memory
 
 NODE_NAME = "clip_perception"
 BAD_FRAME_WARNING_PERIOD = 5.0  # seconds between bad-frame warnings, per camera
@@ -91,6 +93,7 @@ class ClipPerceptionNode(Node):
             max_rate_hz=live.max_rate_hz, on_bad_frame=self._warn_bad_frame,
             on_error=self._warn_pipeline_error,
             prepare_ahead=lambda: self._prepare_ahead()[0])
+        self.memory = self._start_memory(settings) if settings.memory.enabled else None
 
         # Image callbacks get their own group so a slow parameter change (adapter file, model
         # hash) never delays frame intake, and vice versa.
@@ -122,6 +125,17 @@ class ClipPerceptionNode(Node):
             self.clip, backend=settings.backend, precision=settings.precision,
             device=settings.device, cache_dir=settings.engine_cache_dir or None,
             threads=settings.encoder_threads, max_batch=settings.max_batch)
+
+    def _start_memory(self, settings: StartupSettings) -> "place_memory.PlaceMemoryInterface":
+        """Issue 12: keyframes of every published batch; queries encoded like landmarks."""
+        def texts(t):
+            return self._prompt_cache.ensemble(t, self.label_sets.current.spec.landmark_templates)
+
+        def image(msg):
+            return self.encoder.encode_images(self.preprocessor([self.converter.image_to_rgb(msg)]))
+
+        return place_memory.PlaceMemoryInterface(
+            self, settings.memory, ModelIdentity.of(self.clip), texts, image)
 
     def _prepare_ahead(self) -> tuple[bool, str]:
         """Whether the worker's preparer may decode + preprocess frames during an encode.
@@ -197,6 +211,8 @@ class ClipPerceptionNode(Node):
             self.classification_pub.publish(classification_message(r, header))
             if r.landmarks:
                 self.landmarks_pub.publish(landmarks_message(r, header))
+        if self.memory is not None:
+            self.memory.observe(place_memory.observations(results))
 
     def _warn_bad_frame(self, camera: str, reason: str) -> None:
         if self._bad_frame_throttle.allow(camera):
@@ -252,6 +268,8 @@ class ClipPerceptionNode(Node):
 
     def destroy_node(self):
         self.worker.stop()
+        if getattr(self, "memory", None) is not None:  # absent when the memory refused to start
+            self.memory.close()
         self.label_sets.close()
         self.encoder.close()
         logging_bridge.detach(self._log_handler)

@@ -15,11 +15,12 @@ from ..core.backends.options import BACKENDS, PRECISIONS
 from ..core.devices import validate_device
 from ..core.vocabulary import (ADAPTER_BLEND_FROM_FILE, DEFAULT_LANDMARK_TEMPLATES, LabelSetSpec,
                                SpecError, name_list_problem)
+from ..core.memory.settings import MemorySettings, MemorySettingsError
 from ..core.prompts import DEFAULT_TEMPLATES
 
 RELIABILITY_CHOICES = ("best_effort", "reliable")
 
-STRING, STRING_ARRAY, INTEGER, DOUBLE = "string", "string[]", "integer", "double"
+STRING, STRING_ARRAY, INTEGER, DOUBLE, BOOL = "string", "string[]", "integer", "double", "bool"
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,31 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("max_rate_hz", DOUBLE, 0.0,
               "Most encoder batches per second (each camera at most this often); 0 = as fast as "
               "possible.", True, ">= 0", float_range=(0.0, 1000.0)),
+    # ---- place memory (restart); checks in core.memory.settings -----------------------------
+    *(ParamSpec("memory." + name, kind, getattr(MemorySettings, name), text, False, rule)
+      for name, kind, text, rule in (
+          ("enabled", BOOL, "Store keyframes (embedding, pose at the image stamp, thumbnail) and "
+           "serve ~/query_places, ~/clear_memory, ~/places/markers.", ""),
+          ("uri", STRING, "Memory folder (Milvus Lite file <folder>/places.db), a '.db' file, or "
+           "a Milvus server URI (http://host:19530; token from $MILVUS_TOKEN).", ""),
+          ("collection", STRING, "Collection in the store (one per model and map).",
+           "letters, digits, '_'"),
+          ("fixed_frame", STRING, "Frame of the stored poses.", "non-empty"),
+          ("pose_source", STRING, "'tf': tf2 lookup of the image's frame_id at its stamp; "
+           "'topic': memory.pose_topic, interpolated at the stamp.", "tf or topic"),
+          ("pose_topic", STRING, "Pose topic (in fixed_frame) when pose_source is 'topic'.", ""),
+          ("pose_type", STRING, "Type of memory.pose_topic.",
+           "odometry, pose_stamped or pose_with_covariance"),
+          ("max_pose_gap", DOUBLE, "Largest gap (s) between the two poses bracketing an image "
+           "stamp; a frame not bracketed is not stored and is counted.", "> 0"),
+          ("tf_timeout", DOUBLE, "How long (s) a tf2 lookup may wait.", "> 0"),
+          ("min_distance", DOUBLE, "New keyframe after moving this far (m).", ">= 0"),
+          ("min_angle", DOUBLE, "New keyframe after turning this much (rad).", "0..pi"),
+          ("novelty", DOUBLE, "New keyframe when the cosine to the camera's last keyframe is "
+           "below this; 0 = off.", "0..1"),
+          ("min_separation", DOUBLE, "Default grouping distance (m) of ~/query_places.", ">= 0"),
+          ("thumbnail_size", INTEGER, "Longer side (px) of the stored JPEG thumbnail; 0 = none.",
+           "0..1024"))),
 )
 PARAMETERS_BY_NAME = {p.name: p for p in PARAMETERS}
 LIVE_PARAMETERS = tuple(p.name for p in PARAMETERS if p.live)
@@ -132,6 +158,7 @@ class StartupSettings:
     image_topics: tuple[str, ...]
     qos_reliability: str
     qos_depth: int
+    memory: MemorySettings = MemorySettings()
 
 
 @dataclass(frozen=True)
@@ -152,6 +179,13 @@ def _range(name: str, value, low=None, high=None):
         raise ParameterError(name, f"got {value}, expected {low if low is not None else '-inf'}"
                                    f"..{high if high is not None else 'inf'}")
     return value
+
+
+def _memory(values: Mapping[str, Any]) -> MemorySettings:
+    try:
+        return MemorySettings.from_values(values)
+    except MemorySettingsError as exc:
+        raise ParameterError(exc.parameter, exc.reason) from None
 
 
 def validate(values: Mapping[str, Any]) -> tuple[StartupSettings, LiveSettings]:
@@ -185,7 +219,7 @@ def validate(values: Mapping[str, Any]) -> tuple[StartupSettings, LiveSettings]:
         encoder_threads=_range("encoder_threads", int(v["encoder_threads"]), 0),
         max_batch=_range("max_batch", int(v["max_batch"]), 1, 64), image_topics=topics,
         qos_reliability=_choice("qos_reliability", v["qos_reliability"], RELIABILITY_CHOICES),
-        qos_depth=_range("qos_depth", int(v["qos_depth"]), 1, 100))
+        qos_depth=_range("qos_depth", int(v["qos_depth"]), 1, 100), memory=_memory(v))
     max_rate = _range("max_rate_hz", float(v["max_rate_hz"]), 0.0, 1000.0)
     try:
         spec = LabelSetSpec.from_values(
@@ -210,7 +244,8 @@ def declare_parameters(node) -> dict[str, Any]:
     from rclpy.parameter import Parameter
 
     types = {STRING: Parameter.Type.STRING, STRING_ARRAY: Parameter.Type.STRING_ARRAY,
-             INTEGER: Parameter.Type.INTEGER, DOUBLE: Parameter.Type.DOUBLE}
+             INTEGER: Parameter.Type.INTEGER, DOUBLE: Parameter.Type.DOUBLE,
+             BOOL: Parameter.Type.BOOL}
     unset_arrays = []
     for p in PARAMETERS:
         restart = "" if p.live else " Read-only: restart the node to change it."

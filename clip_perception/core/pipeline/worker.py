@@ -27,6 +27,9 @@ class FrameResult:
     classification: Classification
     landmarks: tuple[LabelScore, ...]  # in label_set.landmarks order
     label_set_version: int
+    # What the place memory stores (issue 12): the image embedding and the SxS crop CLIP saw.
+    embedding: Optional[np.ndarray] = None
+    crop: Optional[np.ndarray] = None
 
 
 class PerceptionWorker:
@@ -185,7 +188,7 @@ class PerceptionWorker:
             batch = self._normalize(np.stack(crops))
             embeddings = self._encode(batch)
             t1 = time.perf_counter()
-            results = self._score(kept, embeddings, label_set)
+            results = self._score(kept, embeddings, label_set, crops)
             t2 = time.perf_counter()
         except Exception as exc:
             reason = f"inference failed for {len(kept)} frame(s): {type(exc).__name__}: {exc}"
@@ -211,7 +214,7 @@ class PerceptionWorker:
         return results
 
     def _score(self, frames: Sequence[PendingFrame], embeddings: np.ndarray,
-               label_set: LabelSet) -> list[FrameResult]:
+               label_set: LabelSet, crops: Sequence[np.ndarray] = ()) -> list[FrameResult]:
         if embeddings.shape[0] != len(frames):
             raise ValueError(f"encoder returned {embeddings.shape[0]} embeddings for "
                              f"{len(frames)} frames")
@@ -219,8 +222,9 @@ class PerceptionWorker:
         cosines = label_set.landmark_cosines(embeddings)
         alpha = label_set.spec.landmark_smoothing
         results = []
-        for frame, cls, cos in zip(frames, classifications, cosines):
+        crops = list(crops) or [None] * len(frames)
+        for frame, cls, cos, emb, crop in zip(frames, classifications, cosines, embeddings, crops):
             cos = self.smoother.apply(frame.camera, label_set.landmark_key, cos, alpha)
             landmarks = tuple(LabelScore(n, float(c)) for n, c in zip(label_set.landmarks, cos))
-            results.append(FrameResult(frame, cls, landmarks, label_set.version))
+            results.append(FrameResult(frame, cls, landmarks, label_set.version, emb, crop))
         return results
