@@ -29,20 +29,21 @@ def add_memory_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_model_arguments(p: argparse.ArgumentParser, required: bool) -> None:
+    """The node's model and encoder choices; without ``required`` the model defaults to the
+    one the memory records."""
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="ViT-B-32" if required else None,
-                   help="open_clip model name, 'hf-hub:org/repo' or 'local-dir:/path' (default: "
-                        + ("%(default)s" if required else "the model the memory was built with")
-                        + ")")
-    g.add_argument("--pretrained", default=None,
-                   help="pretrained tag or checkpoint (default: 'openai' for built-in names, "
-                        "empty for local-dir:/hf-hub:)")
-    g.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    model_default = "%(default)s" if required else "the model the memory was built with"
+    for flag, default, text in (
+            ("--model", "ViT-B-32" if required else None,
+             f"open_clip name, 'hf-hub:org/repo' or 'local-dir:/path' (default: {model_default})"),
+            ("--pretrained", None, "pretrained tag or checkpoint (default: 'openai' for "
+                                   "built-in names, empty for local-dir:/hf-hub:)"),
+            ("--device", "cpu", "torch device (default: %(default)s)"),
+            ("--cache-dir", None, "engine cache folder (default: ~/.cache/clip_perception)")):
+        g.add_argument(flag, default=default, help=text)
     g.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="image encoder backend, fp32; torch/onnxruntime also for the text "
                         "tower (default: %(default)s)")
-    g.add_argument("--cache-dir", default=None,
-                   help="engine cache folder (default: ~/.cache/clip_perception)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 

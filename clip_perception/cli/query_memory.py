@@ -57,8 +57,8 @@ def main(argv=None) -> int:
     setup_logging(args.verbose)
     try:
         identity = stored_identity(args.memory, args.collection)
-        model = args.model or identity.model_name
-        pretrained = args.pretrained if args.model else (identity.pretrained or "")
+        model = args.model or identity.load[0]
+        pretrained = args.pretrained if args.model else identity.load[1]
         enc = Encoders.load(model, pretrained, args.device, args.backend, args.cache_dir)
         store = open_store(args.memory, type(identity).of(enc.clip), args.collection)
         try:

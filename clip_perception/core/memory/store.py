@@ -44,27 +44,26 @@ class ModelIdentity:
     identifier: str
     weights_hash: str
     embed_dim: int
-    # How to load it again (load_clip arguments), so query tools need no --model.
-    model_name: str = ""
-    pretrained: str = ""
+    load: tuple[str, str] = ("", "")  # load_clip's (model, pretrained): query tools need no --model
 
     @classmethod
     def of(cls, clip) -> "ModelIdentity":
-        return cls(clip.identifier, clip.weights_hash, int(clip.embed_dim), clip.model_name,
-                   clip.pretrained or "")
+        return cls(clip.identifier, clip.weights_hash, int(clip.embed_dim),
+                   (clip.model_name, clip.pretrained or ""))
 
     def properties(self) -> dict[str, str]:
         return {PROP_PREFIX + "model": self.identifier, PROP_PREFIX + "weights": self.weights_hash,
                 PROP_PREFIX + "dim": str(self.embed_dim), PROP_PREFIX + "schema": SCHEMA_VERSION,
-                PROP_PREFIX + "load_model": self.model_name,
-                PROP_PREFIX + "load_pretrained": self.pretrained}
+                PROP_PREFIX + "load_model": self.load[0],
+                PROP_PREFIX + "load_pretrained": self.load[1]}
 
     @classmethod
     def from_properties(cls, props: dict, where: str) -> "ModelIdentity":
         try:
             return cls(props[PROP_PREFIX + "model"], props[PROP_PREFIX + "weights"],
-                       int(props[PROP_PREFIX + "dim"]), props.get(PROP_PREFIX + "load_model", ""),
-                       props.get(PROP_PREFIX + "load_pretrained", ""))
+                       int(props[PROP_PREFIX + "dim"]),
+                       (props.get(PROP_PREFIX + "load_model", ""),
+                        props.get(PROP_PREFIX + "load_pretrained", "")))
         except (KeyError, ValueError) as exc:
             raise StoreError(f"{where} exists but has no clip_perception model record ({exc}); "
                              f"it was not made by clip_perception, use another collection") \
