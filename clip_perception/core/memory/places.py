@@ -90,8 +90,8 @@ def query_places(store: KeyframeStore, queries: np.ndarray, k: int = DEFAULT_K,
     if queries.shape[0] == 0:
         raise PlaceMemoryError("no query: expected at least one text or an image")
     limit = max(100, CANDIDATES_PER_PLACE * k)
-    ids = sorted({i for per_query in store.search(queries, limit) for i in per_query})
-    candidates = store.get(ids)
+    found = {kf.keyframe_id: kf for per_query in store.search(queries, limit) for kf in per_query}
+    candidates = [found[i] for i in sorted(found)]
     if not candidates:
         return PlaceQuery([], [], np.zeros(0, np.float32))
     cosines = np.stack([c.embedding for c in candidates]) @ queries.T

@@ -233,8 +233,9 @@ class KeyframeStore:
         with self._lock:
             return self._count()
 
-    def search(self, queries: np.ndarray, limit: int) -> list[list[int]]:
-        """Ids of the ``limit`` nearest keyframes (cosine) for each query row, best first."""
+    def search(self, queries: np.ndarray, limit: int) -> list[list[Keyframe]]:
+        """The ``limit`` nearest keyframes (cosine) for each query row, best first, with their
+        embeddings (one call: re-scoring needs no second round trip)."""
         queries = np.atleast_2d(np.asarray(queries, np.float32))
         if queries.shape[1] != self.model.embed_dim:
             raise StoreError(f"query embeddings are {queries.shape[1]}-d, the memory holds "
@@ -242,8 +243,15 @@ class KeyframeStore:
         with self._lock:
             hits = self._call(self._client.search, self.collection, data=queries.tolist(),
                               limit=limit, anns_field="embedding",
-                              search_params={"metric_type": METRIC}, output_fields=["id"])
-        return [[int(h["id"]) for h in per_query] for per_query in hits]
+                              search_params={"metric_type": METRIC},
+                              output_fields=list(ROW_FIELDS) + ["embedding"])
+        return [[_keyframe(dict(h["entity"], id=h["id"])) for h in per_query]
+                for per_query in hits]
+
+    def flush(self) -> None:
+        """Seal what was inserted (Milvus searches sealed segments faster than growing ones)."""
+        with self._lock:
+            self._call(self._client.flush, self.collection)
 
     def get(self, ids: Sequence[int], with_thumbnails: bool = False) -> list[Keyframe]:
         """The keyframes with these ids, with their embeddings."""
@@ -272,8 +280,10 @@ class KeyframeStore:
             it.close()
 
     def close(self) -> None:
+        self.flush()
         with self._lock:
             self._client.close()
+            _release_embedded(self.uri)
 
 
 def stored_identity(uri: str, collection: str = DEFAULT_COLLECTION,
@@ -297,6 +307,18 @@ def stored_identity(uri: str, collection: str = DEFAULT_COLLECTION,
         return ModelIdentity.from_properties(props, where)
     finally:
         client.close()
+        _release_embedded(resolved)
+
+
+def _release_embedded(uri: str) -> None:
+    """Stop Milvus Lite's in-process server for a local file now, not in an atexit hook while
+    the interpreter is being torn down (a node that exits on SIGINT then crashed now and then).
+    Assumes one open store per file and process, as the node and the tools have."""
+    if "://" in uri:
+        return
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(uri)
 
 
 def open_store(uri: str, model: ModelIdentity, collection: str = DEFAULT_COLLECTION,

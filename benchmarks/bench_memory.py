@@ -1,0 +1,173 @@
+"""Place memory speed on this machine: query latency at 10k and 100k keyframes (p50/p95, text
+encode excluded), keyframe insert rate through the node's recorder vs a 30 Hz camera, disk per
+keyframe. Milvus Lite (embedded), 512-d embeddings (ViT-B-32's size), real JPEG thumbnails.
+
+    python benchmarks/bench_memory.py [--sizes 10000 100000] [--queries 100] [--json PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "test"))
+
+DIM = 512
+CAMERA_HZ = 30.0
+
+
+def unit_rows(rng, n):
+    v = rng.normal(size=(n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def percentile(values, q):
+    return float(np.percentile(np.asarray(values), q))
+
+
+def bench_recorder(root: Path, thumb_rgb, n: int) -> dict:
+    """Frames one by one through KeyframeRecorder.add (pose lookup, rule, thumbnail, insert),
+    every frame a keyframe (the worst case: the rule keeps fewer)."""
+    from clip_perception.core.memory import (KeyframePolicy, KeyframeRecorder, KeyframeSelector,
+                                             ModelIdentity, Observation, Pose, TopicPoseSource,
+                                             open_store)
+
+    store = open_store(str(root / "recorder"), ModelIdentity("bench", "0" * 64, DIM))
+    poses = TopicPoseSource("map", max_gap=1.0, horizon=1e9)
+    for i in range(n + 2):
+        poses.add(i * 10 ** 8, Pose((i * 1.0, 0, 0), frame_id="map"))
+    rec = KeyframeRecorder(store, poses, KeyframeSelector(KeyframePolicy(0.5, 0.35, 0.0)))
+    emb = unit_rows(np.random.default_rng(0), n)
+    t0 = time.perf_counter()
+    for i in range(n):
+        rec.add([Observation("cam", "cam", i * 10 ** 8, emb[i], thumb_rgb)])
+    dt = time.perf_counter() - t0
+    stored = rec.counts["stored"]
+    store.close()
+    return {"frames": n, "stored": stored, "seconds": dt, "keyframes_per_s": stored / dt,
+            "vs_30hz_camera": stored / dt / CAMERA_HZ}
+
+
+def bench_size(root: Path, n: int, queries: int, thumbnail: str, rng) -> dict:
+    from clip_perception.core.memory import Keyframe, ModelIdentity, Pose, open_store, query_places
+
+    folder = root / f"store_{n}"
+    store = open_store(str(folder), ModelIdentity("bench", "0" * 64, DIM))
+    t0 = time.perf_counter()
+    batch = 2000
+    everything = []
+    for start in range(0, n, batch):
+        emb = unit_rows(rng, min(batch, n - start))
+        everything.append(emb)
+        xy = rng.uniform(0, 200, size=(len(emb), 2))
+        store.insert([Keyframe(e, Pose((x, y, 0.0), frame_id="map"), (start + i) * 10 ** 8,
+                               "cam", thumbnail) for i, (e, (x, y)) in enumerate(zip(emb, xy))])
+    load_s = time.perf_counter() - t0
+    assert store.count() == n
+    q = unit_rows(rng, queries + 5)
+
+    def measure():
+        for v in q[:5]:  # warm-up
+            query_places(store, v[None], k=3, min_separation=1.0)
+        full, search = [], []
+        for v in q[5:]:
+            t = time.perf_counter()
+            query_places(store, v[None], k=3, min_separation=1.0)
+            full.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            store.search(v[None], 100)
+            search.append((time.perf_counter() - t) * 1000)
+        return {"query_ms_p50": percentile(full, 50), "query_ms_p95": percentile(full, 95),
+                "search_only_ms_p50": percentile(search, 50),
+                "search_only_ms_p95": percentile(search, 95)}
+
+    matrix = np.concatenate(everything)
+    brute = []  # reference: exact top-100 by one numpy matrix product over every embedding
+    for v in q[5:]:
+        t = time.perf_counter()
+        np.argpartition(-(matrix @ v), 100)[:100]
+        brute.append((time.perf_counter() - t) * 1000)
+    numpy_ms = {"p50": percentile(brute, 50), "p95": percentile(brute, 95)}
+    growing = measure()  # right after the inserts, as on a robot that is still recording
+    t0 = time.perf_counter()
+    store.flush()
+    flush_s = time.perf_counter() - t0
+    sealed = measure()  # after a flush (the store flushes on close: every restart is this)
+    store.close()
+    disk = folder_bytes(folder)
+    return {"keyframes": n, "bulk_load_s": load_s, "bulk_keyframes_per_s": n / load_s,
+            "flush_s": flush_s, "growing": growing, "sealed": sealed,
+            "numpy_brute_force_top100_ms": numpy_ms,
+            "disk_bytes": disk, "disk_bytes_per_keyframe": disk / n}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    p.add_argument("--queries", type=int, default=100)
+    p.add_argument("--recorder-frames", type=int, default=300)
+    p.add_argument("--json", metavar="PATH")
+    args = p.parse_args(argv)
+
+    from conftest import natural_like_image
+    from clip_perception.core.memory.thumbnails import encode_thumbnail
+
+    frame = natural_like_image(480, 640, seed=3)
+    thumbnail = encode_thumbnail(frame)
+    rng = np.random.default_rng(1)
+    out = {"cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)), "dim": DIM,
+           "thumbnail_chars": len(thumbnail), "store": "Milvus Lite (pymilvus MilvusClient, FLAT, COSINE)"}
+    with tempfile.TemporaryDirectory(prefix="bench_memory_") as tmp:
+        root = Path(tmp)
+        out["recorder"] = bench_recorder(root, frame, args.recorder_frames)
+        r = out["recorder"]
+        print(f"recorder (640x480 frame -> thumbnail, pose, insert; one frame per call): "
+              f"{r['keyframes_per_s']:.0f} keyframes/s = {r['vs_30hz_camera']:.1f}x a 30 Hz camera")
+        out["sizes"] = []
+        for n in args.sizes:
+            s = bench_size(root, n, args.queries, thumbnail, rng)
+            out["sizes"].append(s)
+            for phase in ("growing", "sealed"):
+                m = s[phase]
+                print(f"{n:>7} keyframes, {phase:>7}: query p50 {m['query_ms_p50']:.1f} ms, p95 "
+                      f"{m['query_ms_p95']:.1f} ms (search alone p50 "
+                      f"{m['search_only_ms_p50']:.1f} / p95 {m['search_only_ms_p95']:.1f} ms)")
+            print(f"{n:>7} keyframes, numpy brute-force top-100 (reference, no store): p50 "
+                  f"{s['numpy_brute_force_top100_ms']['p50']:.1f} ms, p95 "
+                  f"{s['numpy_brute_force_top100_ms']['p95']:.1f} ms")
+            print(f"{n:>7} keyframes: bulk load {s['bulk_keyframes_per_s']:.0f}/s, flush "
+                  f"{s['flush_s']:.1f} s, disk {s['disk_bytes_per_keyframe'] / 1024:.1f} KiB per "
+                  f"keyframe")
+    print(f"CPU: {out['cores']} cores of {out['cpu']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
