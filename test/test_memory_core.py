@@ -1,6 +1,7 @@
 """Place memory core without ROS: poses, interpolation, tf chains, keyframe rule, places, and
 the Milvus Lite store on disk (restart, other model refused)."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -245,3 +246,23 @@ def test_recorder_waits_for_late_poses_counts_missing_ones_and_stores_keyframes(
 def test_thumbnail_refuses_non_rgb():
     with pytest.raises(PlaceMemoryError, match="HxWx3 uint8"):
         encode_thumbnail(np.zeros((4, 4), np.uint8))
+
+
+# ---- settings (memory.* parameters) ------------------------------------------------------------
+def test_memory_settings_name_the_parameter_and_the_reason():
+    from clip_perception.core.memory.settings import MemorySettings, MemorySettingsError
+
+    values = {"memory." + k: v for k, v in MemorySettings().__dict__.items()}
+    assert MemorySettings.from_values(values) == MemorySettings()
+    for name, value, reason in (("pose_source", "gps", "expected one of tf, topic"),
+                                ("max_pose_gap", 0.0, "expected > 0 seconds"),
+                                ("min_angle", 4.0, "must be in [0.0, 3.14"),
+                                ("collection", "my places", "letters, digits"),
+                                ("thumbnail_size", -1, "0 (none)..1024")):
+        with pytest.raises(MemorySettingsError, match=re.escape(reason)) as err:
+            MemorySettings.from_values(dict(values, **{"memory." + name: value}))
+        assert err.value.parameter == "memory." + name
+    with pytest.raises(MemorySettingsError, match="pose_topic: is empty"):
+        MemorySettings(pose_source="topic", pose_topic=" ")
+    with pytest.raises(MemorySettingsError, match="memory.uri: not set"):
+        MemorySettings.from_values({k: v for k, v in values.items() if k != "memory.uri"})
