@@ -214,6 +214,7 @@ class PlaceMemoryInterface:
                 self._record(self._queue.get_nowait())
             except queue.Empty:
                 break
+        self._log.info(f"place memory closing: {self.counters()}")
         self.store.close()
         self.node.destroy_service(self.query_srv)
         self.node.destroy_service(self.clear_srv)

@@ -33,6 +33,10 @@ PROP_PREFIX = "clip_perception."
 MAX_TEXT = 512
 MAX_THUMBNAIL = 65535  # Milvus VARCHAR limit; thumbnails are base64 JPEG, a few KB
 METRIC = "COSINE"
+# Milvus Lite searches its unsealed ("growing") rows far slower than sealed ones (measured:
+# 10k growing rows 1.5 s per query, sealed 0.13 s; benchmarks/MEMORY_RESULTS.md), so the store
+# seals after this many inserted rows; a query then sees at most this many unsealed.
+FLUSH_EVERY = 500
 # Everything but the vector: what a place needs to be reported.
 ROW_FIELDS = ("id", "x", "y", "z", "qx", "qy", "qz", "qw", "frame_id", "stamp_ns", "camera")
 
@@ -163,6 +167,7 @@ class KeyframeStore:
         self.model = model
         self.where = f"memory {self.uri} collection '{collection}'"
         self._lock = threading.Lock()
+        self._unsealed = 0
         try:
             self._client = MilvusClient(self.uri, token=token) if token else \
                 MilvusClient(self.uri)
@@ -213,6 +218,9 @@ class KeyframeStore:
         with self._lock:
             result = self._call(self._client.insert, self.collection,
                                 [_row(k) for k in keyframes])
+            self._unsealed += len(keyframes)
+            if self._unsealed >= FLUSH_EVERY:
+                self._flush()
         return [int(i) for i in result["ids"]]
 
     def clear(self) -> int:
@@ -248,10 +256,14 @@ class KeyframeStore:
         return [[_keyframe(dict(h["entity"], id=h["id"])) for h in per_query]
                 for per_query in hits]
 
+    def _flush(self) -> None:
+        self._call(self._client.flush, self.collection)
+        self._unsealed = 0
+
     def flush(self) -> None:
         """Seal what was inserted (Milvus searches sealed segments faster than growing ones)."""
         with self._lock:
-            self._call(self._client.flush, self.collection)
+            self._flush()
 
     def get(self, ids: Sequence[int], with_thumbnails: bool = False) -> list[Keyframe]:
         """The keyframes with these ids, with their embeddings."""
