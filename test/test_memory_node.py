@@ -176,7 +176,7 @@ def test_node_remembers_where_it_saw_the_scene(tmp_path, tiny_model_id, client):
     # another model: the node refuses the memory at start, with the reason
     other = write_tiny_model(tmp_path / "other_model", seed=1)
     proc = NodeProcess(tmp_path / "node3.log", dict(params, model=other))
-    code = proc.wait_exit(60)
+    code = proc.wait_exit(150)
     out = proc.output()
     proc.stop()
     assert code == 2, out
@@ -187,7 +187,7 @@ def test_memory_parameters_are_validated(tmp_path, tiny_model_id):
     params = dict(memory_params(tiny_model_id, tmp_path / "m", tmp_path / "c"),
                   **{"memory.pose_type": "gps"})
     proc = NodeProcess(tmp_path / "bad.log", params)
-    code = proc.wait_exit(60)
+    code = proc.wait_exit(150)
     out = proc.output()
     proc.stop()
     assert code == 2 and "memory.pose_type" in out and "got 'gps'" in out, out

@@ -149,6 +149,10 @@ class PlaceMemoryInterface:
         except PlaceMemoryError as exc:  # the store refused the insert
             self._warn("store", f"place memory could not store {len(batch)} frame(s): {exc}")
             return
+        except Exception as exc:  # a bug must not end the recorder thread unseen
+            self._warn("error", f"place memory failed on {len(batch)} frame(s): "
+                                f"{type(exc).__name__}: {exc}")
+            return
         for o in outcomes:
             if o.result == NO_POSE:
                 self._warn("no pose", f"frame of {o.observation.camera} not stored: {o.detail}")

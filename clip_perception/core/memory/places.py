@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..embeddings import l2_normalize
 from .errors import PlaceMemoryError
 from .store import Keyframe, KeyframeStore
 
@@ -89,6 +90,7 @@ def query_places(store: KeyframeStore, queries: np.ndarray, k: int = DEFAULT_K,
     queries = np.atleast_2d(np.asarray(queries, np.float32))
     if queries.shape[0] == 0:
         raise PlaceMemoryError("no query: expected at least one text or an image")
+    queries = l2_normalize(queries)  # raw cosines, whatever the caller's scaling
     limit = max(100, CANDIDATES_PER_PLACE * k)
     found = {kf.keyframe_id: kf for per_query in store.search(queries, limit) for kf in per_query}
     candidates = [found[i] for i in sorted(found)]
