@@ -157,6 +157,13 @@ def test_node_remembers_where_it_saw_the_scene(tmp_path, tiny_model_id, client):
         text = client.call(client.query, QueryPlaces.Request(texts=["a red door", "a tree"],
                                                              k=2)).places
         assert len(text) == 2 and all(len(p.scores) == 2 for p in text)
+        # a bad query gets no places and a logged reason; the node keeps serving
+        bad = QueryPlaces.Request(k=1)
+        bad.image = image_msg(scene_image("B"), 0, "")
+        bad.image.encoding = "yuv422_bogus"
+        assert client.call(client.query, bad).places == []
+        assert wait_until(lambda: "~/query_places refused" in proc.output(), 10), proc.output()
+        assert client.query_photo("B", k=1)[0].score > 0.999
     finally:
         stop_ok(proc)
 

@@ -16,6 +16,7 @@ import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+from ..core.errors import ClipPerceptionError
 from ..core.memory import (KeyframeRecorder, KeyframeSelector, ModelIdentity, Observation,
                            PlaceMemoryError, Pose, PoseNotYetKnown, PoseUnavailable,
                            TopicPoseSource, open_store, query_places)
@@ -168,7 +169,7 @@ class PlaceMemoryInterface:
             queries = self._query_embeddings(request)
             result = query_places(self.store, queries, int(request.k),
                                   float(request.min_separation) or self.settings.min_separation)
-        except PlaceMemoryError as exc:
+        except (ClipPerceptionError, ValueError) as exc:  # bad query, bad image, store error
             self._log.error(f"~/query_places refused: {exc}")
             return response
         response.places = [place_message(p) for p in result.places]
