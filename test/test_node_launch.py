@@ -36,7 +36,7 @@ def test_config_yaml_is_valid_for_the_node():
     assert not unknown, f"YAML has parameters the node does not declare: {unknown}"
     for name, value in params.items():  # rclpy does not convert 0 to 0.0: types must match
         expected = {"string": str, "string[]": list, "integer": int,
-                    "double": float}[PARAMETERS_BY_NAME[name].type]
+                    "double": float, "bool": bool}[PARAMETERS_BY_NAME[name].type]
         assert type(value) is expected, (name, value)
     values = {p.name: p.default for p in PARAMETERS}
     values.update(params)
