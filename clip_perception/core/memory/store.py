@@ -209,7 +209,10 @@ class KeyframeStore:
         # client code. Exact search keeps query results identical across both.
         index.add_index(field_name="embedding", index_type="FLAT", metric_type=METRIC)
         c.create_collection(self.collection, schema=_schema(self.model.embed_dim),
-                            index_params=index, consistency_level="Strong")
+                            consistency_level="Strong")
+        # sync=False: waiting for the index calls AllocTimestamp, which Milvus Lite lacks (it
+        # logged a traceback); a FLAT index has nothing to build anyway
+        c.create_index(self.collection, index, sync=False)
         c.alter_collection_properties(self.collection, properties=self.model.properties())
         logger.info("created %s for %s (%d-d)", self.where, self.model.identifier,
                     self.model.embed_dim)
