@@ -20,6 +20,7 @@ from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from vision_msgs.msg import Classification  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
@@ -57,6 +58,8 @@ class DriveClient:
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         node.create_subscription(MarkerArray, NODE + "/places/markers", self.markers, latched)
+        self.diagnostics = Collector()
+        node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics, 50)
         self.query = node.create_client(QueryPlaces, NODE + "/query_places")
         self.clear = node.create_client(Trigger, NODE + "/clear_memory")
 
@@ -157,6 +160,18 @@ def test_node_remembers_where_it_saw_the_scene(tmp_path, tiny_model_id, client):
         text = client.call(client.query, QueryPlaces.Request(texts=["a red door", "a tree"],
                                                              k=2)).places
         assert len(text) == 2 and all(len(p.scores) == 2 for p in text)
+        def memory_status(msgs):
+            for m in reversed(msgs):
+                for st in m.status:
+                    if st.name.endswith(": place memory"):
+                        return {kv.key: kv.value for kv in st.values}
+        # the recorder thread may still be storing the last frames: wait for >= 20 keyframes
+        client.diagnostics.wait_for(
+            lambda msgs: int((memory_status(msgs) or {}).get("stored", 0)) >= 20, timeout=15)
+        status = memory_status(client.diagnostics.messages)
+        assert status, "no place memory status on /diagnostics"
+        assert int(status["stored"]) >= 20 and int(status["not_a_keyframe"]) > 0, status
+        assert status.get("no_pose", "0") == "0" and status["dropped"] == "0", status
         # a bad query gets no places and a logged reason; the node keeps serving
         bad = QueryPlaces.Request(k=1)
         bad.image = image_msg(scene_image("B"), 0, "")

@@ -24,6 +24,7 @@ from ..core.memory.pose_messages import pose_sample
 from ..core.memory.recorder import NO_POSE
 from ..core.memory.settings import MemorySettings
 from .place_messages import clear_markers, markers, place_message, pose_message_type
+from .diagnostics import OK, WARN, Status
 from .throttle import WarningThrottle
 
 QUEUE_BATCHES = 64  # published batches waiting for the recorder thread
@@ -84,6 +85,7 @@ class PlaceMemoryInterface:
                                          KeyframeSelector(settings.policy()),
                                          settings.thumbnail_size)
         self.dropped = 0  # frames the recorder thread had no room for
+        self.last_no_pose = ""  # why the last frame without a pose was not stored
         self.pose_samples_refused = 0
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
         self._stop = threading.Event()
@@ -156,6 +158,7 @@ class PlaceMemoryInterface:
             return
         for o in outcomes:
             if o.result == NO_POSE:
+                self.last_no_pose = o.detail
                 self._warn("no pose", f"frame of {o.observation.camera} not stored: {o.detail}")
 
     def _warn(self, kind: str, text: str) -> None:
@@ -209,6 +212,20 @@ class PlaceMemoryInterface:
         c.update(dropped=self.dropped, pose_samples_refused=self.pose_samples_refused,
                  waiting_for_pose=self.recorder.pending)
         return c
+
+    def diagnostic_status(self, node_name: str) -> Status:
+        """/diagnostics: what happened to the frames since start; WARN while most have no pose."""
+        c = self.counters()
+        values = tuple((k.replace(" ", "_"), str(v)) for k, v in sorted(c.items()))
+        values += (("last no-pose reason", self.last_no_pose or "(none)"),
+                   ("store", self.store.where), ("poses", self.poses.describe()))
+        stored, no_pose = c.get("stored", 0), c.get(NO_POSE, 0)
+        if no_pose > stored:
+            level, message = WARN, f"most frames have no pose: {self.last_no_pose}"
+        else:
+            level, message = OK, f"{stored} keyframes stored since start"
+        return Status(f"{node_name}: place memory", level, message, self.settings.fixed_frame,
+                      values)
 
     def close(self, timeout: float = 5.0) -> None:
         """Record what is queued, then close the store (a restart finds every keyframe)."""

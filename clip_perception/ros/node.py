@@ -245,6 +245,8 @@ class ClipPerceptionNode(Node):
             prepare_ahead="{} ({})".format("on" if ahead else "off", why))
         statuses = diagnostics.build_statuses(self.get_fully_qualified_name(),
                                               self.stats.snapshot(), info, time.monotonic())
+        if self.memory is not None:
+            statuses.append(self.memory.diagnostic_status(self.get_fully_qualified_name()))
         self.diagnostics_pub.publish(
             diagnostics.diagnostic_array(statuses, self.get_clock().now().to_msg()))
 
