@@ -7,8 +7,9 @@ import sys
 def main(argv=None) -> int:
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
+    from ..core.allocator import keep_large_buffers
     from ..core.backends import BackendUnavailable
     from ..core.memory import PlaceMemoryError
     from ..core.model import ModelLoadError
@@ -16,6 +17,7 @@ def main(argv=None) -> int:
     from ..ros.node import NODE_NAME, ClipPerceptionNode
     from ..ros.parameters import ParameterError
 
+    keep_large_buffers()  # before any frame buffer is allocated
     try:
         rclpy.init(args=sys.argv if argv is None else argv)
     except RCLError as exc:  # malformed --ros-args: say so, no traceback
@@ -32,9 +34,11 @@ def main(argv=None) -> int:
             # e.g. "score_threshold: 0" (integer) in a params file for a double parameter
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
             return 2
-        # Threads: image callbacks, parameter services and the diagnostics timer run in
-        # separate callback groups, so none waits for another.
-        executor = MultiThreadedExecutor(num_threads=3)
+        # One executor thread: rclpy's MultiThreadedExecutor cost 4-10 ms of CPU (mostly
+        # holding the GIL) per 640x480 message, the single-threaded one ~1.3 ms
+        # (benchmarks/NODE_RESULTS.md). Inference runs in the worker thread either way; a
+        # parameter change delays intake only while it runs, and DDS keeps the frames meanwhile.
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
             executor.spin()

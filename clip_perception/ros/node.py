@@ -31,8 +31,8 @@ from ..core.preprocess import Preprocessor
 from ..core.prompts import PromptEmbeddingCache
 from ..core.backends.text_selection import create_text_encoder
 from . import diagnostics, logging_bridge
-from .conversions import (ImageConverter, classification_message, image_message_type,
-                          image_qos, landmarks_message)
+from .conversions import ImageConverter, classification_message, landmarks_message
+from .intake import FrameIntake
 from .parameters import StartupSettings, declare_parameters, validate
 from . import memory as place_memory
 
@@ -73,7 +73,6 @@ class ClipPerceptionNode(Node):
         self.stats = PipelineStats(cameras)
         self.slots = LatestFrameSlots(cameras, self.stats)
         self.converter = ImageConverter()
-        self._decoders = {topic: self.converter.for_topic(topic) for topic in cameras}
         self._bad_frame_throttle = WarningThrottle(BAD_FRAME_WARNING_PERIOD)
         self._error_throttle = WarningThrottle(BAD_FRAME_WARNING_PERIOD)
 
@@ -97,14 +96,9 @@ class ClipPerceptionNode(Node):
 
         # Image callbacks get their own group so a slow parameter change (adapter file, model
         # hash) never delays frame intake, and vice versa.
-        image_group = MutuallyExclusiveCallbackGroup()
-        qos = image_qos(settings.qos_reliability, settings.qos_depth)
-        self._subscriptions_by_topic = {}
-        for topic in cameras:
-            self._subscriptions_by_topic[topic] = self.create_subscription(
-                image_message_type(topic), topic,
-                lambda msg, camera=topic: self.slots.put(camera, msg), qos,
-                callback_group=image_group)
+        self.intake = FrameIntake(self, cameras, self.slots, self.converter,
+                                  settings.qos_reliability, settings.qos_depth,
+                                  callback_group=MutuallyExclusiveCallbackGroup())
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diagnostics_timer = self.create_timer(
             1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
@@ -115,9 +109,7 @@ class ClipPerceptionNode(Node):
                  f"{len(initial.labels)} labels, {len(initial.landmarks)} landmarks, "
                  f"adapter {initial.spec.adapter_path or '(none)'}, images via "
                  f"{self.converter.name}")
-        log.info("listening on " + ", ".join(
-            f"{s.topic_name} ({image_message_type(t).__name__})"
-            for t, s in self._subscriptions_by_topic.items()))
+        log.info("listening on " + self.intake.describe())
 
     # ---- construction helpers ----------------------------------------------------------------
     def _create_encoder(self, settings: StartupSettings):
@@ -202,12 +194,12 @@ class ClipPerceptionNode(Node):
         return SetParametersResult(successful=True)
 
     # ---- per frame (worker thread) -----------------------------------------------------------
-    def _decode(self, camera: str, msg):
-        return self._decoders[camera](msg)
+    def _decode(self, camera: str, frame):
+        return self.intake.decode(camera, frame)
 
     def _publish(self, results: list[FrameResult]) -> None:
         for r in results:
-            header = r.frame.payload.header
+            header = self.intake.header(r.frame.payload)
             self.classification_pub.publish(classification_message(r, header))
             if r.landmarks:
                 self.landmarks_pub.publish(landmarks_message(r, header))
