@@ -72,3 +72,38 @@ def test_undeserializable_bytes_raise_frame_decode_error_with_the_size():
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_allocator_thresholds_are_accepted_by_glibc():
     assert keep_large_buffers() is True
+
+
+def test_intake_spinner_receives_frames_on_its_own_thread_in_the_node_namespace():
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from clip_perception.ros.intake import IntakeSpinner
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node("clip_perception", namespace="/robot", context=context)
+        spinner = IntakeSpinner(node)
+        assert spinner.node.get_fully_qualified_name() == "/robot/clip_perception_intake"
+        topics = ["camera/image_raw"]  # relative: resolves in the node's namespace
+        slots = LatestFrameSlots(topics, PipelineStats(topics))
+        intake = FrameIntake(spinner.node, topics, slots, ImageConverter(use_cv_bridge=False),
+                             "reliable", 5)
+        spinner.start()
+        pub = node.create_publisher(Image, "/robot/camera/image_raw",
+                                    QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+        rgb = pattern_image(48, 64, seed=2)
+        taken = []
+        for _ in range(100):  # until discovery matched and one frame arrived (<= 10 s)
+            pub.publish(image_msg(rgb, 7, "cam"))
+            taken = slots.take(1, timeout=0.1)
+            if taken:
+                break
+        assert taken, "no frame reached the slots through the intake thread"
+        np.testing.assert_array_equal(intake.decode(topics[0], taken[0].payload), rgb)
+        spinner.close()
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

@@ -13,7 +13,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     from ..core.allocator import keep_large_buffers
     from ..core.backends import BackendUnavailable
@@ -40,11 +40,10 @@ def main(argv=None) -> int:
             # e.g. "score_threshold: 0" (integer) in a params file for a double parameter
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
             return 2
-        # One executor thread: rclpy's MultiThreadedExecutor cost 4-10 ms of CPU (mostly
-        # holding the GIL) per 640x480 message, the single-threaded one ~1.3 ms
-        # (benchmarks/NODE_RESULTS.md). Inference runs in the worker thread either way; a
-        # parameter change delays intake only while it runs, and DDS keeps the frames meanwhile.
-        executor = SingleThreadedExecutor()
+        # Threads: parameter services, the diagnostics timer and the memory's services run in
+        # separate callback groups, so none waits for another; camera frames arrive on the
+        # node's own intake thread (ros/intake.py), inference on its worker thread.
+        executor = MultiThreadedExecutor(num_threads=3)
         executor.add_node(node)
         try:
             executor.spin()

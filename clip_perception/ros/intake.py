@@ -3,14 +3,20 @@
 Why serialized: the executor thread then does one take per message (no Python message built,
 no 900 KB ``array.array`` filled for a 640x480 frame) and returns; only the frame the worker
 actually encodes is deserialized and converted, in the worker thread. Frames replaced in their
-slot by a newer one are never deserialized. Measured per 640x480 message at 30 Hz
-(benchmarks/NODE_RESULTS.md): this plus the allocator thresholds and a single-threaded
-executor took the executor's CPU from ~4-10 ms to ~1.3 ms per message.
+slot by a newer one are never deserialized.
+
+Why a thread of its own (``IntakeSpinner``): rclpy's MultiThreadedExecutor cost 2.6-10 ms of
+CPU, mostly in Python threads holding the GIL, per 640x480 message; a SingleThreadedExecutor
+that serves only the camera subscriptions ~1.3-1.7 ms (benchmarks/NODE_RESULTS.md). The node's
+own executor keeps its services, parameters, timers and other subscriptions, so a slow service
+call (e.g. ~/query_places) never holds up frame intake.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
+
+import threading
 
 import numpy as np
 
@@ -44,8 +50,40 @@ class SerializedFrame:
         return self.message.header
 
 
+class IntakeSpinner:
+    """A helper node ``<node>_intake`` in the node's namespace, spun by its own
+    SingleThreadedExecutor thread; the camera subscriptions live on it.
+
+    Topic names resolve as on the main node (same namespace; global remappings apply);
+    remappings aimed at the main node's name only do not.
+    """
+
+    def __init__(self, node):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.node = rclpy.create_node(
+            node.get_name() + "_intake", namespace=node.get_namespace(), context=node.context,
+            start_parameter_services=False)
+        self._executor = SingleThreadedExecutor(context=node.context)
+        self._executor.add_node(self.node)
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._executor.spin, name="frame_intake",
+                                        daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._executor.shutdown(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.node.destroy_node()
+
+
 class FrameIntake:
-    """Subscribes ``node`` to every camera topic; callbacks put ``SerializedFrame``s in ``slots``.
+    """Subscribes ``node`` (the ``IntakeSpinner``'s) to every camera topic; callbacks put
+    ``SerializedFrame``s in ``slots``.
 
     ``decode(camera, frame)`` (worker thread) deserializes and converts to HxWx3 uint8 RGB,
     raising ``FrameDecodeError`` for a bad frame; ``header(frame)`` is the source header the

@@ -32,7 +32,7 @@ from ..core.prompts import PromptEmbeddingCache
 from ..core.backends.text_selection import create_text_encoder
 from . import diagnostics, logging_bridge
 from .conversions import ImageConverter, classification_message, landmarks_message
-from .intake import FrameIntake
+from .intake import FrameIntake, IntakeSpinner
 from .parameters import StartupSettings, declare_parameters, validate
 from . import memory as place_memory
 
@@ -94,15 +94,16 @@ class ClipPerceptionNode(Node):
             prepare_ahead=lambda: self._prepare_ahead()[0])
         self.memory = self._start_memory(settings) if settings.memory.enabled else None
 
-        # Image callbacks get their own group so a slow parameter change (adapter file, model
-        # hash) never delays frame intake, and vice versa.
-        self.intake = FrameIntake(self, cameras, self.slots, self.converter,
-                                  settings.qos_reliability, settings.qos_depth,
-                                  callback_group=MutuallyExclusiveCallbackGroup())
+        # Camera subscriptions on their own node and executor thread (ros/intake.py): nothing
+        # this node's executor runs (parameters, services, timers) delays frame intake.
+        self._intake_spinner = IntakeSpinner(self)
+        self.intake = FrameIntake(self._intake_spinner.node, cameras, self.slots,
+                                  self.converter, settings.qos_reliability, settings.qos_depth)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diagnostics_timer = self.create_timer(
             1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
         self.worker.start()
+        self._intake_spinner.start()
         log.info(f"model {self.clip.identifier} ({self.clip.image_size}px, "
                  f"{self.clip.embed_dim}-d), backend {self.encoder.describe()}, "
                  f"text {self.text_encoder.describe()}, "
@@ -261,6 +262,8 @@ class ClipPerceptionNode(Node):
         return f"{s.target} refused ({s.reason}); serving with {s.serving}"
 
     def destroy_node(self):
+        if getattr(self, "_intake_spinner", None) is not None:  # absent if __init__ failed early
+            self._intake_spinner.close()
         self.worker.stop()
         if getattr(self, "memory", None) is not None:  # absent when the memory refused to start
             self.memory.close()
