@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from clip_perception.core.model import load_clip
-from clip_perception.core.tiny_model import write_random_vit_b_32, write_tiny_model
+from clip_perception.core.tiny_model import (write_outlier_vit_b_32, write_random_vit_b_32,
+                                             write_tiny_model)
 
 sys.path.insert(0, str(Path(__file__).parent))  # test helpers (training_scenes) import by name
 
@@ -27,6 +28,13 @@ def tiny_clip(tiny_model_id):
 def vit_b_32_clip(tmp_path_factory):
     """A randomly initialised ViT-B-32: real architecture and FLOPs, no download."""
     return load_clip(write_random_vit_b_32(tmp_path_factory.mktemp("vit_b_32")))
+
+
+@pytest.fixture(scope="session")
+def outlier_vit_b_32_clip(tmp_path_factory):
+    """The stress model: vit_b_32_clip's weights with trained-CLIP-like activation outlier
+    channels (same function); precision decisions are tested on it."""
+    return load_clip(write_outlier_vit_b_32(tmp_path_factory.mktemp("outlier_vit_b_32")))
 
 
 @pytest.fixture(scope="session")

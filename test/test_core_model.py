@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+
 import pytest
 
 from clip_perception.core.model import ModelLoadError, load_clip
@@ -92,3 +94,38 @@ def test_real_tag_without_network_fails_with_the_offline_hint(tmp_path):
                          timeout=120).stdout
     assert "ERROR could not load model 'ViT-B-32'" in out
     assert "local-dir:" in out and "~/.cache/huggingface" in out
+
+
+def test_outlier_stress_model_computes_the_same_function(tmp_path, vit_b_32_clip,
+                                                         outlier_vit_b_32_clip):
+    """Same seed as the plain random ViT-B-32: the rescaling must leave embeddings unchanged,
+    while the LayerNorm outputs that feed the MatMuls now carry ~40x outlier channels."""
+    import torch
+
+    from clip_perception.core.tiny_model import OUTLIER_CHANNELS
+
+    plain, stress = vit_b_32_clip, outlier_vit_b_32_clip
+    assert plain.weights_hash != stress.weights_hash
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 3, 224, 224)).astype("f4"))
+    seen = {}
+
+    def record(_module, _inputs, output):  # returns None: the output is not replaced
+        seen["ln_2"] = output.detach().abs().amax(dim=(0, 1))
+
+    hook = stress.model.visual.transformer.resblocks[3].ln_2.register_forward_hook(record)
+    with torch.no_grad():
+        a = torch.nn.functional.normalize(plain.model.encode_image(x), dim=-1)
+        b = torch.nn.functional.normalize(stress.model.encode_image(x), dim=-1)
+    hook.remove()
+    assert float((a * b).sum(dim=1).min()) > 0.99999
+    ranges = seen["ln_2"]
+    mask = torch.ones_like(ranges, dtype=torch.bool)
+    mask[list(OUTLIER_CHANNELS)] = False
+    assert float(ranges[list(OUTLIER_CHANNELS)].min()) > 10 * float(ranges[mask].median())
+
+
+def test_outlier_channels_out_of_range_are_refused(tiny_clip):
+    from clip_perception.core.tiny_model import add_activation_outliers
+
+    with pytest.raises(ValueError, match="out of range for width 64"):
+        add_activation_outliers(tiny_clip.model, channels=(131,))
