@@ -9,8 +9,8 @@ from clip_perception.core.backends.base import BackendUnavailable, ImageEncoder
 from clip_perception.core.backends.engine_cache import (ArtifactBuildFailed, ArtifactKey,
                                                         ArtifactRefused, get_or_build,
                                                         read_record)
-from clip_perception.core.backends.verify import (Verification, compare_embeddings,
-                                                  verification_inputs, verify_encoder)
+from clip_perception.core.backends.verify import (Verification, check_agreement,
+                                                  compare_embeddings)
 
 KEY = ArtifactKey(kind="tensorrt", model="ViT-B-32/openai", weights_hash="ab" * 32,
                   precision="fp16", input_shape=(3, 224, 224), batch_profile=(1, 1, 8),
@@ -147,13 +147,6 @@ def test_force_rebuild(tmp_path):
 
 # --- verification ------------------------------------------------------------------------
 
-def test_verification_inputs_are_deterministic_and_image_like():
-    a, b = verification_inputs(64), verification_inputs(64)
-    assert a.shape == (4, 3, 64, 64) and a.dtype == np.float32
-    np.testing.assert_array_equal(a, b)
-    assert -2.0 < a.min() < -1.0 and 1.5 < a.max() < 2.3  # normalised [0, 255] pixels
-
-
 def test_compare_embeddings_thresholds():
     rng = np.random.default_rng(0)
     ref = rng.standard_normal((4, 16)).astype(np.float32)
@@ -174,5 +167,6 @@ def test_verify_encoder_turns_exceptions_into_refusals():
         def encode_images(self, batch):
             raise RuntimeError("execute_async_v3 failed")
 
-    v = verify_encoder(Broken(), np.zeros((1, 3, 8, 8), np.float32), np.ones((1, 4), np.float32))
+    v = check_agreement(Broken(), np.zeros((1, 3, 8, 8), np.float32),
+                        np.ones((1, 4), np.float32), np.eye(4, dtype=np.float32), max_batch=1)
     assert not v.ok and "execute_async_v3 failed" in v.reason

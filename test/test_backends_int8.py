@@ -34,11 +34,19 @@ class CountingQuantizer:
         int8.quantize_int8(src, dst, options)
 
 
+# Random weights give near-tie label decisions (the random text tower's label embeddings are
+# ~0.94 alike; median top-1 margin 0.002), so int8 at cosine 0.9998 flips 2 of 128 photos there:
+# tests of the acceptance mechanics lower the top-1 bar explicitly; the policy itself is
+# tested by test_random_weights_int8_is_refused_for_top1_not_cosine.
+LENIENT_TOP1 = 0.95
+
+
 def test_int8_is_accepted_verified_and_really_quantised(clip, reference, tmp_path):
     import onnx
 
     fp32 = onnx_export.ensure_image_onnx(clip, tmp_path)
-    result = int8.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference)
+    result = int8.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference,
+                                        min_top1=LENIENT_TOP1)
     enc = result.value
     assert enc.precision == "int8" and result.verification.ok
     assert result.verification.min_cosine >= 0.999
@@ -53,15 +61,17 @@ def test_int8_is_accepted_verified_and_really_quantised(clip, reference, tmp_pat
 def test_int8_is_quantised_once_then_loaded(clip, reference, tmp_path):
     fp32 = onnx_export.ensure_image_onnx(clip, tmp_path)
     q = CountingQuantizer()
-    first = int8.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference, quantize=q)
-    second = int8.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference, quantize=q)
+    first = int8.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference, quantize=q,
+                                       min_top1=LENIENT_TOP1)
+    second = int8.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference, quantize=q,
+                                        min_top1=LENIENT_TOP1)
     assert first.built and not second.built and q.calls == 1 and first.path == second.path
     # changed quantisation options are a different key: quantised again
     other = dict(int8.INT8_OPTIONS)
     other["reduce_range"] = not other["reduce_range"]
     try:
         third = int8.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference, quantize=q,
-                                           options=tuple(other.items()))
+                                           options=tuple(other.items()), min_top1=LENIENT_TOP1)
         assert third.built and third.path != first.path
     except ArtifactRefused as exc:  # s8 without reduce_range saturates on AVX2 (no VNNI)
         assert exc.path != first.path
@@ -90,9 +100,46 @@ def test_explicit_int8_request_errors_when_refused(clip, tmp_path, monkeypatch):
         create_image_encoder(clip, backend="onnxruntime", precision="int8", cache_dir=tmp_path)
 
 
-def test_explicit_int8_request_works(clip, tmp_path):
-    enc = create_image_encoder(clip, backend="onnxruntime", precision="int8", cache_dir=tmp_path)
-    assert enc.precision == "int8" and "int8" in enc.describe()
+def test_random_weights_int8_is_refused_for_top1_not_cosine(clip, tmp_path):
+    """The policy as the node applies it: an explicit int8 request on this random model is
+    refused by the top-1 rule (cosine alone would have let it serve)."""
+    with pytest.raises(ArtifactRefused) as info:
+        create_image_encoder(clip, backend="onnxruntime", precision="int8", cache_dir=tmp_path)
+    v = info.value.verification
+    assert v.min_cosine >= 0.999 and v.top1_agreement < 0.99
+    assert "top-1 label agrees with fp32" in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def outlier_clip(tmp_path_factory):
+    """Tiny stress model: the same outlier construction as write_outlier_vit_b_32."""
+    from clip_perception.core.tiny_model import add_activation_outliers
+
+    return load_clip(write_tiny_model(tmp_path_factory.mktemp("tiny_outliers"), transform=lambda
+                                      m: add_activation_outliers(m, (3, 17, 40), 40.0)))
+
+
+def test_outliers_break_plain_dynamic_int8_and_smoothing_repairs_it(outlier_clip, tmp_path):
+    ref = TorchReference(outlier_clip)
+    fp32 = onnx_export.ensure_image_onnx(outlier_clip, tmp_path)
+    with pytest.raises(ArtifactRefused, match="min cosine to reference") as old:
+        int8.load_or_quantize_int8(outlier_clip, fp32, tmp_path, reference=ref,
+                                   options=int8.DYNAMIC_INT8_OPTIONS, min_top1=0.0)
+    assert old.value.verification.min_cosine < 0.995
+    new = int8.load_or_quantize_int8(outlier_clip, fp32, tmp_path, reference=ref,
+                                     min_top1=LENIENT_TOP1)
+    assert new.verification.min_cosine >= 0.999 and new.key.options == int8.INT8_OPTIONS
+    assert new.verification.batch_cosine >= 0.99999  # frame alone == frame among others
+
+
+def test_int8_is_batch_independent(clip, reference, tmp_path):
+    fp32 = onnx_export.ensure_image_onnx(clip, tmp_path)
+    enc = int8.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference,
+                                     min_top1=LENIENT_TOP1).value
+    x = reference.inputs[:8]
+    alone = enc.encode_images(x[:1])[0]
+    together = enc.encode_images(x)[0]
+    assert float(alone @ together) >= 0.99999
 
 
 def test_int8_on_cuda_is_unavailable():

@@ -89,7 +89,7 @@ def read_record(path: Path) -> Optional[dict]:
         return None
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
@@ -183,7 +183,7 @@ def _build_and_load(directory, path, key, suffix, build, load, events):
         if tmp.exists():
             tmp.unlink()
     seconds = time.monotonic() - start
-    _atomic_write_text(_record_path(path), json.dumps(
+    atomic_write_text(_record_path(path), json.dumps(
         {"key": key.to_dict(), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
          "build_seconds": round(seconds, 2)}, indent=2, sort_keys=True))
     events.append(f"built {key.kind} artifact {path} in {seconds:.1f} s")

@@ -1,20 +1,33 @@
 """int8 image tower for onnxruntime on CPU: quantisation of the fp32 export, cached by key and
-verified against the torch reference before it serves."""
+verified against the torch reference before it serves.
+
+Trained CLIP's activation outlier channels break dynamic per-tensor int8 (cosine 0.96 on the
+stress model); by default the outliers are first migrated into the weights (smoothing.py,
+SmoothQuant) on a copy of the model, which is exported and then quantised.
+"""
 from __future__ import annotations
 
+import dataclasses
 import os
+import tempfile
+from pathlib import Path
 
 from ..artifacts import model_artifact_dir
 from .onnxruntime_backend import OnnxRuntimeImageEncoder, import_onnxruntime
-from .verify import DEFAULT_MIN_COSINE
+from .smoothing import CALIBRATION_TAG, DEFAULT_ALPHA
+from .verify import DEFAULT_MIN_COSINE, DEFAULT_MIN_TOP1
 
 # Measured on our 2-core AVX2 machines with a random ViT-B-32 (benchmarks/RESULTS.md): signed
 # int8 weights take ORT's fast u8s8 kernels, but on AVX2 without VNNI their int16 pairwise sums
 # saturate (cosine ~0.993); reduce_range (7-bit weights) avoids that, and per-channel scales win
 # back the lost bit (cosine ~0.9997). u8 weights are accurate but barely faster than fp32.
 # MatMul only: the patch-embedding Conv stays fp32 (little time, most sensitive input).
-INT8_OPTIONS = (("weight_type", "QInt8"), ("per_channel", True), ("reduce_range", True),
-                ("op_types_to_quantize", ("MatMul",)))
+DYNAMIC_INT8_OPTIONS = (("weight_type", "QInt8"), ("per_channel", True), ("reduce_range", True),
+                        ("op_types_to_quantize", ("MatMul",)))
+# Measured (benchmarks/RESULTS.md, stress model): without smoothing min cosine 0.960, with
+# alpha 0.5 0.9997, the same as on the random model without outliers.
+INT8_OPTIONS = DYNAMIC_INT8_OPTIONS + (("smoothing_alpha", DEFAULT_ALPHA),
+                                       ("calibration", CALIBRATION_TAG))
 
 
 def int8_key(clip, options=INT8_OPTIONS):
@@ -43,7 +56,8 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
 def load_or_quantize_int8(clip, fp32_path, cache_dir=None, threads: int = 0,
                           spinning: bool = False, reference=None,
                           min_cosine: float = DEFAULT_MIN_COSINE, options=INT8_OPTIONS,
-                          quantize=quantize_int8, force_rebuild: bool = False):
+                          quantize=quantize_int8, force_rebuild: bool = False,
+                          min_top1: float = DEFAULT_MIN_TOP1):
     """The cached int8 tower (a CachedArtifact whose value is the encoder); raises
     engine_cache.ArtifactRefused when it is not within ``min_cosine`` of the reference."""
     from .engine_cache import get_or_build
@@ -52,8 +66,27 @@ def load_or_quantize_int8(clip, fp32_path, cache_dir=None, threads: int = 0,
     reference = reference or TorchReference(clip)
     return get_or_build(
         model_artifact_dir(clip, cache_dir), int8_key(clip, options), ".onnx",
-        build=lambda path: quantize(fp32_path, path, options),
+        build=lambda path: _build(clip, fp32_path, path, options, quantize),
         load=lambda path: OnnxRuntimeImageEncoder(path, clip.image_size, "cpu", threads,
                                                   precision="int8", spinning=spinning),
-        verify=lambda enc: reference.verify(enc, min_cosine),
+        verify=lambda enc: reference.verify(enc, min_cosine, min_top1),
         force_rebuild=force_rebuild)
+
+
+def _build(clip, fp32_path, out_path, options, quantize) -> None:
+    alpha = dict(options).get("smoothing_alpha")
+    if alpha is None:
+        quantize(fp32_path, out_path, options)
+        return
+    from .onnx_export import export_image_tower
+    from .smoothing import calibration_batch, smoothed_copy
+
+    if dict(options).get("calibration") != CALIBRATION_TAG:
+        raise ValueError(f"int8 options name calibration {dict(options).get('calibration')!r}; "
+                         f"this version calibrates on {CALIBRATION_TAG!r}")
+    smoothed = dataclasses.replace(clip, model=smoothed_copy(clip, calibration_batch(
+        clip.preprocess), alpha))
+    # The smoothed fp32 export is only an intermediate: next to the output, removed after.
+    with tempfile.TemporaryDirectory(dir=Path(out_path).parent, suffix=".partial") as tmp:
+        source = export_image_tower(smoothed, Path(tmp) / "smoothed_fp32.onnx")
+        quantize(source, out_path, options)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from ..devices import validate_device
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
-# "auto": the fastest precision the chosen backend can deliver *and verify* against torch fp32
-# (tensorrt fp16; onnxruntime int8 on CPU, accepted only at cosine >= 0.999, else fp32; torch
-# fp32). Every fallback is recorded on encoder.selection like a backend skip.
-PRECISIONS = ("auto", "fp32", "fp16", "int8")
+BACKENDS = ("auto", "tensorrt", "openvino", "onnxruntime", "torch")
+# "auto": tensorrt fp16 on an NVIDIA GPU; on a CPU, of the engines this machine runs (openvino
+# bf16 with AMX/AVX-512 BF16, onnxruntime int8, openvino/onnxruntime fp32) those that pass
+# verification on natural photos are timed here and the fastest serves (precision_choice.py).
+# Every refusal and timing is recorded on encoder.selection.
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
 
 
 def validate_options(backend: str, precision: str, device: str, max_batch: int) -> None:

@@ -14,7 +14,7 @@ class BackendAttempt:
     backend: str
     precision: str
     device: str
-    outcome: str   # chosen | skipped | refused | failed | building | serving until swap
+    outcome: str   # chosen | slower | skipped | refused | failed | building | serving until swap
     reason: str = ""
 
     def __str__(self) -> str:
@@ -33,7 +33,7 @@ class BackendSelection:
 
     @property
     def skipped(self) -> list:
-        return [a for a in self.attempts if a.outcome in ("skipped", "refused")]
+        return [a for a in self.attempts if a.outcome in ("skipped", "refused", "failed")]
 
     def summary(self) -> str:
         return "; ".join(str(a) for a in self.attempts)
@@ -59,6 +59,10 @@ def encoder_diagnostics(encoder: ImageEncoder) -> dict:
                                     f"{selection.device})")
         for i, attempt in enumerate(selection.skipped):
             out[f"skipped {i + 1}"] = str(attempt)
+        # precision: auto on a CPU: every verified candidate with its measured speed
+        for i, attempt in enumerate(a for a in selection.attempts
+                                    if a.outcome in ("chosen", "slower") and a.reason):
+            out[f"candidate {i + 1}"] = str(attempt)
     status = getattr(encoder, "status", None)
     if callable(status):
         s = status()

@@ -1,5 +1,6 @@
 """Which image encoder serves: explicit backends exactly as asked, ``auto`` down the chain
-tensorrt -> onnxruntime -> torch. Every skip, refusal and choice is recorded on
+tensorrt -> openvino -> onnxruntime -> torch (``precision: auto`` on a CPU: the fastest verified
+engine, measured here; precision_choice.py). Every skip, refusal and choice is recorded on
 ``encoder.selection`` (report.BackendSelection). When TensorRT is usable, the engine is
 built/loaded in the background while the next backend serves (SwappingImageEncoder).
 """
@@ -33,14 +34,17 @@ def create_image_encoder(clip, backend: str = "auto", precision: str = "fp32",
     validate_options(backend, precision, device, max_batch)
     from .verify import TorchReference
 
-    reference = reference or TorchReference(clip)
+    reference = reference or TorchReference(clip, max_batch=max_batch)
     selection = BackendSelection(backend, precision, device)
     if backend == "auto":
         encoder = _auto(clip, precision, device, cache_dir, threads, max_batch, selection,
                         reference, background_build)
-    elif precision == "auto" and backend == "onnxruntime":
-        encoder = _ort_fastest_verified(clip, device, cache_dir, threads, selection, reference,
-                                        fall_back_to_torch=False)
+    elif precision == "auto" and backend in ("onnxruntime", "openvino") and device == "cpu":
+        encoder = _measured(clip, [c for c in _cpu_candidates() if c.backend == backend],
+                            cache_dir, threads, max_batch, selection, reference)
+        if encoder is None:
+            raise BackendUnavailable(f"{backend} could not deliver a verified engine: "
+                                     f"{selection.summary()}")
     else:
         if precision == "auto":
             precision = "fp16" if backend == "tensorrt" else "fp32"
@@ -54,6 +58,11 @@ def create_image_encoder(clip, backend: str = "auto", precision: str = "fp32",
 def _explicit(clip, backend, precision, device, cache_dir, threads, max_batch, reference):
     if backend == "torch":
         return _torch_encoder(clip, precision, device)
+    if backend == "openvino":
+        from .openvino_backend import OpenVinoImageEncoder
+
+        return OpenVinoImageEncoder.from_clip(clip, cache_dir, precision, threads, reference,
+                                              device=device)
     if backend == "onnxruntime":
         from .onnxruntime_backend import OnnxRuntimeImageEncoder
 
@@ -115,7 +124,7 @@ def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, ref
             trt_precision = None
 
     fallback = _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection,
-                                reference)
+                                reference, max_batch)
     if trt_precision is None:
         return fallback
 
@@ -136,14 +145,31 @@ def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, ref
     return SwappingImageEncoder(fallback, build, target)
 
 
-def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, reference):
-    from .onnxruntime_backend import (ORT_CPU_PRECISIONS, ORT_CUDA_PRECISIONS,
-                                      cuda_provider_available)
+def _cpu_candidates():
+    from .precision_choice import CPU_CANDIDATES, Candidate
 
-    ort_device = device
-    torch_on_cuda = is_cuda(clip.device)
-    if is_cuda(device) and not cuda_provider_available():
-        if torch_on_cuda:
+    return [Candidate(b, p, "cpu") for b, p in CPU_CANDIDATES]
+
+
+def _measured(clip, candidates, cache_dir, threads, max_batch, selection, reference):
+    from .precision_choice import fastest_verified
+
+    return fastest_verified(clip, candidates, cache_dir, threads, max_batch, reference,
+                            selection)
+
+
+def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, reference,
+                     max_batch):
+    from .onnxruntime_backend import cuda_provider_available
+    from .precision_choice import Candidate, try_candidate
+
+    if is_cuda(device) and cuda_provider_available():
+        candidates = [Candidate("onnxruntime", "fp32", device)]
+        if precision not in ("auto", "fp32"):
+            selection.add("onnxruntime", precision, device, "skipped",
+                          f"onnxruntime on {device} runs fp32 only; trying fp32")
+    elif is_cuda(device):
+        if is_cuda(clip.device):
             # torch on a GPU beats onnxruntime on the CPU by far.
             selection.add("onnxruntime", precision, device, "skipped",
                           "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu); "
@@ -151,57 +177,27 @@ def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, ref
             return _auto_torch(clip, precision, selection)
         selection.add("onnxruntime", precision, device, "skipped",
                       "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu); "
-                      "trying onnxruntime on cpu")
-        ort_device = "cpu"
-    supported = ORT_CUDA_PRECISIONS if is_cuda(ort_device) else ORT_CPU_PRECISIONS
-    if precision == "auto":
-        return _ort_fastest_verified(clip, ort_device, cache_dir, threads, selection, reference,
-                                     fall_back_to_torch=True)
-    candidates = [precision] if precision in supported else []
-    if precision not in supported:
-        selection.add("onnxruntime", precision, ort_device, "skipped",
-                      f"onnxruntime on {ort_device} supports {supported}; trying fp32")
-    if "fp32" not in candidates:
-        candidates.append("fp32")
-    return _ort_first_accepted(clip, candidates, ort_device, cache_dir, threads, selection,
-                               reference, fall_back_to_torch=True, requested=precision)
-
-
-def _ort_fastest_verified(clip, device, cache_dir, threads, selection, reference,
-                          fall_back_to_torch):
-    from .onnxruntime_backend import ORT_CPU_PRECISIONS, ORT_CUDA_PRECISIONS
-
-    supported = ORT_CUDA_PRECISIONS if is_cuda(device) else ORT_CPU_PRECISIONS
-    candidates = [p for p in ("int8", "fp32") if p in supported]
-    return _ort_first_accepted(clip, candidates, device, cache_dir, threads, selection,
-                               reference, fall_back_to_torch, requested="auto")
-
-
-def _ort_first_accepted(clip, candidates, ort_device, cache_dir, threads, selection, reference,
-                        fall_back_to_torch, requested):
-    """The first onnxruntime precision in ``candidates`` that loads and passes verification."""
-    from .onnxruntime_backend import OnnxRuntimeImageEncoder
-
-    for p in candidates:
-        try:
-            enc = OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=cache_dir, device=ort_device,
-                                                    threads=threads, precision=p,
-                                                    reference=reference)
-        except BackendUnavailable as exc:
-            from .engine_cache import ArtifactRefused
-
-            outcome = "refused" if isinstance(exc, ArtifactRefused) else "skipped"
-            selection.add("onnxruntime", p, ort_device, outcome, str(exc))
-            continue
-        except Exception as exc:  # e.g. export failed: recorded and logged as a warning
-            selection.add("onnxruntime", p, ort_device, "failed", f"{type(exc).__name__}: {exc}")
-            continue
-        selection.add("onnxruntime", p, enc.device, "chosen")
-        return enc
-    if not fall_back_to_torch:
-        raise BackendUnavailable(f"onnxruntime could not deliver any of {candidates}: "
-                                 f"{selection.summary()}")
-    return _auto_torch(clip, requested, selection)
+                      "trying the CPU engines")
+        candidates = None
+    else:
+        candidates = None
+    if candidates is None:
+        everything = _cpu_candidates()
+        if precision == "auto":
+            encoder = _measured(clip, everything, cache_dir, threads, max_batch, selection,
+                                reference)
+            return encoder if encoder is not None else _auto_torch(clip, precision, selection)
+        candidates = [c for c in everything if c.precision == precision]
+        if not candidates:
+            selection.add("openvino/onnxruntime", precision, "cpu", "skipped",
+                          f"no CPU engine runs {precision}; trying fp32")
+        candidates += [c for c in everything if c.precision == "fp32" and c not in candidates]
+    for c in candidates:  # explicit precision: the first that loads and verifies, chain order
+        encoder = try_candidate(clip, c, cache_dir, threads, reference, selection)
+        if encoder is not None:
+            selection.add(c.backend, c.precision, encoder.device, "chosen")
+            return encoder
+    return _auto_torch(clip, precision, selection)
 
 
 def _auto_torch(clip, precision, selection):

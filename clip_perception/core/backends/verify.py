@@ -1,11 +1,15 @@
-"""Check an accelerated encoder against a reference on fixed inputs before it is used.
+"""Check an accelerated encoder against the torch fp32 reference before it is used.
 
-Every engine (TensorRT) and every reduced-precision model (ONNX Runtime int8) is compared with
-the torch fp32 reference on the same deterministic batch; below the threshold it is refused.
+Every engine (TensorRT), every reduced precision (int8, bf16) and every export is run on
+natural photographs (photo_set.py) at batch 1 and at ``max_batch`` and compared with torch
+fp32 on the same inputs. It is refused unless every embedding stays within cosine 0.999, the
+top-1 label over a generic label set agrees with fp32 on >= 99 % of the photos, and a frame's
+embedding does not depend on which other frames share its batch (cosine >= 0.99999).
 """
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass
 
@@ -14,8 +18,10 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 DEFAULT_MIN_COSINE = 0.999
-VERIFY_BATCH = 4  # fixed inputs per check; also exercises a batch > 1 on dynamic-batch engines
-VERIFY_SEED = 1234
+DEFAULT_MIN_TOP1 = 0.99
+BATCH_INDEPENDENCE_COSINE = 0.99999  # frame alone vs the same frame among others
+BATCH1_VIEWS = 8  # photos also run one at a time (spread over the set)
+VERIFY_MAX_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -26,33 +32,23 @@ class Verification:
     min_cosine: float
     threshold: float
     reason: str = ""
+    top1_agreement: float = math.nan
+    batch_cosine: float = math.nan  # min cosine, frame alone vs batched (nan: not measured)
 
     def __str__(self) -> str:
-        return self.reason or f"min cosine {self.min_cosine:.5f} >= {self.threshold}"
+        if self.reason:
+            return self.reason
+        text = f"min cosine {self.min_cosine:.5f} >= {self.threshold}"
+        if not math.isnan(self.top1_agreement):
+            text += f", top-1 agreement {self.top1_agreement:.1%}"
+        if not math.isnan(self.batch_cosine):
+            text += f", batch-independent (cosine {self.batch_cosine:.6f})"
+        return text
 
 
-def verification_inputs(image_size: int, mean=(0.48145466, 0.4578275, 0.40821073),
-                        std=(0.26862954, 0.26130258, 0.27577711), count: int = VERIFY_BATCH,
-                        seed: int = VERIFY_SEED) -> np.ndarray:
-    """A deterministic (count, 3, S, S) float32 batch that looks like normalised photos.
-
-    Pure white noise is a poor proxy for camera frames (activations differ, and reduced
-    precision errors show up differently), so each image mixes smooth colour blobs (upsampled
-    low-resolution noise) with mild pixel noise, in [0, 255] before mean/std normalisation.
-    """
-    rng = np.random.default_rng(seed)
-    low = rng.uniform(0, 255, size=(count, 3, 8, 8)).astype(np.float32)
-    reps = -(-image_size // 8)
-    smooth = np.repeat(np.repeat(low, reps, axis=2), reps, axis=3)[:, :, :image_size, :image_size]
-    pixels = np.clip(smooth + rng.normal(0, 20, size=smooth.shape), 0, 255) / 255.0
-    mean = np.asarray(mean, np.float32)[None, :, None, None]
-    std = np.asarray(std, np.float32)[None, :, None, None]
-    return np.ascontiguousarray(((pixels - mean) / std).astype(np.float32))
-
-
-def clip_verification_inputs(clip) -> np.ndarray:
-    cfg = clip.preprocess
-    return verification_inputs(clip.image_size, cfg.mean, cfg.std)
+def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    num = (a * b).sum(axis=1)
+    return num / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
 def compare_embeddings(candidate: np.ndarray, reference: np.ndarray,
@@ -67,44 +63,80 @@ def compare_embeddings(candidate: np.ndarray, reference: np.ndarray,
     if not np.all(np.isfinite(candidate)):
         return Verification(False, float("nan"), threshold,
                             f"{what} produced non-finite values (NaN/inf; fp16 overflow?)")
-    num = (candidate * reference).sum(axis=1)
-    den = np.linalg.norm(candidate, axis=1) * np.linalg.norm(reference, axis=1)
-    cos = float((num / np.maximum(den, 1e-12)).min())
+    cos = float(_row_cosines(candidate, reference).min())
     if cos < threshold:
         return Verification(False, cos, threshold,
                             f"{what} min cosine to reference {cos:.5f} < required {threshold}")
     return Verification(True, cos, threshold, "")
 
 
-def verify_encoder(encoder, inputs: np.ndarray, reference: np.ndarray,
-                   threshold: float = DEFAULT_MIN_COSINE) -> Verification:
-    """Run ``encoder`` on ``inputs`` and compare with ``reference``; exceptions are refusals."""
+def top1_agreement(candidate: np.ndarray, reference: np.ndarray,
+                   label_embeddings: np.ndarray) -> float:
+    """Fraction of rows whose best label (highest cosine to ``label_embeddings``) is the same."""
+    return float(np.mean((candidate @ label_embeddings.T).argmax(axis=1)
+                         == (reference @ label_embeddings.T).argmax(axis=1)))
+
+
+def batch1_rows(count: int, views: int = BATCH1_VIEWS) -> list:
+    """Row indices also run one at a time: ``views`` of them, spread over ``count`` rows."""
+    views = min(views, count)
+    return sorted({int(i * count / views) for i in range(views)})
+
+
+def check_agreement(encoder, inputs, reference, label_embeddings, max_batch,
+                    threshold=DEFAULT_MIN_COSINE, min_top1=DEFAULT_MIN_TOP1) -> Verification:
+    """``encoder`` on ``inputs`` in batches of ``max_batch`` and, for a few rows, alone; every
+    row within ``threshold``, top-1 agreement >= ``min_top1``, batch-independent."""
     what = encoder.describe() if hasattr(encoder, "describe") else type(encoder).__name__
+    rows = batch1_rows(len(inputs))
     try:
-        out = encoder.encode_images(inputs)
+        batched = np.concatenate([encoder.encode_images(inputs[i:i + max_batch])
+                                  for i in range(0, len(inputs), max_batch)])
+        alone = np.concatenate([encoder.encode_images(inputs[i:i + 1]) for i in rows])
     except Exception as exc:  # a broken engine must be refused, not crash the caller
-        return Verification(False, float("nan"), threshold, f"{what} failed on verification "
-                                                           f"inputs: {type(exc).__name__}: {exc}")
-    return compare_embeddings(out, reference, threshold, what)
+        return Verification(False, math.nan, threshold, f"{what} failed on verification "
+                                                      f"inputs: {type(exc).__name__}: {exc}")
+    for label, out, ref in ((f"batch {max_batch}", batched, reference),
+                            ("batch 1", alone, reference[rows])):
+        v = compare_embeddings(out, ref, threshold, f"{what} at {label}")
+        if not v.ok:
+            return v
+    cos = float(min(_row_cosines(batched, reference).min(),
+                    _row_cosines(alone, reference[rows]).min()))
+    top1 = top1_agreement(batched, reference, label_embeddings)
+    coupled = float(_row_cosines(alone, batched[rows]).min())
+    reason = ""
+    if coupled < BATCH_INDEPENDENCE_COSINE:
+        reason = (f"{what} gives a frame a different embedding alone than among {max_batch} "
+                  f"(cosine {coupled:.6f} < {BATCH_INDEPENDENCE_COSINE}): batch-dependent")
+    elif top1 < min_top1:
+        reason = (f"{what} top-1 label agrees with fp32 on {top1:.1%} of {len(inputs)} photos "
+                  f"< required {min_top1:.0%} (min cosine {cos:.5f})")
+    return Verification(not reason, cos, threshold, reason, top1, coupled)
 
 
 class TorchReference:
-    """Torch fp32 embeddings of the fixed inputs, computed once per model and reused.
+    """Torch fp32 embeddings of the natural verification photos and of a generic label set,
+    computed once per model and reused by every candidate.
 
     Thread-safe: a background engine build and the caller may both ask for it.
     """
 
-    def __init__(self, clip):
+    def __init__(self, clip, max_batch: int = VERIFY_MAX_BATCH):
         self.clip = clip
+        self.max_batch = max_batch
         self._inputs = None
         self._embeddings = None
+        self._labels = None
         self._lock = threading.Lock()
 
     @property
     def inputs(self) -> np.ndarray:
+        from .photo_set import photo_batch
+
         with self._lock:
             if self._inputs is None:
-                self._inputs = clip_verification_inputs(self.clip)
+                self._inputs = photo_batch(self.clip.preprocess)
             return self._inputs
 
     @property
@@ -114,8 +146,24 @@ class TorchReference:
             if self._embeddings is None:
                 from .torch_backend import TorchImageEncoder
 
-                self._embeddings = TorchImageEncoder(self.clip).encode_images(inputs)
+                enc = TorchImageEncoder(self.clip)
+                self._embeddings = np.concatenate(
+                    [enc.encode_images(inputs[i:i + self.max_batch])
+                     for i in range(0, len(inputs), self.max_batch)])
             return self._embeddings
 
-    def verify(self, encoder, threshold: float = DEFAULT_MIN_COSINE) -> Verification:
-        return verify_encoder(encoder, self.inputs, self.embeddings, threshold)
+    @property
+    def label_embeddings(self) -> np.ndarray:
+        with self._lock:
+            if self._labels is None:
+                from .photo_set import GENERIC_LABELS, LABEL_TEMPLATE
+                from .text_torch import TorchTextEncoder
+
+                self._labels = TorchTextEncoder(self.clip).encode(
+                    [LABEL_TEMPLATE.format(label) for label in GENERIC_LABELS])
+            return self._labels
+
+    def verify(self, encoder, threshold: float = DEFAULT_MIN_COSINE,
+               min_top1: float = DEFAULT_MIN_TOP1) -> Verification:
+        return check_agreement(encoder, self.inputs, self.embeddings, self.label_embeddings,
+                               self.max_batch, threshold, min_top1)
