@@ -73,3 +73,18 @@ def test_auto_falls_back_to_torch_with_reason(clip, cache, monkeypatch, caplog):
 def test_unknown_text_backend(clip):
     with pytest.raises(ValueError, match="unknown text backend 'tensorrt'"):
         create_text_encoder(clip, "tensorrt")
+
+
+def test_exclamation_marks_are_not_padding(clip, cache):
+    """Token id 0 is '!' as well as the padding: trimming must keep up to the end-of-text token,
+    or 'stop!!!' loses its last tokens and its pooled end-of-text feature."""
+    from clip_perception.core.backends.text_torch import trimmed_length
+
+    prompts = ["stop!!!", "help! help!", "a"]
+    tokens = clip.tokenizer(prompts)
+    assert int((tokens[0] == 0).sum()) > 77 - 6, "'!' is expected to be token id 0"
+    assert trimmed_length(clip.model, tokens) == int(tokens[1].argmax()) + 1
+    full = TorchTextEncoder(clip).encode(prompts, trim=False)
+    for enc in (TorchTextEncoder(clip), OnnxRuntimeTextEncoder(clip, cache)):
+        got = enc.encode(prompts)
+        assert (got * full).sum(axis=1).min() > 0.9999, type(enc).__name__

@@ -19,7 +19,7 @@ from ..artifacts import model_artifact_dir
 from ..embeddings import l2_normalize
 from .onnx_export import export_onnx, exporter_tag
 from .base import BackendUnavailable
-from .text_torch import TorchTextEncoder, pool_and_project
+from .text_torch import TorchTextEncoder, pool_and_project, trimmed_length
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class OnnxRuntimeTextEncoder:
         out = []
         for i in range(0, len(prompts), self.batch_size):
             tokens = self.clip.tokenizer(list(prompts[i:i + self.batch_size])).numpy()
-            length = int((tokens != 0).sum(axis=1).max())
+            length = trimmed_length(self.clip.model, tokens)
             (emb,) = self.session.run([TEXT_OUTPUT_NAME],
                                       {TEXT_INPUT_NAME: np.ascontiguousarray(tokens[:, :length])})
             out.append(emb)

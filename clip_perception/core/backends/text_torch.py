@@ -52,7 +52,7 @@ class TorchTextEncoder:
 
     def _encode_trimmed(self, tokens):
         m = self.model
-        length = int((tokens != 0).sum(dim=1).max().item())
+        length = trimmed_length(m, tokens)
         tokens = tokens[:, :length]
         cast_dtype = m.transformer.get_cast_dtype()
         x = m.token_embedding(tokens).to(cast_dtype)
@@ -65,12 +65,24 @@ def pool_and_project(model, x, tokens):
     """The EOT token's features (argmax or eos pooling, as open_clip), text projection applied."""
     import torch
 
-    if model.text_pool_type == "argmax":
-        idx = tokens.argmax(dim=-1)
-    else:
-        idx = (tokens == model.text_eos_id).int().argmax(dim=-1)
+    idx = eot_index(model, tokens)
     x = x[torch.arange(x.shape[0], device=x.device), idx]
     proj = model.text_projection
     if proj is not None:
         x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
     return x
+
+
+def eot_index(model, tokens):
+    """Per prompt, the position whose features are pooled (open_clip's rule): the highest id
+    (the end-of-text token) for argmax pooling, else the first ``text_eos_id``. Works on torch
+    tensors and numpy arrays alike."""
+    if model.text_pool_type == "argmax":
+        return tokens.argmax(-1)
+    return ((tokens == model.text_eos_id) * 1).argmax(-1)
+
+
+def trimmed_length(model, tokens) -> int:
+    """Context length that keeps every prompt's end-of-text position (with a causal mask, later
+    positions cannot change it). Not ``tokens != 0``: id 0 is '!' as well as the padding."""
+    return int(eot_index(model, tokens).max()) + 1
