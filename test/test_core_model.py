@@ -129,3 +129,38 @@ def test_outlier_channels_out_of_range_are_refused(tiny_clip):
 
     with pytest.raises(ValueError, match="out of range for width 64"):
         add_activation_outliers(tiny_clip.model, channels=(131,))
+
+
+def _folder_with(tmp_path, tiny_model_id, name, state):
+    import torch
+
+    src = tiny_model_id.split(":", 1)[1]
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text(open(f"{src}/open_clip_config.json").read())
+    torch.save(state, folder / "weights.pt")
+    return folder
+
+
+def test_local_dir_with_a_pt_file_loads_those_weights(tmp_path, tiny_clip, tiny_model_id):
+    """open_clip ignores *.pt in a folder (random weights); the package loads it itself."""
+    folder = _folder_with(tmp_path, tiny_model_id, "pt_only", tiny_clip.model.state_dict())
+    clip = load_clip(f"local-dir:{folder}")
+    assert clip.weights_hash == tiny_clip.weights_hash
+
+
+def test_local_dir_weights_missing_a_parameter_are_refused(tmp_path, tiny_clip, tiny_model_id):
+    state = dict(tiny_clip.model.state_dict())
+    del state["visual.proj"]
+    folder = _folder_with(tmp_path, tiny_model_id, "partial", state)
+    with pytest.raises(ModelLoadError, match=r"weights\.pt could not be loaded.*visual\.proj"):
+        load_clip(f"local-dir:{folder}")
+
+
+def test_local_dir_with_several_unnamed_weights_is_refused(tmp_path, tiny_clip, tiny_model_id):
+    import torch
+
+    folder = _folder_with(tmp_path, tiny_model_id, "two", tiny_clip.model.state_dict())
+    torch.save(tiny_clip.model.state_dict(), folder / "other.pth")
+    with pytest.raises(ModelLoadError, match="several weights files"):
+        load_clip(f"local-dir:{folder}")

@@ -121,10 +121,7 @@ def _check_identifier(model_name: str, pretrained: Optional[str]) -> None:
             raise ModelLoadError(f"model folder not found: {folder} (from '{model_name}')")
         if not config.is_file():
             raise ModelLoadError(f"model folder {folder} has no open_clip_config.json")
-        if not any(p.suffix in _CHECKPOINT_SUFFIXES for p in folder.iterdir()):
-            raise ModelLoadError(
-                f"model folder {folder} has no weights file (*.safetensors, *.bin, *.pth); "
-                "open_clip would silently use random weights, so this is refused")
+        local_weights_file(folder)  # raises when there is none, or no way to tell which
         return
     if model_name.startswith(HF_HUB_PREFIX):
         if not model_name[len(HF_HUB_PREFIX):].strip():
@@ -147,6 +144,46 @@ def _check_identifier(model_name: str, pretrained: Optional[str]) -> None:
         if not looks_like_path:
             raise ModelLoadError(f"unknown pretrained tag '{pretrained}' for {model_name}. "
                                  f"Valid tags: {', '.join(tags) or '(none)'}; or a checkpoint file path")
+
+
+# open_clip's own preference when a folder holds several files (factory._find_checkpoint_in_dir)
+_PREFERRED_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
+                      "open_clip_pytorch_model.bin", "open_clip_pytorch_model.pth",
+                      "model.safetensors", "pytorch_model.bin", "pytorch_model.pth", "model.pth")
+
+
+def local_weights_file(folder: Path) -> Path:
+    """The weights file of a ``local-dir:`` folder. open_clip itself only looks at
+    *.safetensors/*.bin/*.pth and silently keeps random weights otherwise (e.g. for a *.pt), so
+    the package picks the file and loads it itself (load_clip)."""
+    files = sorted(p for p in folder.iterdir() if p.suffix in _CHECKPOINT_SUFFIXES)
+    if not files:
+        raise ModelLoadError(
+            f"model folder {folder} has no weights file ({', '.join('*' + s for s in _CHECKPOINT_SUFFIXES)}); "
+            "open_clip would silently use random weights, so this is refused")
+    preferred = [p for p in files if p.name in _PREFERRED_WEIGHTS]
+    if preferred:
+        return min(preferred, key=lambda p: _PREFERRED_WEIGHTS.index(p.name))
+    if len(files) > 1:
+        raise ModelLoadError(f"model folder {folder} has several weights files "
+                             f"({', '.join(p.name for p in files)}) and none of open_clip's "
+                             f"names ({', '.join(_PREFERRED_WEIGHTS)}); keep one or rename it")
+    return files[0]
+
+
+def _load_local_weights(model, folder: Path) -> None:
+    """Load the folder's weights strictly: every parameter and persistent buffer of the model
+    must come from the file (a missing or extra key is an error, never random weights)."""
+    from open_clip.factory import load_state_dict  # safetensors/torch, strips 'module.'
+
+    path = local_weights_file(folder)
+    try:
+        state = load_state_dict(str(path))
+        model.load_state_dict(state, strict=True)
+    except Exception as exc:  # torch/safetensors raise RuntimeError, KeyError, pickle errors
+        raise ModelLoadError(f"weights file {path} could not be loaded into the model of "
+                             f"{folder / 'open_clip_config.json'}: {type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:500]}") from exc
 
 
 def load_clip(model_name: str, pretrained: Optional[str] = None, device: str = "cpu") -> ClipModel:
@@ -178,6 +215,8 @@ def load_clip(model_name: str, pretrained: Optional[str] = None, device: str = "
                     "'local-dir:' model, see the README; HF_HUB_OFFLINE=1 fails fast)")
         raise ModelLoadError(f"could not load model '{model_name}' (pretrained={pretrained!r}): "
                              f"{exc}{hint}") from exc
+    if model_name.startswith(LOCAL_DIR_PREFIX):
+        _load_local_weights(model, Path(model_name[len(LOCAL_DIR_PREFIX):]))
     model.eval()
     tokenizer = open_clip.get_tokenizer(model_name)
     preprocess = PreprocessConfig.from_open_clip(open_clip.get_model_preprocess_cfg(model))
