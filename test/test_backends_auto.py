@@ -168,7 +168,7 @@ def test_explicit_requests_that_cannot_be_met_raise(clip, cache, backend, precis
 @pytest.mark.parametrize("kwargs,match", [
     (dict(backend="openvino2"), "unknown backend 'openvino2'"),
     (dict(precision="bf15"), "unknown precision 'bf15'"),
-    (dict(device="gpu"), "unknown device 'gpu'; expected 'cpu', 'cuda' or 'cuda:N'"),
+    (dict(device="gpu"), "unknown device 'gpu'; expected 'auto', 'cpu', 'cuda' or 'cuda:N'"),
     (dict(device="cuda:x"), "unknown device 'cuda:x'"),
     (dict(max_batch=0), "max_batch must be an integer >= 1"),
 ])
@@ -221,3 +221,25 @@ def test_auto_precision_is_fp16_on_tensorrt(clip, cache, monkeypatch, reference)
 def test_auto_precision_on_torch_is_fp32(clip, cache):
     enc = create_image_encoder(clip, backend="torch", precision="auto", cache_dir=cache)
     assert (enc.name, enc.precision) == ("torch", "fp32")
+
+
+def test_device_auto_is_cuda_only_where_torch_sees_a_gpu(monkeypatch):
+    import torch
+
+    from clip_perception.core.devices import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("auto") == "cuda"
+    assert resolve_device("cuda:1") == "cuda:1"
+    with pytest.raises(ValueError, match="expected 'auto', 'cpu'"):
+        resolve_device("gpu")
+
+
+def test_device_auto_on_this_machine_reaches_the_cpu_engines(clip, cache):
+    import torch
+
+    enc = create_image_encoder(clip, backend="auto", device="auto", cache_dir=cache)
+    assert enc.selection.device == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -31,7 +31,7 @@ def test_every_parameter_is_described_and_classified():
 
 
 @pytest.mark.parametrize("overrides, parameter, fragment", [
-    (dict(backend="openvino"), "backend", "got 'openvino', expected one of auto, tensorrt"),
+    (dict(backend="openvino2"), "backend", "got 'openvino2', expected one of auto, tensorrt, openvino"),
     (dict(precision="fp8"), "precision", "got 'fp8'"),
     (dict(device="gpu"), "device", "'cpu', 'cuda' or 'cuda:N'"),
     (dict(image_topics=[]), "image_topics", "empty"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-DEVICES = ("cpu", "cuda", "cuda:N")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 
 
 def is_cuda(device: str) -> bool:
@@ -13,10 +13,22 @@ def is_cuda(device: str) -> bool:
 
 
 def validate_device(device: str) -> str:
-    """``device`` if it is 'cpu', 'cuda' or 'cuda:N'; ValueError with the expected forms if not."""
-    if device != "cpu" and not is_cuda(device):
-        raise ValueError(f"unknown device '{device}'; expected 'cpu', 'cuda' or 'cuda:N'")
+    """``device`` if it is 'auto', 'cpu', 'cuda' or 'cuda:N'; ValueError with the expected forms
+    if not."""
+    if device not in ("auto", "cpu") and not is_cuda(device):
+        raise ValueError(f"unknown device '{device}'; expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
     return device
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when torch sees a usable GPU, else 'cpu' (so ``backend: auto`` reaches
+    TensorRT on GPU robots without a config change); other values validated and returned."""
+    validate_device(device)
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() and torch.cuda.device_count() > 0 else "cpu"
 
 
 def same_device(a: str, b: str) -> bool:

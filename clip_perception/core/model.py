@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .devices import is_cuda, validate_device
+from .devices import is_cuda, resolve_device
 from .errors import ClipPerceptionError
 from .preprocess import PreprocessConfig
 
@@ -187,7 +187,8 @@ def _load_local_weights(model, folder: Path) -> None:
 
 
 def load_clip(model_name: str, pretrained: Optional[str] = None, device: str = "cpu") -> ClipModel:
-    """Load ``model_name`` (+ ``pretrained``) with open_clip, in eval mode on ``device``."""
+    """Load ``model_name`` (+ ``pretrained``) with open_clip, in eval mode on ``device``
+    ('auto': cuda when usable, else cpu)."""
     import open_clip
     import torch
 
@@ -200,7 +201,7 @@ def load_clip(model_name: str, pretrained: Optional[str] = None, device: str = "
     if model_name.startswith(LOCAL_DIR_PREFIX):
         model_name = LOCAL_DIR_PREFIX + os.path.expanduser(model_name[len(LOCAL_DIR_PREFIX):])
     try:
-        validate_device(device)
+        device = resolve_device(device)
     except ValueError as exc:
         raise ModelLoadError(str(exc)) from None
     if is_cuda(device) and not torch.cuda.is_available():

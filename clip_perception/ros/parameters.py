@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from ..core.backends.options import BACKENDS, PRECISIONS
-from ..core.devices import validate_device
+from ..core.devices import resolve_device
 from ..core.vocabulary import (ADAPTER_BLEND_FROM_FILE, DEFAULT_LANDMARK_TEMPLATES, LabelSetSpec,
                                SpecError, name_list_problem)
 from ..core.memory.settings import MemorySettings, MemorySettingsError
@@ -46,12 +46,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("backend", STRING, "auto", "Image encoder backend.", False,
               "one of " + ", ".join(BACKENDS)),
     ParamSpec("precision", STRING, "auto",
-              "Image encoder precision. 'auto': the fastest one the backend can deliver and "
-              "verify against torch fp32 (tensorrt fp16, onnxruntime int8 on CPU if cosine >= "
-              "0.999 else fp32, torch fp32).",
+              "Image encoder precision. 'auto': tensorrt fp16 on a GPU; on a CPU the fastest, "
+              "timed here, of the engines that pass verification on natural photos against "
+              "torch fp32 (openvino bf16, onnxruntime int8, openvino/onnxruntime fp32).",
               False, "one of " + ", ".join(PRECISIONS)),
-    ParamSpec("device", STRING, "cpu", "Torch/ONNX device: 'cpu', 'cuda' or 'cuda:N'.", False,
-              "cpu, cuda or cuda:N"),
+    ParamSpec("device", STRING, "auto", "Torch/ONNX device: 'auto' (cuda when a GPU is usable, "
+              "else cpu), 'cpu', 'cuda' or 'cuda:N'.", False, "auto, cpu, cuda or cuda:N"),
     ParamSpec("engine_cache_dir", STRING, "",
               "Folder for exported ONNX files and TensorRT engines; empty = "
               "~/.cache/clip_perception.", False),
@@ -200,9 +200,8 @@ def validate(values: Mapping[str, Any]) -> tuple[StartupSettings, LiveSettings]:
     v = values
     if not str(v["model"]).strip():
         raise ParameterError("model", "is empty; expected e.g. 'ViT-B-32' or 'local-dir:/path'")
-    device = v["device"]
     try:
-        validate_device(device)
+        device = resolve_device(v["device"])
     except ValueError as exc:
         raise ParameterError("device", str(exc)) from None
     topics = tuple(v["image_topics"])

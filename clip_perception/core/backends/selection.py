@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from ..devices import is_cuda, same_device
+from ..devices import is_cuda, resolve_device, same_device
 from .base import BackendUnavailable, ImageEncoder
 from .options import validate_options
 from .report import BackendSelection
@@ -32,6 +32,7 @@ def create_image_encoder(clip, backend: str = "auto", precision: str = "fp32",
     ``threads``: onnxruntime intra-op threads, 0 = every core this process may use.
     """
     validate_options(backend, precision, device, max_batch)
+    device = resolve_device(device)
     from .verify import TorchReference
 
     reference = reference or TorchReference(clip, max_batch=max_batch)
