@@ -135,7 +135,8 @@ def test_build_failure_leaves_no_file(tmp_path):
 
     with pytest.raises(ArtifactBuildFailed, match="out of GPU memory"):
         get_or_build(tmp_path, KEY, ".engine", failing, FakeLoader(), ok_verify)
-    assert list(tmp_path.iterdir()) == []
+    # only the lock file stays (removing it would race with a process waiting on it)
+    assert [p.name for p in tmp_path.iterdir()] == [KEY.filename(".engine") + ".lock"]
 
 
 def test_force_rebuild(tmp_path):
@@ -170,3 +171,46 @@ def test_verify_encoder_turns_exceptions_into_refusals():
     v = check_agreement(Broken(), np.zeros((1, 3, 8, 8), np.float32),
                         np.ones((1, 4), np.float32), np.eye(4, dtype=np.float32), max_batch=1)
     assert not v.ok and "execute_async_v3 failed" in v.reason
+
+
+# --- interrupted builds and concurrent builders ------------------------------------------------
+
+def test_partials_of_an_interrupted_build_are_removed_at_the_next_start(tmp_path, caplog):
+    path = tmp_path / KEY.filename(".engine")
+    left_file = tmp_path / f"{path.stem}.abc123.engine.partial"
+    left_dir = tmp_path / f"{path.stem}.def456.partial"
+    unrelated = tmp_path / "other-artifact.xyz.engine.partial"
+    left_file.write_bytes(b"half")
+    left_dir.mkdir()
+    (left_dir / "smoothed_fp32.onnx").write_bytes(b"half")
+    unrelated.write_bytes(b"someone else's")
+    with caplog.at_level(logging.WARNING):
+        r = get_or_build(tmp_path, KEY, ".engine", FakeBuilder(), FakeLoader(), ok_verify)
+    assert not left_file.exists() and not left_dir.exists() and unrelated.exists()
+    assert any("interrupted build" in e for e in r.events)
+
+
+def test_two_builders_build_once(tmp_path):
+    """The second caller waits on the artifact's lock and loads what the first built (threads
+    here; fcntl locks behave the same between processes: each open() is its own lock owner)."""
+    import threading
+    import time
+
+    started = threading.Event()
+
+    class SlowBuilder(FakeBuilder):
+        def __call__(self, path):
+            started.set()
+            time.sleep(0.5)
+            super().__call__(path)
+
+    build = SlowBuilder()
+    results = []
+    first = threading.Thread(target=lambda: results.append(
+        get_or_build(tmp_path, KEY, ".engine", build, FakeLoader(), ok_verify)))
+    first.start()
+    assert started.wait(10)
+    second = get_or_build(tmp_path, KEY, ".engine", build, FakeLoader(), ok_verify)
+    first.join()
+    assert build.calls == 1
+    assert results[0].built and not second.built and second.path == results[0].path

@@ -58,30 +58,59 @@ def test_unknown_backend_is_rejected(tiny_clip):
         create_image_encoder(tiny_clip, "tpu")
 
 
-def test_export_file_is_keyed_by_exporter_version(tiny_clip, tmp_path):
+def test_export_file_is_keyed_and_recorded(tiny_clip, tmp_path):
+    import dataclasses
+
     import torch
 
+    from clip_perception.core.backends import onnx_export
+    from clip_perception.core.backends.engine_cache import read_record
+
     path = create_image_encoder(tiny_clip, "onnxruntime", cache_dir=tmp_path).onnx_path
-    assert f"torch{torch.__version__}".replace("+", "_") in path.name and "opset" in path.name
+    key = onnx_export.image_export_key(tiny_clip)
+    assert read_record(path)["key"] == key.to_dict()
+    assert key.library == f"torch {torch.__version__}"
+    assert ("opset", onnx_export.DEFAULT_OPSET) in key.options
+    other = dataclasses.replace(key, options=key.options + (("opset_extra", 1),))
+    assert other.filename(".onnx") != path.name  # another exporter option: another file
 
 
-def test_fp32_export_that_disagrees_with_torch_is_refused(tiny_clip, tmp_path):
-    """A broken or stale ONNX file is checked against the torch reference, not trusted."""
-    from clip_perception.core.backends import BackendUnavailable
-    from clip_perception.core.backends.onnx_export import image_onnx_path
+def test_export_that_disagrees_with_torch_is_exported_again_once(tiny_clip, tmp_path, caplog):
+    """A stale/broken ONNX file with a valid record is not trusted: it is checked against the
+    torch reference, exported again once, and the fresh export serves."""
+    from clip_perception.core.backends.onnx_export import ensure_image_onnx
     from clip_perception.core.backends.verify import TorchReference
-    from clip_perception.core.tiny_model import write_tiny_model
     from clip_perception.core.model import load_clip
+    from clip_perception.core.tiny_model import write_tiny_model
 
-    # Put another model's export where this model's export is expected.
     other = load_clip(write_tiny_model(tmp_path / "other", seed=7))
-    wrong = create_image_encoder(other, "onnxruntime", cache_dir=tmp_path / "o").onnx_path
-    target = image_onnx_path(tiny_clip, tmp_path / "c")
-    target.parent.mkdir(parents=True)
-    target.write_bytes(wrong.read_bytes())
+    wrong = ensure_image_onnx(other, tmp_path / "o")
+    target = ensure_image_onnx(tiny_clip, tmp_path / "c")
+    target.write_bytes(wrong.read_bytes())  # record still matches; content is another model's
+    with caplog.at_level("WARNING"):
+        enc = create_image_encoder(tiny_clip, "onnxruntime", cache_dir=tmp_path / "c",
+                                   reference=TorchReference(tiny_clip))
+    assert "exporting it again once" in caplog.text
+    assert TorchReference(tiny_clip).verify(enc).ok
+
+
+def test_export_refused_twice_is_refused_with_the_reason(tiny_clip, tmp_path, monkeypatch):
+    from clip_perception.core.backends import BackendUnavailable, onnx_export
+    from clip_perception.core.backends.verify import TorchReference
+    from clip_perception.core.model import load_clip
+    from clip_perception.core.tiny_model import write_tiny_model
+
+    other = load_clip(write_tiny_model(tmp_path / "other", seed=7))
+    real = onnx_export.export_image_tower
+    monkeypatch.setattr(onnx_export, "export_image_tower", lambda clip, p: real(other, p))
+    exports = []
+    real_ensure = onnx_export.ensure_image_onnx
+    monkeypatch.setattr(onnx_export, "ensure_image_onnx",
+                        lambda *a, **kw: exports.append(kw) or real_ensure(*a, **kw))
     with pytest.raises(BackendUnavailable, match=r"refused: .*min cosine to reference"):
         create_image_encoder(tiny_clip, "onnxruntime", cache_dir=tmp_path / "c",
                              reference=TorchReference(tiny_clip))
+    assert [kw.get("force_rebuild", False) for kw in exports] == [False, True]
     enc = create_image_encoder(tiny_clip, "auto", cache_dir=tmp_path / "c")
-    assert enc.name == "torch"  # auto records the refusal and falls through
+    assert enc.name == "torch"  # auto records the refusals and falls through
     assert any(a.outcome == "refused" for a in enc.selection.attempts)

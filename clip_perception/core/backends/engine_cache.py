@@ -11,10 +11,13 @@ Builder, loader and verifier are plain callables, so this logic is tested withou
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -121,9 +124,53 @@ def get_or_build(directory: str | os.PathLike, key: ArtifactKey, suffix: str,
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / key.filename(suffix)
     events: list[str] = []
-    value = None
-    built = False
+    # One builder per artifact on this machine: a second node (process) waits here, then
+    # finds the file built and loads it.
+    with artifact_lock(path):
+        remove_partials(path, events)
+        value, built = _load_or_build(directory, path, key, suffix, build, load, force_rebuild,
+                                      events)
 
+    verification = None
+    if verify is not None:
+        verification = verify(value)
+        if not verification.ok:
+            _close(value)
+            msg = f"{key.kind} {key.precision} artifact {path} refused: {verification}"
+            events.append(msg)
+            logger.warning(msg)
+            raise ArtifactRefused(msg, verification, path)
+        events.append(f"verified: {verification}")
+    return CachedArtifact(value, path, key, built, verification, events)
+
+
+@contextlib.contextmanager
+def artifact_lock(path: Path):
+    """An exclusive fcntl lock on ``<artifact>.lock``, held while the artifact is checked or
+    built (released by the kernel if the process dies)."""
+    with open(path.with_name(path.name + ".lock"), "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_partials(path: Path, events: list) -> None:
+    """Temporary files/folders an interrupted build of ``path`` left (called under its lock, so
+    no live build of the same artifact owns them)."""
+    for partial in path.parent.glob(f"{path.stem}.*.partial"):
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            partial.unlink(missing_ok=True)
+        msg = f"removed {partial.name}, left by an interrupted build"
+        logger.warning(msg)
+        events.append(msg)
+
+
+def _load_or_build(directory, path, key, suffix, build, load, force_rebuild, events):
+    value = None
     if path.is_file() and not force_rebuild:
         record = read_record(path)
         if record is None or record.get("key") != key.to_dict():
@@ -144,21 +191,9 @@ def get_or_build(directory: str | os.PathLike, key: ArtifactKey, suffix: str,
     elif force_rebuild and path.is_file():
         events.append(f"rebuild of {path} forced")
 
-    if value is None:
-        value = _build_and_load(directory, path, key, suffix, build, load, events)
-        built = True
-
-    verification = None
-    if verify is not None:
-        verification = verify(value)
-        if not verification.ok:
-            _close(value)
-            msg = f"{key.kind} {key.precision} artifact {path} refused: {verification}"
-            events.append(msg)
-            logger.warning(msg)
-            raise ArtifactRefused(msg, verification, path)
-        events.append(f"verified: {verification}")
-    return CachedArtifact(value, path, key, built, verification, events)
+    if value is not None:
+        return value, False
+    return _build_and_load(directory, path, key, suffix, build, load, events), True
 
 
 def _build_and_load(directory, path, key, suffix, build, load, events):

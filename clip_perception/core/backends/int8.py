@@ -87,6 +87,9 @@ def _build(clip, fp32_path, out_path, options, quantize) -> None:
     smoothed = dataclasses.replace(clip, model=smoothed_copy(clip, calibration_batch(
         clip.preprocess), alpha))
     # The smoothed fp32 export is only an intermediate: next to the output, removed after.
-    with tempfile.TemporaryDirectory(dir=Path(out_path).parent, suffix=".partial") as tmp:
+    # Named like the artifact's other partials, so an interrupted build's leftovers are removed.
+    stem = Path(out_path).name.split(".", 1)[0]
+    with tempfile.TemporaryDirectory(dir=Path(out_path).parent, prefix=stem + ".",
+                                     suffix=".partial") as tmp:
         source = export_image_tower(smoothed, Path(tmp) / "smoothed_fp32.onnx")
         quantize(source, out_path, options)

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ..artifacts import model_artifact_dir
-from .base import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME
+from .base import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable
 
 logger = logging.getLogger(__name__)
 DEFAULT_OPSET = 18
@@ -45,11 +45,15 @@ def export_image_tower(clip, path: str | os.PathLike, opset: int = DEFAULT_OPSET
 
 
 def exporter_tag(opset: int = DEFAULT_OPSET) -> str:
-    """Part of every exported file's name: a torch upgrade or another opset exports anew
-    instead of reusing a file another exporter wrote (model + weights hash key the folder)."""
+    """Names the text tower's export: a torch upgrade or another opset exports anew."""
     import torch
 
     return re.sub(r"[^A-Za-z0-9.]+", "_", f"torch{torch.__version__}_opset{opset}")
+
+
+# Every exporter choice that changes the file; part of the image export's cache key.
+EXPORT_OPTIONS = (("exporter", "torchscript"), ("opset", DEFAULT_OPSET),
+                  ("dynamic_axes", "batch"), ("example_batch", 2), ("normalised_output", True))
 
 
 def export_onnx(module, example, path: Path, input_name: str, output_name: str,
@@ -58,7 +62,7 @@ def export_onnx(module, example, path: Path, input_name: str, output_name: str,
     a reader never sees a half-written model, even if the export dies."""
     import torch
 
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
     os.close(fd)
     try:
         torch.onnx.export(module, (example,), tmp, input_names=[input_name],
@@ -70,14 +74,41 @@ def export_onnx(module, example, path: Path, input_name: str, output_name: str,
             os.unlink(tmp)
 
 
-def image_onnx_path(clip, cache_dir=None) -> Path:
-    return model_artifact_dir(clip, cache_dir) / \
-        f"image_fp32_{clip.image_size}px_{exporter_tag()}.onnx"
+def image_export_key(clip, options=EXPORT_OPTIONS):
+    import torch
+
+    from .engine_cache import ArtifactKey
+
+    return ArtifactKey(kind="onnx-image", model=clip.identifier, weights_hash=clip.weights_hash,
+                       precision="fp32", input_shape=(3, clip.image_size, clip.image_size),
+                       batch_profile=(), library=f"torch {torch.__version__}", device="any",
+                       options=tuple(options))
 
 
-def ensure_image_onnx(clip, cache_dir=None) -> Path:
-    """The exported fp32 image tower for ``clip``, exporting it once per weights hash."""
-    path = image_onnx_path(clip, cache_dir)
-    if not path.is_file():
-        export_image_tower(clip, path)
-    return path
+def ensure_image_onnx(clip, cache_dir=None, force_rebuild: bool = False) -> Path:
+    """The exported fp32 image tower for ``clip``: exported once per key (model, weights,
+    torch version, exporter options), recorded with its key, under the cross-process lock."""
+    from .engine_cache import get_or_build
+
+    return get_or_build(model_artifact_dir(clip, cache_dir), image_export_key(clip), ".onnx",
+                        build=lambda p: export_image_tower(clip, p), load=lambda p: p,
+                        force_rebuild=force_rebuild).path
+
+
+def with_image_onnx(clip, cache_dir, use):
+    """``use(path)`` on the cached export (e.g. open and verify a session). If that fails
+    because the file is corrupt or its output is refused, the tower is exported again once and
+    ``use`` retried; a second failure is raised with its reason."""
+    from .engine_cache import ArtifactRefused
+
+    path = ensure_image_onnx(clip, cache_dir)
+    try:
+        return use(path)
+    except BackendUnavailable as exc:
+        if not isinstance(exc, ArtifactRefused):
+            raise  # a missing library or device: a new export would not help
+        why = str(exc)
+    except Exception as exc:  # a corrupt file: onnxruntime/openvino raise their own types
+        why = f"{type(exc).__name__}: {exc}"
+    logger.warning("exported ONNX file %s unusable (%s); exporting it again once", path, why)
+    return use(ensure_image_onnx(clip, cache_dir, force_rebuild=True))

@@ -13,8 +13,8 @@ import numpy as np
 
 from ..devices import cpu_count, is_cuda
 from .base import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable, ImageEncoder, check_batch
-from .onnx_export import ensure_image_onnx
-from .verify import DEFAULT_MIN_COSINE
+from .onnx_export import ensure_image_onnx, with_image_onnx
+from .verify import DEFAULT_MIN_COSINE, require_verified
 
 logger = logging.getLogger(__name__)
 
@@ -106,20 +106,16 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
         """
         import_onnxruntime()  # fail before a (slow) export when onnxruntime is missing
         check_precision(precision, device)
-        fp32_path = ensure_image_onnx(clip, cache_dir)
         if precision == "fp32":
-            encoder = cls(fp32_path, clip.image_size, device=device, threads=threads,
-                          spinning=spinning)
-            if reference is not None:  # a stale or broken export must not serve unnoticed
-                from .engine_cache import ArtifactRefused
+            def use(path):
+                encoder = cls(path, clip.image_size, device=device, threads=threads,
+                              spinning=spinning)
+                if reference is not None:  # a stale or broken export must not serve unnoticed
+                    require_verified(encoder, reference, min_cosine, path)
+                return encoder
 
-                verification = reference.verify(encoder, min_cosine)
-                if not verification.ok:
-                    encoder.close()
-                    msg = f"onnxruntime fp32 model {fp32_path} refused: {verification}"
-                    logger.warning(msg)
-                    raise ArtifactRefused(msg, verification, fp32_path)
-            return encoder
+            return with_image_onnx(clip, cache_dir, use)
+        fp32_path = ensure_image_onnx(clip, cache_dir)
         from .int8 import load_or_quantize_int8  # int8 builds on this module's encoder
 
         return load_or_quantize_int8(clip, fp32_path, cache_dir, threads=threads,
@@ -141,3 +137,4 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
 
     def close(self) -> None:
         self.session = None
+

@@ -14,8 +14,8 @@ import numpy as np
 
 from ..devices import cpu_count
 from .base import BackendUnavailable, ImageEncoder, check_batch
-from .onnx_export import ensure_image_onnx
-from .verify import DEFAULT_MIN_COSINE
+from .onnx_export import with_image_onnx
+from .verify import DEFAULT_MIN_COSINE, require_verified
 
 logger = logging.getLogger(__name__)
 
@@ -90,18 +90,13 @@ class OpenVinoImageEncoder(ImageEncoder):
                   device: str = "cpu") -> "OpenVinoImageEncoder":
         """The exported tower compiled by OpenVINO, verified when ``reference`` is given."""
         check_precision(precision, device)  # before a (slow) export
-        path = ensure_image_onnx(clip, cache_dir)
-        encoder = cls(path, clip.image_size, precision, threads, device)
-        if reference is not None:
-            from .engine_cache import ArtifactRefused
+        def use(path):
+            encoder = cls(path, clip.image_size, precision, threads, device)
+            if reference is not None:
+                require_verified(encoder, reference, min_cosine, path)
+            return encoder
 
-            verification = reference.verify(encoder, min_cosine)
-            if not verification.ok:
-                encoder.close()
-                msg = f"openvino {precision} model {path} refused: {verification}"
-                logger.warning(msg)
-                raise ArtifactRefused(msg, verification, path)
-        return encoder
+        return with_image_onnx(clip, cache_dir, use)
 
     def encode_images(self, batch: np.ndarray) -> np.ndarray:
         batch = check_batch(batch, self.image_size)

@@ -115,6 +115,19 @@ def check_agreement(encoder, inputs, reference, label_embeddings, max_batch,
     return Verification(not reason, cos, threshold, reason, top1, coupled)
 
 
+def require_verified(encoder, reference, min_cosine, path) -> None:
+    """Close ``encoder`` and raise engine_cache.ArtifactRefused (with the reason) unless it
+    passes ``reference.verify``; ``path`` names the model file in the message."""
+    from .engine_cache import ArtifactRefused
+
+    verification = reference.verify(encoder, min_cosine)
+    if not verification.ok:
+        encoder.close()
+        msg = f"{encoder.name} {encoder.precision} model {path} refused: {verification}"
+        logger.warning(msg)
+        raise ArtifactRefused(msg, verification, path)
+
+
 class TorchReference:
     """Torch fp32 embeddings of the natural verification photos and of a generic label set,
     computed once per model and reused by every candidate.
