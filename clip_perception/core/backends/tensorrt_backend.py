@@ -262,9 +262,11 @@ def load_or_build_engine(clip, precision: str = "fp16", max_batch: int = 8, cach
                                                 max_batch, device=device))
     load = load or (lambda path: TensorRTImageEncoder(path, clip.image_size, max_batch,
                                                       precision, device))
-    reference = reference or TorchReference(clip)
+    reference = reference or TorchReference(clip, max_batch=max_batch)
     threshold = DEFAULT_MIN_COSINE if min_cosine is None else min_cosine
+    # Natural photos at batch 1 and at the engine's own max batch (its optimisation profile).
     return get_or_build(model_artifact_dir(clip, cache_dir) / "engines", key, ENGINE_SUFFIX,
                         build=build, load=load,
-                        verify=lambda enc: reference.verify(enc, threshold),
+                        verify=lambda enc: reference.verify(enc, threshold,
+                                                            max_batch=max_batch),
                         force_rebuild=force_rebuild)

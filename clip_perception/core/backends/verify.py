@@ -177,6 +177,8 @@ class TorchReference:
             return self._labels
 
     def verify(self, encoder, threshold: float = DEFAULT_MIN_COSINE,
-               min_top1: float = DEFAULT_MIN_TOP1) -> Verification:
+               min_top1: float = DEFAULT_MIN_TOP1, max_batch: int | None = None) -> Verification:
+        """``max_batch``: the largest batch ``encoder`` accepts (an engine's profile), default
+        this reference's."""
         return check_agreement(encoder, self.inputs, self.embeddings, self.label_embeddings,
-                               self.max_batch, threshold, min_top1)
+                               max_batch or self.max_batch, threshold, min_top1)
