@@ -63,6 +63,9 @@ def encoder_diagnostics(encoder: ImageEncoder) -> dict:
         for i, attempt in enumerate(a for a in selection.attempts
                                     if a.outcome in ("chosen", "slower") and a.reason):
             out[f"candidate {i + 1}"] = str(attempt)
+    recheck = getattr(encoder, "recheck", None)
+    if callable(recheck):
+        out["frame recheck"] = str(recheck())
     status = getattr(encoder, "status", None)
     if callable(status):
         s = status()

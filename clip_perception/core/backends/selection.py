@@ -10,6 +10,7 @@ import logging
 
 from ..devices import is_cuda, resolve_device, same_device
 from .base import BackendUnavailable, ImageEncoder
+from .frame_recheck import DEFAULT_RECHECK_FRAMES, RecheckingImageEncoder
 from .options import validate_options
 from .report import BackendSelection
 from .swapping import SwappingImageEncoder
@@ -20,7 +21,8 @@ logger = logging.getLogger(__name__)
 def create_image_encoder(clip, backend: str = "auto", precision: str = "fp32",
                          device: str = "cpu", cache_dir=None, threads: int = 0,
                          max_batch: int = 8, *, background_build: bool = True,
-                         reference=None) -> ImageEncoder:
+                         reference=None, recheck_frames: int = DEFAULT_RECHECK_FRAMES
+                         ) -> ImageEncoder:
     """Build an image encoder for ``clip``.
 
     Explicit backends either deliver exactly what was asked or raise BackendUnavailable naming
@@ -30,6 +32,9 @@ def create_image_encoder(clip, backend: str = "auto", precision: str = "fp32",
     logs/records every skip. With ``background_build`` the TensorRT engine is built while the
     next backend serves; otherwise ``auto`` waits for it.
     ``threads``: onnxruntime intra-op threads, 0 = every core this process may use.
+    ``recheck_frames``: a reduced-precision CPU engine is checked again against fp32 on the
+    first that many camera frames, in the background, and replaced by fp32 if it fails there
+    (frame_recheck.py); 0 disables it.
     """
     validate_options(backend, precision, device, max_batch)
     device = resolve_device(device)
@@ -53,7 +58,19 @@ def create_image_encoder(clip, backend: str = "auto", precision: str = "fp32",
                             reference)
         selection.add(backend, precision, encoder.device, "chosen")
     encoder.selection = selection
+    if recheck_frames and encoder.precision in ("int8", "bf16"):
+        encoder = RecheckingImageEncoder(
+            encoder, reference, lambda: _verified_fp32(clip, cache_dir, threads, reference,
+                                                       max_batch),
+            recheck_frames, max_batch)
     return encoder
+
+
+def _verified_fp32(clip, cache_dir, threads, reference, max_batch):
+    """The first fp32 CPU engine of the chain that loads and verifies (torch at worst)."""
+    fallback = BackendSelection("auto", "fp32", "cpu")
+    return _auto_cpu_or_ort(clip, "fp32", "cpu", cache_dir, threads, fallback, reference,
+                            max_batch)
 
 
 def _explicit(clip, backend, precision, device, cache_dir, threads, max_batch, reference):

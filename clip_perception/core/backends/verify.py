@@ -157,13 +157,17 @@ class TorchReference:
         inputs = self.inputs
         with self._lock:
             if self._embeddings is None:
-                from .torch_backend import TorchImageEncoder
-
-                enc = TorchImageEncoder(self.clip)
+                enc = self.torch_encoder()
                 self._embeddings = np.concatenate(
                     [enc.encode_images(inputs[i:i + self.max_batch])
                      for i in range(0, len(inputs), self.max_batch)])
             return self._embeddings
+
+    def torch_encoder(self):
+        """The fp32 reference encoder itself (for frames other than the photos)."""
+        from .torch_backend import TorchImageEncoder
+
+        return TorchImageEncoder(self.clip)
 
     @property
     def label_embeddings(self) -> np.ndarray:
