@@ -1,17 +1,19 @@
-"""Image/text backend throughput on a random ViT-B-32 (real FLOPs), measured side by side.
+"""Image engines side by side on the random ViT-B-32 and the outlier stress model.
 
-    /work/main/.venv/bin/python benchmarks/bench_backends.py [--rounds 5] [--markdown out.md]
+    /work/main/.venv/bin/python benchmarks/bench_backends.py [--rounds 3] [--json out.json]
 
-For every backend available here and batch sizes 1 and 4: images/s, ms/image, ratio to torch
-eager, min cosine to torch fp32; preprocessing (640x480 frame -> model input) as a fraction of
-the default path's inference time; time from a label-set change (20 labels x 7 templates) to new
-text embeddings. Configurations are measured in interleaved rounds and each ratio is taken
-within a round, then the median over rounds is reported: our machines are shared, so load that
-comes and goes hits every configuration alike.
+For each model (random weights; the same weights with trained-CLIP-like activation outliers):
+torch eager, onnxruntime fp32 / int8 (old: dynamic only; new: outliers smoothed first),
+OpenVINO fp32 / bf16 (bf16 only where the CPU runs it natively), and what ``backend: auto,
+precision: auto`` chose. Columns: img/s at batch 1 and at max_batch, ratio to torch eager
+(taken within each interleaved round, median reported), the verification on natural photos
+(min cosine, top-1 agreement on the generic label set, batch independence) and whether the
+engine passes it. The CPU's ISA is printed: decisions differ between AVX2, AVX-512 and AMX.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import statistics
@@ -20,45 +22,22 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clip_perception.core.backends import create_image_encoder  # noqa: E402
-from clip_perception.core.backends import int8  # noqa: E402
+from clip_perception.core.backends import create_image_encoder, int8  # noqa: E402
 from clip_perception.core.backends import onnx_export  # noqa: E402
-from clip_perception.core.backends import onnxruntime_backend as ortb  # noqa: E402
+from clip_perception.core.backends import openvino_backend as ovb  # noqa: E402
+from clip_perception.core.backends import precision_choice as pc  # noqa: E402
 from clip_perception.core.backends import tensorrt_backend as trtb  # noqa: E402
+from clip_perception.core.backends.base import BackendUnavailable  # noqa: E402
+from clip_perception.core.backends.engine_cache import ArtifactRefused  # noqa: E402
 from clip_perception.core.backends.torch_backend import TorchImageEncoder  # noqa: E402
 from clip_perception.core.backends.verify import TorchReference  # noqa: E402
 from clip_perception.core.model import load_clip  # noqa: E402
-from clip_perception.core.preprocess import Preprocessor  # noqa: E402
-from clip_perception.core.prompts import DEFAULT_TEMPLATES, PromptEmbeddingCache  # noqa: E402
-from clip_perception.core.backends.text_torch import TorchTextEncoder  # noqa: E402
-from clip_perception.core.backends.text_onnx import OnnxRuntimeTextEncoder  # noqa: E402
-from clip_perception.core.tiny_model import write_random_vit_b_32  # noqa: E402
+from clip_perception.core.tiny_model import (write_outlier_vit_b_32,  # noqa: E402
+                                             write_random_vit_b_32)
 
-BATCHES = (1, 4)
-DEFAULT = "onnxruntime int8 (default: backend + precision auto)"
-LABELS = [f"{adj} {noun}" for adj, noun in zip(
-    ["red", "small", "wooden", "open", "broken", "blue", "tall", "round", "metal", "green",
-     "old", "plastic", "white", "dark", "empty", "heavy", "soft", "yellow", "glass", "striped"],
-    ["door", "cup", "chair", "window", "box", "sign", "plant", "table", "bin", "bottle",
-     "bicycle", "bag", "wall", "corridor", "shelf", "cart", "sofa", "cone", "jar", "towel"])]
-
-
-def synthetic_frames(n: int, seed: int = 0) -> list[np.ndarray]:
-    """640x480 RGB frames with smooth structure + noise (camera-like content, not white noise)."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(n):
-        low = rng.uniform(0, 255, (12, 16, 3)).astype(np.uint8)
-        big = np.asarray(Image.fromarray(low).resize((640, 480), Image.Resampling.BILINEAR))
-        noisy = np.clip(big + rng.normal(0, 12, big.shape), 0, 255).astype(np.uint8)
-        frames.append(noisy)
-    return frames
+TORCH = "torch eager fp32"
 
 
 def time_calls(fn, arg, calls: int) -> float:
@@ -68,148 +47,144 @@ def time_calls(fn, arg, calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
+def build_engines(clip, cache, threads, reference, notes):
+    """name -> encoder for every engine measurable here; unmeasurable ones go to ``notes``."""
+    engines = {TORCH: TorchImageEncoder(clip)}
+    engines["onnxruntime fp32"] = create_image_encoder(clip, "onnxruntime", "fp32",
+                                                       cache_dir=cache, threads=threads)
+    fp32_path = onnx_export.ensure_image_onnx(clip, cache)
+    for name, options in (("onnxruntime int8 old (dynamic)", int8.DYNAMIC_INT8_OPTIONS),
+                          ("onnxruntime int8 new (smoothed)", int8.INT8_OPTIONS)):
+        try:  # min_top1 0: measure every engine; the verification columns say who passes
+            engines[name] = int8.load_or_quantize_int8(
+                clip, fp32_path, cache, threads=threads, reference=reference, options=options,
+                min_cosine=0.0, min_top1=0.0).value
+        except ArtifactRefused as exc:
+            notes.append(f"{name}: {exc}")
+    for precision in ovb.OV_PRECISIONS:
+        try:
+            engines[f"openvino {precision}"] = ovb.OpenVinoImageEncoder(
+                fp32_path, clip.image_size, precision, threads)
+        except BackendUnavailable as exc:
+            notes.append(f"openvino {precision}: not measurable here: {exc}")
+    trt_ok, trt_why = trtb.tensorrt_available("fp16")
+    if not trt_ok:
+        notes.append(f"tensorrt fp16: not measurable here: {trt_why}")
+    return engines
+
+
+def measure_model(label, clip, args, cache):
+    notes, setup = [], []
+    t0 = time.perf_counter()
+    reference = TorchReference(clip, max_batch=args.max_batch)
+    _ = (reference.embeddings, reference.label_embeddings)  # computed once, timed here
+    setup.append(f"torch reference on {len(reference.inputs)} photo views "
+                 f"{time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    engines = build_engines(clip, cache, args.threads, reference, notes)
+    setup.append(f"exports/quantisation {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    auto = create_image_encoder(clip, "auto", "auto", cache_dir=cache, threads=args.threads,
+                                max_batch=args.max_batch, reference=reference)
+    chosen = [a for a in auto.selection.attempts if a.outcome == "chosen"][0]
+    setup.append(f"auto decision {time.perf_counter() - t0:.1f} s")
+    auto_name = next((n for n, e in engines.items() if (e.name, e.precision) ==
+                      (auto.name, auto.precision) and "old" not in n), None)
+    auto.close()
+
+    verdict = {name: reference.verify(enc) for name, enc in engines.items()}
+    batches = (1, args.max_batch)
+    x = {b: reference.inputs[:b] for b in batches}
+    calls = {1: 3, args.max_batch: 1}
+    ips = {(n, b): [] for n in engines for b in batches}
+    ratio = {(n, b): [] for n in engines for b in batches}
+    for enc in engines.values():
+        for b in batches:
+            enc.encode_images(x[b])
+    for _ in range(args.rounds):
+        for b in batches:
+            now = {n: b / time_calls(e.encode_images, x[b], calls[b]) for n, e in engines.items()}
+            for n, v in now.items():
+                ips[(n, b)].append(v)
+                ratio[(n, b)].append(v / now[TORCH])
+    med = statistics.median
+    rows = []
+    for n in engines:
+        v = verdict[n]
+        rows.append({"model": label, "engine": n, "auto_choice": n == auto_name,
+                     "ips_b1": med(ips[(n, 1)]), "ips_bmax": med(ips[(n, args.max_batch)]),
+                     "vs_torch_b1": med(ratio[(n, 1)]),
+                     "vs_torch_bmax": med(ratio[(n, args.max_batch)]),
+                     "min_cosine": v.min_cosine, "top1_agreement": v.top1_agreement,
+                     "batch_cosine": v.batch_cosine, "passes": v.ok,
+                     "refusal": v.reason})
+    return {"rows": rows, "notes": notes, "setup": setup, "auto": str(chosen),
+            "auto_attempts": [str(a) for a in auto.selection.attempts]}
+
+
+def _or_dash(value, fmt) -> str:
+    """'-' where verification stopped before measuring this (e.g. cosine already failed)."""
+    return "-" if value != value else format(value, fmt)
+
+
+def markdown(result, max_batch) -> str:
+    lines = [f"| model | engine | img/s b1 | img/s b{max_batch} | vs torch b1 | "
+             f"vs torch b{max_batch} | min cosine | top-1 agree | batch-indep. cosine | "
+             "verified |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for m in result["models"].values():
+        for r in m["rows"]:
+            name = f"**{r['engine']}** (auto)" if r["auto_choice"] else r["engine"]
+            lines.append(f"| {r['model']} | {name} | {r['ips_b1']:.1f} | {r['ips_bmax']:.1f} | "
+                         f"{r['vs_torch_b1']:.2f}x | {r['vs_torch_bmax']:.2f}x | "
+                         f"{r['min_cosine']:.5f} | {_or_dash(r['top1_agreement'], '.1%')} | "
+                         f"{_or_dash(r['batch_cosine'], '.6f')} | "
+                         f"{'yes' if r['passes'] else 'no'} |")
+    lines.append("")
+    for label, m in result["models"].items():
+        lines.append(f"- {label}: auto chose: {m['auto']}")
+        lines += [f"  - {n}" for n in m["notes"]]
+        lines.append(f"  - setup: {'; '.join(m['setup'])}")
+    cpu = result["cpu"]
+    lines.append(f"- CPU: {cpu['model']}, ISA: {', '.join(cpu['isa']) or 'none of interest'}; "
+                 f"{result['cores']} cores; threads {result['threads'] or 'all'}; load average "
+                 f"before/after {result['load'][0]:.2f}/{result['load'][1]:.2f}")
+    lines.append(f"- libraries: {result['libraries']}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median reported)")
-    ap.add_argument("--variants", action=argparse.BooleanOptionalAction, default=True,
-                    help="also measure alternatives we tried (spinning, u8 int8)")
-    ap.add_argument("--threads", type=int, default=0,
-                    help="threads for torch and onnxruntime (0: library defaults = all cores); "
-                         "1 makes ratios robust to other processes on a shared machine")
-    ap.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
+    ap.add_argument("--max-batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=0, help="engine threads (0: all cores)")
+    ap.add_argument("--models", nargs="+", default=["random", "stress"],
+                    choices=["random", "stress"])
+    ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
+    ap.add_argument("--markdown", type=Path, default=None, help="also write the table here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("root").setLevel(logging.ERROR)  # ORT quantizer's "consider pre-processing"
-
-    load_before = os.getloadavg()[0]
-    tmp = Path(tempfile.mkdtemp(prefix="bench_backends_"))
-    t0 = time.perf_counter()
-    clip = load_clip(write_random_vit_b_32(tmp / "vit_b_32"))
-    cache = tmp / "cache"
-    setup = [f"model write+load {time.perf_counter() - t0:.1f} s"]
+    logging.getLogger("clip_perception").setLevel(logging.ERROR)  # refusals are in the table
     import torch
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    prep = Preprocessor(clip.preprocess)
-    frames = synthetic_frames(max(BATCHES))
-    inputs = {b: prep(frames[:b]) for b in BATCHES}
-    reference = TorchReference(clip)
-
-    encoders: dict[str, object] = {"torch eager fp32": TorchImageEncoder(clip)}
-    t0 = time.perf_counter()
-    encoders["onnxruntime fp32"] = create_image_encoder(
-        clip, "onnxruntime", "fp32", cache_dir=cache, threads=args.threads, reference=reference)
-    setup.append(f"ONNX export + verify {time.perf_counter() - t0:.1f} s")
-    t0 = time.perf_counter()
-    # Exactly what the node builds with its defaults (backend auto, precision auto).
-    default_enc = create_image_encoder(clip, "auto", "auto", cache_dir=cache,
-                                       threads=args.threads, reference=reference)
-    encoders[DEFAULT] = default_enc
-    setup.append(f"default path: {default_enc.selection.summary()}; int8 quantise+verify "
-                 f"{time.perf_counter() - t0:.1f} s")
-    notes = []
-    if args.variants:
-        fp32_path = onnx_export.image_onnx_path(clip, cache)
-        encoders["onnxruntime fp32, spinning on"] = ortb.OnnxRuntimeImageEncoder(
-            fp32_path, clip.image_size, threads=args.threads, spinning=True)
-        for label, options in [
-                ("onnxruntime int8 (u8 weights)", (("weight_type", "QUInt8"), ("per_channel", False),
-                                                   ("reduce_range", False),
-                                                   ("op_types_to_quantize", ("MatMul",)))),
-                ("onnxruntime int8 (s8, no reduce_range)", (("weight_type", "QInt8"),
-                                                            ("per_channel", True),
-                                                            ("reduce_range", False),
-                                                            ("op_types_to_quantize", ("MatMul",))))]:
-            out = cache / f"variant_{abs(hash(options))}.onnx"
-            int8.quantize_int8(fp32_path, out, options)
-            encoders[label] = ortb.OnnxRuntimeImageEncoder(out, clip.image_size, threads=args.threads,
-                                                           precision="int8")
-    trt_ok, trt_why = trtb.tensorrt_available("fp16")
-    if trt_ok:
-        t0 = time.perf_counter()
-        encoders["tensorrt fp16"] = trtb.load_or_build_engine(clip, "fp16", 4, cache,
-                                                              reference).value
-        setup.append(f"TensorRT build+verify {time.perf_counter() - t0:.1f} s")
-    else:
-        notes.append(f"tensorrt: not measured here: {trt_why}")
-
-    # cosine to torch fp32 on the preprocessed frames and on the fixed verification inputs
-    ref4 = encoders["torch eager fp32"].encode_images(inputs[4])
-    cosine = {}
-    for name, enc in encoders.items():
-        a = (enc.encode_images(inputs[4]) * ref4).sum(1).min()
-        b = (enc.encode_images(reference.inputs) * reference.embeddings).sum(1).min()
-        cosine[name] = float(min(a, b))
-
-    # interleaved throughput rounds
-    calls = {1: 3, 4: 1}
-    ips = {(n, b): [] for n in encoders for b in BATCHES}
-    ratio = {(n, b): [] for n in encoders for b in BATCHES}
-    for enc in encoders.values():  # warm-up (first-run allocations, thread pools)
-        for b in BATCHES:
-            enc.encode_images(inputs[b])
-    for _ in range(args.rounds):
-        for b in BATCHES:
-            round_ips = {}
-            for name, enc in encoders.items():
-                round_ips[name] = b / time_calls(enc.encode_images, inputs[b], calls[b])
-            for name, v in round_ips.items():
-                ips[(name, b)].append(v)
-                ratio[(name, b)].append(v / round_ips["torch eager fp32"])
-
-    # preprocessing cost per frame, against the default path's inference time per image
-    default = DEFAULT
-    pre_ms = {b: 1000 * time_calls(prep, frames[:b], 10) / b for b in BATCHES}
-    resize_ms = 1000 * time_calls(prep.resize_crop, frames[0], 10)
-
-    # label change: 140 prompts into a cold prompt cache, torch (trimmed) vs onnxruntime
-    text = {"torch (trimmed context)": TorchTextEncoder(clip),
-            "onnxruntime (trimmed context)": OnnxRuntimeTextEncoder(clip, cache,
-                                                                    threads=args.threads)}
-    for enc in text.values():
-        enc.encode(["warm up"])
-    label_s = {n: [] for n in text}
-    for _ in range(3):
-        for name, enc in text.items():
-            pc = PromptEmbeddingCache(enc.encode)
-            start = time.perf_counter()
-            pc.ensemble(LABELS, DEFAULT_TEMPLATES)
-            label_s[name].append(time.perf_counter() - start)
-
-    med = statistics.median
-    lines = [f"Random ViT-B-32, 640x480 frames, {torch.get_num_threads()} torch threads, "
-             f"onnxruntime {ortb.import_onnxruntime().__version__} with "
-             f"{encoders[default].threads} intra-op threads; median of {args.rounds} "
-             "interleaved rounds.",
-             "", "| backend | batch | images/s | ms/image | vs torch eager | min cosine to torch |",
-             "|---|---|---|---|---|---|"]
-    for name in encoders:
-        for b in BATCHES:
-            v = med(ips[(name, b)])
-            lines.append(f"| {name} | {b} | {v:.1f} | {1000 / v:.0f} | "
-                         f"{med(ratio[(name, b)]):.2f}x | {cosine[name]:.5f} |")
-    lines += ["", "| preprocessing (PIL bicubic resize + crop + normalise) | ms/frame | "
-                  "fraction of default-path (int8) inference | fraction of fp32 inference |",
-              "|---|---|---|---|"]
-    for b in BATCHES:
-        inf_ms = 1000 / med(ips[(default, b)])
-        fp32_ms = 1000 / med(ips[("onnxruntime fp32", b)])
-        lines.append(f"| batch {b} | {pre_ms[b]:.1f} | {100 * pre_ms[b] / inf_ms:.1f} % | "
-                     f"{100 * pre_ms[b] / fp32_ms:.1f} % |")
-    lines.append(f"| (resize+crop alone) | {resize_ms:.1f} | | |")
-    lines += ["", f"| label change ({len(LABELS)} labels x {len(DEFAULT_TEMPLATES)} templates, "
-                  "cold cache) | seconds (median of 3) | runs |", "|---|---|---|"]
-    for name, vals in label_s.items():
-        lines.append(f"| {name} | {med(vals):.2f} | {', '.join(f'{v:.2f}' for v in vals)} |")
-    lines += ["", "Setup: " + "; ".join(setup),
-              f"Load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f} "
-              f"on {os.cpu_count()} cores (other processes skew torch most: see RESULTS.md)"]
-    lines += [f"Note: {n}" for n in notes]
-    text_out = "\n".join(lines)
-    print(text_out)
+    load_before = os.getloadavg()[0]
+    tmp = Path(tempfile.mkdtemp(prefix="bench_backends_"))
+    writers = {"random": write_random_vit_b_32, "stress": write_outlier_vit_b_32}
+    result = {"cpu": pc.cpu_identity(), "libraries": pc.library_versions(),
+              "cores": os.cpu_count(), "threads": args.threads, "models": {}}
+    for label in args.models:
+        clip = load_clip(writers[label](tmp / label))
+        result["models"][label] = measure_model(label, clip, args, tmp / "cache")
+        print(f"[bench] {label} done", file=sys.stderr, flush=True)
+    result["load"] = [load_before, os.getloadavg()[0]]
+    text = markdown(result, args.max_batch)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
     if args.markdown:
-        args.markdown.write_text(text_out + "\n")
+        args.markdown.write_text(text + "\n")
     return 0
 
 
