@@ -400,12 +400,12 @@ def test_rate_cap_is_live(node_proc, ros_client):
 
 def test_startup_errors_exit_with_the_reason(tmp_path, tiny_model_id):
     proc = NodeProcess(tmp_path / "bad.log", dict(model=tiny_model_id, pretrained="",
-                                                  backend="openvino"))
+                                                  backend="openvino2"))
     try:
         assert proc.wait_exit(30) == 2
     finally:
         proc.stop()
-    assert "backend: got 'openvino', expected one of auto, tensorrt" in proc.output()
+    assert "backend: got 'openvino2', expected one of auto, tensorrt, openvino" in proc.output()
     proc = NodeProcess(tmp_path / "missing.log", dict(model="local-dir:/nonexistent/model",
                                                       pretrained=""))
     try:
