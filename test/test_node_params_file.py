@@ -11,7 +11,10 @@ pytest.importorskip("vision_msgs.msg", reason="vision_msgs is built by scripts/s
 def test_params_file_applies_in_any_namespace(tmp_path, tiny_model_id, namespace):
     config = yaml.safe_load((REPO / "config" / "clip_perception.yaml").read_text())
     params = config["/**"]["ros__parameters"]
-    params.update(model=tiny_model_id, pretrained="", backend="torch",
+    # Only `model` changes: the shipped empty `pretrained` means "the model's own default",
+    # so a local-dir: model starts without also clearing `pretrained`.
+    assert params["pretrained"] == ""
+    params.update(model=tiny_model_id, backend="torch",
                   labels=["alpha", "beta"], image_topics=["/ns_test/image"])
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(config))

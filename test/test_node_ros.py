@@ -264,6 +264,30 @@ def test_invalid_values_are_rejected_with_a_reason(node_proc, ros_client, values
         assert current != values[name]
 
 
+def test_empty_array_of_any_type_clears_a_string_array(node_proc, ros_client):
+    """`ros2 param set /clip_perception landmarks "[]"` sends an empty BOOL array."""
+    def set_raw(name, value):
+        request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=value)])
+        (result,) = ros_client.call(ros_client.set_client, request).results
+        return result
+
+    empty_bools = ParameterValue(type=ParameterType.PARAMETER_BOOL_ARRAY, bool_array_value=[])
+    try:
+        result = set_raw("landmarks", empty_bools)
+        assert result.successful, result.reason
+        assert ros_client.get_params("landmarks") == [[]]
+        # labels may not be empty: refused by validation with its reason, not as a type error
+        result = set_raw("labels", ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY))
+        assert not result.successful and "labels" in result.reason and "empty" in result.reason
+        assert ros_client.get_params("labels") == [LABELS]
+    finally:
+        (result,) = ros_client.set_params(landmarks=LANDMARKS)
+        assert result.successful, result.reason
+    ros_client.landmarks.clear()
+    assert labels_of(ros_client.send_until_result(CAM_A, "lm_back", ros_client.landmarks)) \
+        == LANDMARKS
+
+
 def test_adapter_live_and_mismatch_rejected(node_proc, ros_client, tiny_model_id, tmp_path):
     from clip_perception.core.adapter import save_adapter
     from clip_perception.core.model import load_clip

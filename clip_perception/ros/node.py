@@ -33,7 +33,8 @@ from ..core.backends.text_selection import create_text_encoder
 from . import diagnostics, logging_bridge
 from .conversions import ImageConverter, classification_message, landmarks_message
 from .intake import FrameIntake, IntakeSpinner
-from .parameters import StartupSettings, declare_parameters, validate
+from .parameters import (StartupSettings, declare_parameters, empty_arrays_as_string_arrays,
+                         validate)
 from . import memory as place_memory
 
 NODE_NAME = "clip_perception"
@@ -72,7 +73,8 @@ class ClipPerceptionNode(Node):
         cameras = list(settings.image_topics)
         self.stats = PipelineStats(cameras)
         self.slots = LatestFrameSlots(cameras, self.stats)
-        self.converter = ImageConverter()
+        self.converter = ImageConverter(scale16=settings.image16_scale,
+                                        max_pixels=settings.max_image_pixels)
         self._bad_frame_throttle = WarningThrottle(BAD_FRAME_WARNING_PERIOD)
         self._error_throttle = WarningThrottle(BAD_FRAME_WARNING_PERIOD)
 
@@ -99,6 +101,7 @@ class ClipPerceptionNode(Node):
         self._intake_spinner = IntakeSpinner(self)
         self.intake = FrameIntake(self._intake_spinner.node, cameras, self.slots,
                                   self.converter, settings.qos_reliability, settings.qos_depth)
+        self.add_pre_set_parameters_callback(empty_arrays_as_string_arrays)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diagnostics_timer = self.create_timer(
             1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
@@ -188,11 +191,16 @@ class ClipPerceptionNode(Node):
             self._accepted_adapter = adapter
             self._accepted_spec = spec
             self.worker.max_rate_hz = live.max_rate_hz
-            if spec != previous or reload_adapter:
+            if spec != previous or reload_adapter or self._last_build_failed():
                 version = self.label_sets.request(spec, adapter)
                 self.get_logger().info(f"parameters {sorted(changed)} accepted; building label "
                                        f"set v{version} in the background")
         return SetParametersResult(successful=True)
+
+    def _last_build_failed(self) -> bool:
+        """The newest label-set build failed: the same values set again must retry it."""
+        failed = self.label_sets.failed_version
+        return failed is not None and failed > self.label_sets.current.version
 
     # ---- per frame (worker thread) -----------------------------------------------------------
     def _decode(self, camera: str, frame):

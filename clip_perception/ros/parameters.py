@@ -13,6 +13,8 @@ from typing import Any, Mapping, Optional
 
 from ..core.backends.options import BACKENDS, PRECISIONS
 from ..core.devices import validate_device
+from ..core.image_decode import DEFAULT_MAX_IMAGE_PIXELS, SCALE16_AUTO, parse_scale16
+from ..core.model import default_pretrained
 from ..core.vocabulary import (ADAPTER_BLEND_FROM_FILE, DEFAULT_LANDMARK_TEMPLATES, LabelSetSpec,
                                SpecError, name_list_problem)
 from ..core.memory.settings import MemorySettings, MemorySettingsError
@@ -40,9 +42,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model", STRING, "ViT-B-32",
               "open_clip model: architecture name (ViT-B-32), 'hf-hub:org/repo' or "
               "'local-dir:/path' (open_clip folder format).", False, "non-empty"),
-    ParamSpec("pretrained", STRING, "openai",
-              "open_clip pretrained tag (openai, laion2b_s34b_b79k) or checkpoint file; must be "
-              "empty for hf-hub:/local-dir: models.", False),
+    ParamSpec("pretrained", STRING, "",
+              "open_clip pretrained tag (openai, laion2b_s34b_b79k) or checkpoint file; empty = "
+              "the model's own default ('openai' for an architecture name, none for "
+              "hf-hub:/local-dir: models, whose weights come with them).", False),
     ParamSpec("backend", STRING, "auto", "Image encoder backend.", False,
               "one of " + ", ".join(BACKENDS)),
     ParamSpec("precision", STRING, "auto",
@@ -71,6 +74,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "best_effort or reliable"),
     ParamSpec("qos_depth", INTEGER, 5, "History depth of the image subscriptions.", False,
               "1..100", int_range=(1, 100)),
+    ParamSpec("image16_scale", STRING, SCALE16_AUTO,
+              "16-bit images (mono16, 16UC1, bayer_*16, rgb16): 'auto' shows each frame's own "
+              "maximum as white; a number is the value shown as white (4095 for a 12-bit "
+              "sensor, 65535 for the full range).", False, "'auto' or 1..65535"),
+    ParamSpec("max_image_pixels", INTEGER, DEFAULT_MAX_IMAGE_PIXELS,
+              "Compressed images (JPEG/PNG) larger than this many pixels are refused before "
+              "decoding (a small PNG can decompress to gigabytes).", False, "1..1e9",
+              int_range=(1, 1_000_000_000)),
     # ---- label set (live) --------------------------------------------------------------------
     ParamSpec("labels", STRING_ARRAY, ["person", "chair", "door"],
               "Labels for ~/classification.", True, "non-empty, no blanks or duplicates"),
@@ -158,6 +169,8 @@ class StartupSettings:
     image_topics: tuple[str, ...]
     qos_reliability: str
     qos_depth: int
+    image16_scale: Optional[float]  # None: each frame's own maximum
+    max_image_pixels: int
     memory: MemorySettings = MemorySettings()
 
 
@@ -211,15 +224,22 @@ def validate(values: Mapping[str, Any]) -> tuple[StartupSettings, LiveSettings]:
     problem = name_list_problem(topics, allow_empty=False)
     if problem:
         raise ParameterError("image_topics", problem)
+    try:
+        scale16 = parse_scale16(v["image16_scale"])
+    except ValueError as exc:
+        raise ParameterError("image16_scale", str(exc)) from None
+    model = v["model"].strip()
     startup = StartupSettings(
-        model=v["model"].strip(), pretrained=v["pretrained"].strip(),
+        model=model, pretrained=default_pretrained(model, v["pretrained"].strip()) or "",
         backend=_choice("backend", v["backend"], BACKENDS),
         precision=_choice("precision", v["precision"], PRECISIONS), device=device,
         engine_cache_dir=v["engine_cache_dir"],
         encoder_threads=_range("encoder_threads", int(v["encoder_threads"]), 0),
         max_batch=_range("max_batch", int(v["max_batch"]), 1, 64), image_topics=topics,
         qos_reliability=_choice("qos_reliability", v["qos_reliability"], RELIABILITY_CHOICES),
-        qos_depth=_range("qos_depth", int(v["qos_depth"]), 1, 100), memory=_memory(v))
+        qos_depth=_range("qos_depth", int(v["qos_depth"]), 1, 100), image16_scale=scale16,
+        max_image_pixels=_range("max_image_pixels", int(v["max_image_pixels"]), 1,
+                                1_000_000_000), memory=_memory(v))
     max_rate = _range("max_rate_hz", float(v["max_rate_hz"]), 0.0, 1000.0)
     try:
         spec = LabelSetSpec.from_values(
@@ -232,6 +252,25 @@ def validate(values: Mapping[str, Any]) -> tuple[StartupSettings, LiveSettings]:
     except SpecError as exc:
         raise ParameterError(exc.parameter, exc.reason) from None
     return startup, LiveSettings(label_set=spec, max_rate_hz=max_rate)
+
+
+def empty_arrays_as_string_arrays(params: list) -> list:
+    """For a pre-set-parameters callback: an empty array of any type becomes an empty string
+    array for string-array parameters. ``ros2 param set /node landmarks "[]"`` sends an empty
+    *bool* array (YAML ``[]`` has no element type), which rclpy would refuse as the wrong type;
+    whether the parameter may be empty is then ``validate``'s decision, with its reason."""
+    from rclpy.parameter import Parameter
+
+    array_types = (Parameter.Type.BYTE_ARRAY, Parameter.Type.BOOL_ARRAY,
+                   Parameter.Type.INTEGER_ARRAY, Parameter.Type.DOUBLE_ARRAY)
+    out = []
+    for p in params:
+        spec = PARAMETERS_BY_NAME.get(p.name)
+        if spec is not None and spec.type == STRING_ARRAY and p.type_ in array_types \
+                and len(p.value) == 0:
+            p = Parameter(p.name, Parameter.Type.STRING_ARRAY, [])
+        out.append(p)
+    return out
 
 
 def declare_parameters(node) -> dict[str, Any]:
