@@ -398,10 +398,13 @@ def test_full_size_frames_best_effort_are_delivered(node_proc, ros_client):
 
     base = received(ros_client.latest_diagnostics(lambda s: True))
     rgb = pattern_image(480, 640)
-    for _ in range(10):
+    for _ in range(20):
         ros_client.pub_a.publish(image_msg(rgb, next(_stamps), "vga"))
         time.sleep(0.05)  # a camera's frame period, not a wait for the node
-    statuses = ros_client.latest_diagnostics(lambda s: received(s) >= base + 9, timeout=10)
+    # Measured: without the profile almost none arrive, with it all 20 on a quiet machine.
+    # Under load the node's executor can fall behind its depth-5 history and lose a few, which
+    # best-effort allows; half separates "profile works" from "profile missing" with margin.
+    statuses = ros_client.latest_diagnostics(lambda s: received(s) >= base + 10, timeout=10)
     assert statuses is not None, "640x480 best-effort frames were lost (shared-memory profile?)"
 
 
