@@ -25,8 +25,8 @@ def test_every_parameter_is_described_and_classified():
     assert set(LIVE_PARAMETERS) == {
         "labels", "prompt_templates", "label_prompts", "top_k", "score_threshold", "landmarks",
         "landmark_templates", "landmark_smoothing", "adapter_path", "adapter_blend",
-        "max_rate_hz"}
-    assert {"model", "pretrained", "backend", "precision", "device", "engine_cache_dir",
+        "max_rate_hz", "stall_timeout"}
+    assert {"autostart", "model", "pretrained", "backend", "precision", "device", "engine_cache_dir",
             "image_topics", "qos_reliability", "qos_depth", "max_batch"} <= set(RESTART_PARAMETERS)
 
 

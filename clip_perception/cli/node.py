@@ -16,9 +16,7 @@ def main(argv=None) -> int:
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
     from ..core.allocator import keep_large_buffers
-    from ..core.backends import BackendUnavailable
     from ..core.memory import PlaceMemoryError
-    from ..core.model import ModelLoadError
     from ..core.vocabulary import SpecError
     from ..ros.node import NODE_NAME, ClipPerceptionNode
     from ..ros.parameters import ParameterError
@@ -32,15 +30,20 @@ def main(argv=None) -> int:
     try:
         try:
             node = ClipPerceptionNode()
-        except (ParameterError, SpecError, ModelLoadError, BackendUnavailable,
-                PlaceMemoryError) as exc:
+        except (ParameterError, SpecError, PlaceMemoryError) as exc:
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
             return 2
         except rclpy.exceptions.InvalidParameterTypeException as exc:
             # e.g. "score_threshold: 0" (integer) in a params file for a double parameter
             rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
             return 2
-        # Threads: parameter services, the diagnostics timer and the memory's services run in
+        # Unmanaged (autostart): a node that cannot configure exits with the reason, as before
+        # the lifecycle. Managed: it waits, unconfigured, for ~/change_state.
+        if node.settings.autostart and not node.autostart():
+            rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {node.last_failure}")
+            node.destroy_node()
+            return 2
+        # Threads: parameter and lifecycle services, the diagnostics timer and the memory's services run in
         # separate callback groups, so none waits for another; camera frames arrive on the
         # node's own intake thread (ros/intake.py), inference on its worker thread.
         executor = MultiThreadedExecutor(num_threads=3)

@@ -120,3 +120,32 @@ def landmarks_message(result: FrameResult, header):
     msg.results = [ObjectHypothesis(class_id=s.label, score=float(s.score))
                    for s in result.landmarks]
     return msg
+
+
+UNKNOWN_CLASS_ID = 65535  # vision_msgs' "unlabelled" id, for the 'unknown' hypothesis
+
+
+def label_info_message(labels, score_threshold: float, unknown_label: str, stamp):
+    """~/label_info: class_map in label order (class_id = index; class_name = the label text,
+    which is also ObjectHypothesis.class_id in ~/classification), threshold = score_threshold.
+    With a threshold the 'unknown' hypothesis can appear: it gets the reserved id 65535."""
+    from vision_msgs.msg import LabelInfo, VisionClass
+
+    msg = LabelInfo()
+    msg.header.stamp = stamp
+    msg.class_map = [VisionClass(class_id=i, class_name=name) for i, name in enumerate(labels)]
+    if score_threshold > 0:
+        msg.class_map.append(VisionClass(class_id=UNKNOWN_CLASS_ID, class_name=unknown_label))
+    msg.threshold = float(score_threshold)
+    return msg
+
+
+def rgb_image_message(rgb: np.ndarray, header):
+    """HxWx3 uint8 RGB -> sensor_msgs/Image rgb8 with ``header`` (the source frame's)."""
+    from sensor_msgs.msg import Image
+
+    height, width = rgb.shape[:2]
+    msg = Image(header=header, height=height, width=width, encoding="rgb8", is_bigendian=0,
+                step=width * 3)
+    msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+    return msg

@@ -15,6 +15,7 @@ from ..core.backends.options import BACKENDS, PRECISIONS
 from ..core.devices import validate_device
 from ..core.image_decode import DEFAULT_MAX_IMAGE_PIXELS, SCALE16_AUTO, parse_scale16
 from ..core.model import default_pretrained
+from .liveness import DEFAULT_STALL_TIMEOUT
 from ..core.vocabulary import (ADAPTER_BLEND_FROM_FILE, DEFAULT_LANDMARK_TEMPLATES, LabelSetSpec,
                                SpecError, name_list_problem)
 from ..core.memory.settings import MemorySettings, MemorySettingsError
@@ -38,6 +39,11 @@ class ParamSpec:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
+    # ---- lifecycle (restart) ------------------------------------------------------------------
+    ParamSpec("autostart", BOOL, True,
+              "Configure and activate at start (an unmanaged node, as `ros2 launch` starts it); "
+              "false: stay unconfigured until a lifecycle manager (or `ros2 lifecycle set`) "
+              "drives ~/change_state.", False),
     # ---- model and backend (restart) --------------------------------------------------------
     ParamSpec("model", STRING, "ViT-B-32",
               "open_clip model: architecture name (ViT-B-32), 'hf-hub:org/repo' or "
@@ -140,6 +146,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           ("min_separation", DOUBLE, "Default grouping distance (m) of ~/query_places.", ">= 0"),
           ("thumbnail_size", INTEGER, "Longer side (px) of the stored JPEG thumbnail; 0 = none.",
            "0..1024"))),
+    # ---- liveness (live) ---------------------------------------------------------------------
+    ParamSpec("stall_timeout", DOUBLE, DEFAULT_STALL_TIMEOUT,
+              "/diagnostics turns WARN when frames are waiting but none was processed for this "
+              "many seconds.", True, "0.5..3600", float_range=(0.5, 3600.0)),
 )
 PARAMETERS_BY_NAME = {p.name: p for p in PARAMETERS}
 LIVE_PARAMETERS = tuple(p.name for p in PARAMETERS if p.live)
@@ -169,6 +179,7 @@ class StartupSettings:
     image_topics: tuple[str, ...]
     qos_reliability: str
     qos_depth: int
+    autostart: bool
     image16_scale: Optional[float]  # None: each frame's own maximum
     max_image_pixels: int
     memory: MemorySettings = MemorySettings()
@@ -178,6 +189,7 @@ class StartupSettings:
 class LiveSettings:
     label_set: LabelSetSpec
     max_rate_hz: float
+    stall_timeout: float
 
 
 def _choice(name: str, value: str, choices) -> str:
@@ -238,6 +250,7 @@ def validate(values: Mapping[str, Any]) -> tuple[StartupSettings, LiveSettings]:
         max_batch=_range("max_batch", int(v["max_batch"]), 1, 64), image_topics=topics,
         qos_reliability=_choice("qos_reliability", v["qos_reliability"], RELIABILITY_CHOICES),
         qos_depth=_range("qos_depth", int(v["qos_depth"]), 1, 100), image16_scale=scale16,
+        autostart=bool(v["autostart"]),
         max_image_pixels=_range("max_image_pixels", int(v["max_image_pixels"]), 1,
                                 1_000_000_000), memory=_memory(v))
     max_rate = _range("max_rate_hz", float(v["max_rate_hz"]), 0.0, 1000.0)
@@ -251,7 +264,8 @@ def validate(values: Mapping[str, Any]) -> tuple[StartupSettings, LiveSettings]:
             adapter_path=v["adapter_path"].strip(), adapter_blend=float(v["adapter_blend"]))
     except SpecError as exc:
         raise ParameterError(exc.parameter, exc.reason) from None
-    return startup, LiveSettings(label_set=spec, max_rate_hz=max_rate)
+    stall = _range("stall_timeout", float(v["stall_timeout"]), 0.5, 3600.0)
+    return startup, LiveSettings(label_set=spec, max_rate_hz=max_rate, stall_timeout=stall)
 
 
 def empty_arrays_as_string_arrays(params: list) -> list:
