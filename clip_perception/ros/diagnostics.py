@@ -37,6 +37,7 @@ class PipelineInfo:
     liveness_level: int = OK  # ros.liveness verdict
     liveness: str = ""
     lifecycle_state: str = "active"
+    debug_images: int = 0  # ~/debug_image frames drawn (only while someone subscribes)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ def build_statuses(node_name: str, snap: StatsSnapshot, info: PipelineInfo, now:
               ("frames prepared ahead", str(snap.prepared_ahead)),
               ("preparations wasted", str(snap.preparations_wasted)),
               ("pipeline errors", str(snap.errors)), ("last error", snap.last_error or "(none)"),
-              ("lifecycle state", info.lifecycle_state)]
+              ("lifecycle state", info.lifecycle_state),
+              ("debug images", str(info.debug_images))]
     for stage in STAGES:
         w = snap.stages[stage]
         values.append((f"{stage} ms mean ({STAGE_UNITS[stage]})", _ms(w.mean)))

@@ -214,7 +214,7 @@ class ClipPerceptionNode(LifecycleNode):
         with self._param_lock:
             manager, self.label_sets = self.label_sets, None
         if manager is not None:
-            manager.close()  # a build in flight finishes on its daemon thread, unused
+            manager.close(STOP_TIMEOUT)  # a build in flight ends on its daemon thread, unused
 
     def _create_outputs(self) -> None:
         self.outputs = NodeOutputs(self, active=lambda: self.state == "active",
@@ -383,7 +383,8 @@ class ClipPerceptionNode(LifecycleNode):
             rebuilding=self.label_sets.busy, label_set_error=error,
             prepare_ahead="{} ({})".format("on" if ahead else "off", why),
             liveness_level=live.level if live else diagnostics.OK,
-            liveness=live.message if live else "", lifecycle_state=self.state)
+            liveness=live.message if live else "", lifecycle_state=self.state,
+            debug_images=self.outputs.debug.rendered if self.outputs else 0)
         return snap, info, now
 
     def destroy_node(self):
