@@ -89,7 +89,7 @@ def build_statuses(node_name: str, snap: StatsSnapshot, info: PipelineInfo, now:
         level, message = WARN, info.backend_warning
     else:
         level, message = OK, f"{rate:.1f} frames/s"
-    if info.liveness_level > level:
+    if info.liveness_level > OK and info.liveness_level >= level:  # says more at equal level
         level, message = info.liveness_level, info.liveness
     statuses = [Status(f"{node_name}: pipeline", level, message, info.model, tuple(values))]
     for camera, c in snap.cameras.items():

@@ -203,11 +203,15 @@ class ClipPerceptionNode(LifecycleNode):
         self.clip = self.encoder = self.preprocessor = self.text_encoder = None
 
     def _start_label_sets(self) -> None:
+        # Builds use the model of this configure, even one abandoned by cleanup/shutdown.
+        clip, cache = self.clip, self._prompt_cache
+
+        def build(spec: LabelSetSpec, adapter: Optional[AdapterHead], version: int) -> LabelSet:
+            return self._build_label_set(clip, cache, spec, adapter, version)
         with self._param_lock:  # the values accepted so far, also while unconfigured
             spec = self._accepted_spec
             self._accepted_adapter = self._checked_adapter(spec)
-            initial = self._build_label_set(spec, self._accepted_adapter, 1)
-            self.label_sets = LabelSetManager(self._build_label_set, initial)
+            self.label_sets = LabelSetManager(build, build(spec, self._accepted_adapter, 1))
         self.stats = PipelineStats(list(self.settings.image_topics))
 
     def _stop_label_sets(self) -> None:
@@ -264,7 +268,6 @@ class ClipPerceptionNode(LifecycleNode):
             self.destroy_subscription(subscription)
         self._subscriptions_by_topic = {}
 
-    # ---- helpers -------------------------------------------------------------------------------
     def _checked_adapter(self, spec: LabelSetSpec) -> Optional[AdapterHead]:
         if not spec.adapter_path:
             return None
@@ -272,11 +275,11 @@ class ClipPerceptionNode(LifecycleNode):
                                     lambda: self.clip.weights_hash, self.clip.embed_dim,
                                     self.clip.identifier)
 
-    def _build_label_set(self, spec: LabelSetSpec, adapter: Optional[AdapterHead],
-                         version: int) -> LabelSet:
+    def _build_label_set(self, clip, cache: PromptEmbeddingCache, spec: LabelSetSpec,
+                         adapter: Optional[AdapterHead], version: int) -> LabelSet:
         start = time.perf_counter()
-        label_set = build_label_set(spec, self._prompt_cache, self.clip.logit_scale,
-                                    self.clip.embed_dim, version, adapter)
+        label_set = build_label_set(spec, cache, clip.logit_scale, clip.embed_dim, version,
+                                    adapter)
         self.get_logger().info(
             f"label set v{version} ready: {len(spec.labels)} labels, {len(spec.landmarks)} "
             f"landmarks, {count_prompts(spec)} prompts, "
