@@ -14,7 +14,8 @@ def test_launch_file_parses_and_declares_its_arguments():
     declared = {call.args[0].value for call in ast.walk(tree)
                 if isinstance(call, ast.Call) and getattr(call.func, "id", "") ==
                 "DeclareLaunchArgument"}
-    assert declared == {"params_file", "image_topics", "namespace", "fastdds_profile"}
+    assert declared == {"params_file", "image_topics", "namespace", "fastdds_profile",
+                        "autostart"}
     nodes = [call for call in ast.walk(tree) if isinstance(call, ast.Call)
              and getattr(call.func, "id", "") == "Node"]
     kwargs = {kw.arg: kw.value for kw in nodes[0].keywords}
@@ -79,4 +80,5 @@ def test_generate_launch_description_when_launch_ros_is_installed(tmp_path, monk
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
     names = {a.name for a in description.get_launch_arguments()}
-    assert names == {"params_file", "image_topics", "namespace", "fastdds_profile"}
+    assert names == {"params_file", "image_topics", "namespace", "fastdds_profile",
+                     "autostart"}

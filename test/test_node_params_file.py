@@ -42,6 +42,9 @@ def test_backend_choice_reaches_the_ros_log(tmp_path, tiny_model_id):
         assert "[clip_perception]: image backend (auto requested): tensorrt auto on cpu: " \
                "skipped (device is 'cpu'; tensorrt needs device 'cuda')" in out, out
         assert "onnxruntime int8 on cpu: chosen" in out, out
+        # quiet: no bare Python logging/warnings lines from onnxruntime's quantiser or torch
+        assert "WARNING:root" not in out and "UserWarning" not in out, out
+        assert "DeprecationWarning" not in out, out
     finally:
         proc.stop()
 
