@@ -260,3 +260,49 @@ def test_configure_failure_returns_failure_with_the_reason(tmp_path):
         rclpy.shutdown(context=context)
         thread.join(5)
     assert code == 0, proc.output()
+
+
+@pytest.mark.parametrize("moment", ["configuring", "streaming and rebuilding labels"])
+def test_sigint_exits_cleanly(tmp_path, tiny_model_id, moment):
+    """Ctrl-C / ros2 launch's SIGINT while the engines are built at configure (int8 export +
+    quantisation), or while frames stream and a label-set build runs: exit 0, no traceback, no
+    'publishing failed', and no partial files left in the engine cache."""
+    use_profile_in_this_process()
+    cache = tmp_path / "engine_cache"
+    topic = "/sigint_test/image_raw"
+    proc = NodeProcess(tmp_path / "node.log", dict(
+        model=tiny_model_id, backend="onnxruntime", precision="int8",
+        engine_cache_dir=str(cache), image_topics=[topic], labels=["cup", "apple"]),
+        extra_ros_args=("-r", "__ns:=/sigint_test"))
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("sigint_client", context=context)
+    pub = node.create_publisher(Image, topic, 5)
+    set_params = node.create_client(SetParameters, "/sigint_test/clip_perception/set_parameters")
+    try:
+        if moment == "configuring":
+            assert wait_until(lambda: "building onnxruntime-int8" in proc.output()
+                              or proc.proc.poll() is not None, 60, 0.01), proc.output()
+        else:
+            assert wait_until(lambda: "active: listening on" in proc.output()
+                              or proc.proc.poll() is not None, 60, 0.05), proc.output()
+            assert wait_until(set_params.service_is_ready, 30, 0.05)
+            for i in range(20):
+                pub.publish(image_msg(pattern_image(48, 64), next(_stamps), "sig"))
+                time.sleep(0.02)
+            set_params.call_async(SetParameters.Request(parameters=[ParameterMsg(
+                name="labels", value=ParameterValue(
+                    type=ParameterType.PARAMETER_STRING_ARRAY,
+                    string_array_value=[f"label {i}" for i in range(300)]))]))
+            assert wait_until(lambda: "in the background" in proc.output(), 20, 0.01)
+            for i in range(5):
+                pub.publish(image_msg(pattern_image(48, 64), next(_stamps), "sig"))
+        code = proc.stop(timeout=30)
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    out = proc.output()
+    assert code == 0, out
+    assert "Traceback" not in out and "publishing failed" not in out, out
+    leftovers = [p.name for p in cache.rglob("*") if p.suffix in (".partial", ".tmp")]
+    assert not leftovers, leftovers

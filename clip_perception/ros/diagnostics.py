@@ -1,8 +1,9 @@
 """1 Hz /diagnostics: one status for the pipeline, one per camera.
 
 Levels: the pipeline takes the liveness verdict (``ros.liveness``: WARN when stalled, ERROR when
-the worker is dead or the encoder keeps failing) when it is worse than the rest; a camera is WARN while it has received nothing yet (usually a wrong topic name or QoS)
-or when it rejected frames within the last ``recent`` seconds; the pipeline is ERROR when the
+the worker is dead or the encoder keeps failing) unless the rest is worse; a camera is WARN
+while it has received nothing yet (usually a wrong topic name or QoS) or when it rejected
+frames within the last ``recent`` seconds; the pipeline is ERROR when the
 encoder/scoring/publishing failed within ``recent`` seconds or the last label set failed to
 build, WARN while labels are being re-encoded or when a background engine build was refused
 (the fallback backend keeps serving), else OK.

@@ -59,6 +59,8 @@ def _transition(callback):
             try:
                 return callback(self, state)
             except Exception:
+                if not self.context.ok():  # SIGINT shut the middleware down mid-transition
+                    raise
                 self.last_failure = traceback.format_exc(limit=3).strip().splitlines()[-1]
                 self.get_logger().error(f"{callback.__name__} raised:\n"
                                         + traceback.format_exc())
@@ -76,15 +78,13 @@ class ClipPerceptionNode(LifecycleNode):
         # Held by every transition; the diagnostics timer never waits for it (configure takes
         # seconds) and skips a tick instead.
         self._transition_lock = threading.RLock()
-        self.state = "unconfigured"
-        self.last_failure = ""
+        self.state, self.last_failure = "unconfigured", ""
         # Made by configure (None before and after cleanup) ...
         self.clip = self.encoder = self.preprocessor = self.text_encoder = None
         self.label_sets: Optional[LabelSetManager] = None
         self.stats: Optional[PipelineStats] = None
         self.outputs: Optional[NodeOutputs] = None
-        # ... and by activate (None while inactive). Set before anything can raise: rclpy
-        # destroys a node whose construction failed, too.
+        # ... and by activate (None while inactive). Set first: rclpy destroys half-built nodes.
         self.slots: Optional[LatestFrameSlots] = None
         self.worker: Optional[PerceptionWorker] = None
         self._subscriptions_by_topic: dict[str, Any] = {}
@@ -167,7 +167,8 @@ class ClipPerceptionNode(LifecycleNode):
 
     @_transition
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.get_logger().error(f"error during a transition from {state.label}; releasing")
+        if self.context.ok():
+            self.get_logger().error(f"error during a transition from {state.label}; releasing")
         return self._shut_down("unconfigured")  # SUCCESS: ready to configure again
 
     def _shut_down(self, final_state: str = "finalized") -> TransitionCallbackReturn:
@@ -269,11 +270,10 @@ class ClipPerceptionNode(LifecycleNode):
         self._subscriptions_by_topic = {}
 
     def _checked_adapter(self, spec: LabelSetSpec) -> Optional[AdapterHead]:
-        if not spec.adapter_path:
-            return None
-        return load_checked_adapter(spec.adapter_path, spec.labels,
-                                    lambda: self.clip.weights_hash, self.clip.embed_dim,
-                                    self.clip.identifier)
+        clip = self.clip
+        return None if not spec.adapter_path else load_checked_adapter(
+            spec.adapter_path, spec.labels, lambda: clip.weights_hash, clip.embed_dim,
+            clip.identifier)
 
     def _build_label_set(self, clip, cache: PromptEmbeddingCache, spec: LabelSetSpec,
                          adapter: Optional[AdapterHead], version: int) -> LabelSet:
