@@ -4,13 +4,12 @@ here: what a Nav2-style lifecycle manager and an RViz user see."""
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 
 import pytest
 
-from node_testing import (Collector, NodeProcess, image_msg, pattern_image, stamp_ns,
-                          use_profile_in_this_process, wait_until)
+from node_testing import (Collector, NodeProcess, image_msg, pattern_image, ros_test_node,
+                          stamp_ns, use_profile_in_this_process, wait_until)
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("lifecycle_msgs.srv", reason="lifecycle_msgs is not installed")
@@ -24,7 +23,6 @@ from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Classification, LabelInfo  # noqa: E402
@@ -106,19 +104,8 @@ def values_of(status) -> dict:
 
 @pytest.fixture(scope="module")
 def client():
-    use_profile_in_this_process()
-    context = rclpy.context.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("lifecycle_test_client", context=context)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield LifecycleClient(node)
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
-    thread.join(5)
+    with ros_test_node("lifecycle_test_client") as node:
+        yield LifecycleClient(node)
 
 
 @pytest.fixture(scope="module")
@@ -228,38 +215,32 @@ def test_shutdown_transition_finalizes(managed, client):
 
 def test_configure_failure_returns_failure_with_the_reason(tmp_path):
     """A model that cannot load: configure fails, the node stays up and unconfigured."""
-    use_profile_in_this_process()
-    context = rclpy.context.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("lifecycle_fail_client", context=context)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
     proc = NodeProcess(tmp_path / "fail.log", dict(
         model="local-dir:/nonexistent/model", autostart=False,
         image_topics=["/lifecycle_fail/image"]), extra_ros_args=("-r", "__ns:=/lifecycle_fail"))
     try:
-        change = node.create_client(ChangeState, "/lifecycle_fail/clip_perception/change_state")
-        get = node.create_client(GetState, "/lifecycle_fail/clip_perception/get_state")
-        assert wait_until(change.service_is_ready, 60, 0.1), proc.output()
-        future = change.call_async(ChangeState.Request(
-            transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
-        assert wait_until(future.done, 60)
-        assert future.result().success is False
-        future = get.call_async(GetState.Request())
-        assert wait_until(future.done, 10)
-        assert future.result().current_state.id == State.PRIMARY_STATE_UNCONFIGURED
-        assert wait_until(lambda: "configure failed: model folder not found: /nonexistent/model"
-                          in proc.output(), 10), proc.output()
-        assert proc.proc.poll() is None, "the node exited instead of waiting unconfigured"
+        with ros_test_node("lifecycle_fail_client") as node:
+            _configure_fails(node, proc)
     finally:
         code = proc.stop()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=context)
-        thread.join(5)
     assert code == 0, proc.output()
+
+
+def _configure_fails(node, proc):
+    """configure over ~/change_state returns failure; the node stays up, unconfigured."""
+    change = node.create_client(ChangeState, "/lifecycle_fail/clip_perception/change_state")
+    get = node.create_client(GetState, "/lifecycle_fail/clip_perception/get_state")
+    assert wait_until(change.service_is_ready, 60, 0.1), proc.output()
+    future = change.call_async(ChangeState.Request(
+        transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
+    assert wait_until(future.done, 60)
+    assert future.result().success is False
+    future = get.call_async(GetState.Request())
+    assert wait_until(future.done, 10)
+    assert future.result().current_state.id == State.PRIMARY_STATE_UNCONFIGURED
+    assert wait_until(lambda: "configure failed: model folder not found: /nonexistent/model"
+                      in proc.output(), 10), proc.output()
+    assert proc.proc.poll() is None, "the node exited instead of waiting unconfigured"
 
 
 @pytest.mark.parametrize("moment", ["configuring", "streaming and rebuilding labels"])
@@ -274,12 +255,10 @@ def test_sigint_exits_cleanly(tmp_path, tiny_model_id, moment):
         model=tiny_model_id, backend="onnxruntime", precision="int8",
         engine_cache_dir=str(cache), image_topics=[topic], labels=["cup", "apple"]),
         extra_ros_args=("-r", "__ns:=/sigint_test"))
-    context = rclpy.context.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("sigint_client", context=context)
-    pub = node.create_publisher(Image, topic, 5)
-    set_params = node.create_client(SetParameters, "/sigint_test/clip_perception/set_parameters")
-    try:
+    with ros_test_node("sigint_client") as node:
+        pub = node.create_publisher(Image, topic, 5)
+        set_params = node.create_client(SetParameters,
+                                        "/sigint_test/clip_perception/set_parameters")
         if moment == "configuring":
             assert wait_until(lambda: "building onnxruntime-int8" in proc.output()
                               or proc.proc.poll() is not None, 60, 0.01), proc.output()
@@ -298,9 +277,6 @@ def test_sigint_exits_cleanly(tmp_path, tiny_model_id, moment):
             for i in range(5):
                 pub.publish(image_msg(pattern_image(48, 64), next(_stamps), "sig"))
         code = proc.stop(timeout=30)
-    finally:
-        node.destroy_node()
-        rclpy.shutdown(context=context)
     out = proc.output()
     assert code == 0, out
     assert "Traceback" not in out and "publishing failed" not in out, out

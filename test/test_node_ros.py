@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from node_testing import (Collector, NodeProcess, image_msg, jpeg_msg, pattern_image,
-                          stamp_ns, use_profile_in_this_process, wait_until)
+                          ros_test_node, stamp_ns, wait_until)
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not built into this environment")
@@ -21,7 +21,6 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from vision_msgs.msg import Classification  # noqa: E402
@@ -47,20 +46,8 @@ def tiny_model_id(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ros_client():
     """rclpy in this process with an executor thread; a node to publish/subscribe/call."""
-    use_profile_in_this_process()
-    context = rclpy.context.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("clip_perception_test_client", context=context)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    client = Client(node)
-    yield client
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
-    thread.join(5)
+    with ros_test_node("clip_perception_test_client") as node:
+        yield Client(node)
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,8 @@ class DebugImageRenderer:
                  on_error: Callable[[str], None]):
         self._wanted, self._decode, self._publish, self._on_error = \
             wanted, decode, publish, on_error
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._ready = threading.Event()  # set: a result is waiting, or closing
         self._latest: Optional[FrameResult] = None
         self._closed = False
         self.rendered = 0
@@ -76,24 +77,22 @@ class DebugImageRenderer:
         """Called by the worker after publishing a batch: constant time, never blocks."""
         if not results or not self._wanted():
             return
-        with self._cond:
-            self._latest = results[-1]
-            self._cond.notify()
+        with self._lock:
+            self._latest = results[-1]  # replaces one not drawn yet: only the newest matters
+        self._ready.set()
 
     def close(self, timeout: float = 5.0) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
+        self._closed = True
+        self._ready.set()
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._latest is None and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
+        while self._ready.wait() and not self._closed:
+            with self._lock:
                 result, self._latest = self._latest, None
+                self._ready.clear()
+            if result is None:
+                continue
             try:
                 image = render(self._decode(result), result)
                 self._publish(image, result)
