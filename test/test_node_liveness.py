@@ -234,3 +234,33 @@ def test_shutdown_during_a_label_set_build_returns_promptly(harness):
     release.set()  # the abandoned build finishes on its daemon thread without effect
     assert wait_until(lambda: manager.current.version == 2 or manager.failed_version == 2, 20)
     assert manager.failed_version is None, manager.last_error
+
+
+def test_setting_the_same_value_again_retries_a_failed_build(harness):
+    """A background label-set build that failed leaves the accepted value in place; setting
+    that value again must build again, not be ignored as 'unchanged'."""
+    h = harness()
+    original = h.node._build_label_set
+    failures = []
+
+    def flaky_build(clip, cache, spec, adapter, version):
+        if version == 2:
+            failures.append(version)
+            raise RuntimeError("simulated text encoder fault")
+        return original(clip, cache, spec, adapter, version)
+    h.node._build_label_set = flaky_build
+    assert h.transition(Transition.TRANSITION_CONFIGURE)
+    assert h.transition(Transition.TRANSITION_ACTIVATE)
+    new = ["dog", "cat", "bird"]
+    (r,) = h.node.set_parameters([Parameter("labels", value=new)])
+    assert r.successful, r.reason
+    manager = h.node.label_sets
+    assert manager.wait_for(2, 20) is False and failures == [2]
+    status = h.pipeline_status_while_sending(
+        lambda s: level_of(s) == ERROR and "simulated text encoder fault" in s.message)
+    assert status is not None, "/diagnostics did not report the failed build"
+    (r,) = h.node.set_parameters([Parameter("labels", value=new)])  # the same value again
+    assert r.successful, r.reason
+    assert manager.wait_for(3, 20), "setting the same labels again did not rebuild"
+    out = h.result_for_new_frames()
+    assert out is not None and sorted(x.class_id for x in out.results) == sorted(new)
