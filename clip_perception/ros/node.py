@@ -19,12 +19,14 @@ import time
 import traceback
 from typing import Any, Optional
 
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from ..core.adapter import AdapterHead
 from ..core.backends import BackendUnavailable, create_image_encoder
+from ..core.memory import ModelIdentity, PlaceMemoryError
 from ..core.model import ModelLoadError, load_clip
 from ..core.pipeline import LatestFrameSlots, PerceptionWorker, PipelineStats
 from ..core.vocabulary import (LabelSet, LabelSetManager, LabelSetSpec, SpecError, build_label_set,
@@ -37,7 +39,8 @@ from . import diagnostics, logging_bridge
 from .conversions import ImageConverter, image_message_type, image_qos
 from .liveness import LivenessMonitor
 from .outputs import NodeOutputs
-from .reporting import backend_details, backend_warning, prepare_ahead, summary
+from .reporting import pipeline_state, prepare_ahead, summary
+from . import memory as place_memory
 from .parameters import (StartupSettings, declare_parameters, empty_arrays_as_string_arrays,
                          validate)
 
@@ -46,13 +49,12 @@ BAD_FRAME_WARNING_PERIOD = 5.0  # seconds between bad-frame warnings, per camera
 # Deactivate/shutdown wait this long for an encode in flight, then abandon it: its results are
 # dropped (the node is no longer active), the daemon thread ends when the call returns.
 STOP_TIMEOUT = 3.0
-CONFIGURE_ERRORS = (ModelLoadError, BackendUnavailable, SpecError)  # ParameterError: SpecError
+CONFIGURE_ERRORS = (ModelLoadError, BackendUnavailable, SpecError, PlaceMemoryError)
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
 def _transition(callback):
-    """Run a transition under the node's transition lock; an unexpected exception is logged
-    with its traceback before rclpy turns it into ERROR (rclpy itself logs nothing)."""
+    """Under the transition lock; logs an unexpected exception's traceback (rclpy logs none)."""
     @functools.wraps(callback)
     def run(self, state):
         with self._transition_lock:
@@ -84,6 +86,7 @@ class ClipPerceptionNode(LifecycleNode):
         self.label_sets: Optional[LabelSetManager] = None
         self.stats: Optional[PipelineStats] = None
         self.outputs: Optional[NodeOutputs] = None
+        self.memory: Optional[place_memory.PlaceMemoryInterface] = None
         # ... and by activate (None while inactive). Set first: rclpy destroys half-built nodes.
         self.slots: Optional[LatestFrameSlots] = None
         self.worker: Optional[PerceptionWorker] = None
@@ -106,8 +109,6 @@ class ClipPerceptionNode(LifecycleNode):
         self._error_throttle = WarningThrottle(BAD_FRAME_WARNING_PERIOD)
         self.liveness = LivenessMonitor(live.stall_timeout)
 
-        from diagnostic_msgs.msg import DiagnosticArray
-
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.add_pre_set_parameters_callback(empty_arrays_as_string_arrays)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -125,6 +126,7 @@ class ClipPerceptionNode(LifecycleNode):
             self._load_models()
             self._start_label_sets()
             self._create_outputs()
+            self._start_memory()
         except CONFIGURE_ERRORS as exc:
             self.last_failure = str(exc)
             self.get_logger().error(f"configure failed: {exc}")
@@ -179,6 +181,7 @@ class ClipPerceptionNode(LifecycleNode):
         return SUCCESS
 
     def _release(self) -> None:
+        self._stop_memory()
         self._release_outputs()
         self._stop_label_sets()
         self._release_models()
@@ -227,30 +230,50 @@ class ClipPerceptionNode(LifecycleNode):
         self.outputs.publish_label_info(self.label_sets.current)
 
     def _release_outputs(self) -> None:
-        if self.outputs is not None:
-            self.outputs.close()
-        self.outputs = None
+        outputs, self.outputs = self.outputs, None
+        if outputs is not None:
+            outputs.close()
+
+    def _start_memory(self) -> None:
+        """memory.enabled: keyframes of published batches; queries encoded like landmarks."""
+        if not self.settings.memory.enabled:
+            return
+        label_sets, cache, encoder = self.label_sets, self._prompt_cache, self.encoder
+        preprocessor, converter = self.preprocessor, self.converter
+        self.memory = place_memory.PlaceMemoryInterface(
+            self, self.settings.memory, ModelIdentity.of(self.clip),
+            lambda t: cache.ensemble(t, label_sets.current.spec.landmark_templates),
+            lambda msg: encoder.encode_images(preprocessor([converter.image_to_rgb(msg)])))
+
+    def _stop_memory(self) -> None:
+        memory, self.memory = self.memory, None
+        if memory is not None:
+            memory.close()  # records what is queued, closes the store
 
     # ---- activate / deactivate steps -------------------------------------------------------
     def _start_worker(self) -> None:
-        # The objects, not the attributes: an encode abandoned by deactivate may return after
-        # cleanup and must find its (closed) label sets and outputs, which then drop it.
+        # Objects, not attributes: an encode abandoned by deactivate may return after cleanup.
         label_sets, outputs, encoder = self.label_sets, self.outputs, self.encoder
-        threads = self.settings.encoder_threads
+        threads, memory = self.settings.encoder_threads, self.memory
+
+        def publish(results) -> None:
+            outputs.publish(results, label_sets.current)
+            if memory is not None and self.state == "active":
+                memory.observe(place_memory.observations(results))
         self.slots = LatestFrameSlots(list(self.settings.image_topics), self.stats)
         self.worker = PerceptionWorker(
             self.slots, self.stats, lambda: label_sets.current, self._decode,
             self.preprocessor.resize_crop, self.preprocessor.normalize,
-            encoder.encode_images, lambda r: outputs.publish(r, label_sets.current),
+            encoder.encode_images, publish,
             max_batch=self.settings.max_batch, max_rate_hz=self._max_rate_hz,
             on_bad_frame=self._warn_bad_frame, on_error=self._warn_pipeline_error,
             prepare_ahead=lambda: prepare_ahead(encoder, threads)[0])
         self.worker.start()
 
     def _stop_worker(self) -> None:
-        if self.worker is not None:
-            self.worker.stop(STOP_TIMEOUT)
-        self.worker = self.slots = None
+        worker, self.worker, self.slots = self.worker, None, None
+        if worker is not None:
+            worker.stop(STOP_TIMEOUT)
 
     def _start_intake(self) -> None:
         # Image callbacks get their own group so a slow parameter change (adapter file, model
@@ -360,35 +383,11 @@ class ClipPerceptionNode(LifecycleNode):
         else:
             if self.outputs is not None:
                 self.outputs.publish_label_info(self.label_sets.current)
-            statuses = diagnostics.build_statuses(name, *self._pipeline_state())
+            statuses = diagnostics.build_statuses(name, *pipeline_state(self))
+            if self.memory is not None:
+                statuses.append(self.memory.diagnostic_status(name))
         self.diagnostics_pub.publish(
             diagnostics.diagnostic_array(statuses, self.get_clock().now().to_msg()))
-
-    def _pipeline_state(self):
-        """(stats snapshot, PipelineInfo, now) for diagnostics.build_statuses."""
-        current = self.label_sets.current
-        error = ""
-        if self._last_build_failed():
-            error = self.label_sets.last_error + f"; serving label set v{current.version}"
-        ahead, why = prepare_ahead(self.encoder, self.settings.encoder_threads)
-        now = time.monotonic()
-        snap = self.stats.snapshot()
-        alive = self.worker is None or self.worker.alive
-        live = self.liveness.update(snap, alive, now) if self.state == "active" else None
-        info = diagnostics.PipelineInfo(
-            model=self.clip.identifier, backend=self.encoder.describe(),
-            backend_details=backend_details(self.encoder, self.text_encoder),
-            backend_warning=backend_warning(self.encoder),
-            converter=self.converter.name, label_set_version=current.version,
-            labels=len(current.labels), landmarks=len(current.landmarks),
-            adapter=current.spec.adapter_path, adapter_blend=current.adapter_blend,
-            max_rate_hz=self._max_rate_hz, max_batch=self.settings.max_batch,
-            rebuilding=self.label_sets.busy, label_set_error=error,
-            prepare_ahead="{} ({})".format("on" if ahead else "off", why),
-            liveness_level=live.level if live else diagnostics.OK,
-            liveness=live.message if live else "", lifecycle_state=self.state,
-            debug_images=self.outputs.debug.rendered if self.outputs else 0)
-        return snap, info, now
 
     def destroy_node(self):
         """Whatever the state (SIGINT arrives in any): stop intake and the worker, release."""
