@@ -7,6 +7,7 @@ the life of this pytest process, as run_tests.sh does), localhost discovery, the
 has, and the Fast DDS profile with the large shared-memory segment. What run_tests.sh or the
 caller already exported is kept.
 """
+import atexit
 import fcntl
 import os
 import random
@@ -37,6 +38,7 @@ def _claim_ros_domain() -> str:
             handle.close()
             continue
         _domain_lock = handle
+        atexit.register(handle.close)  # the lock is released when this pytest process ends
         return str(domain)
     raise RuntimeError("all ROS domain ids 1-100 are held by other test runs")
 
