@@ -88,7 +88,10 @@ for name in "${msg_pkgs[@]}"; do
   need "$M/share/$name/package.xml"
   need "$M/share/ament_index/resource_index/packages/$name"
   need "$M/share/ament_index/resource_index/rosidl_interfaces/$name"
-  for f in "$ROOT/msgs/$name"/msg/*.msg; do need "$M/share/$name/msg/$(basename "$f")"; done
+  for f in "$ROOT/msgs/$name"/msg/*.msg "$ROOT/msgs/$name"/srv/*.srv; do
+    [[ -e $f ]] || continue  # a package without msg/ or srv/
+    need "$M/share/$name/$(basename "$(dirname "$f")")/$(basename "$f")"
+  done
   MSITE="$(echo "$M"/lib/python3.*/site-packages)"
   types="$(cd "$ROOT/msgs/$name/msg" && ls *.msg | sed 's/\.msg$//' | tr '\n' ' ')"
   (cd "$WORK" && PYTHONPATH="$MSITE" LD_LIBRARY_PATH="$M/lib:$VENV_LD" \
