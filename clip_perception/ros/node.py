@@ -36,7 +36,8 @@ from ..core.preprocess import Preprocessor
 from ..core.prompts import PromptEmbeddingCache
 from ..core.backends.text_selection import create_text_encoder
 from . import diagnostics, logging_bridge
-from .conversions import ImageConverter, image_message_type, image_qos
+from .conversions import ImageConverter
+from .intake import FrameIntake, IntakeSpinner
 from .liveness import LivenessMonitor
 from .outputs import NodeOutputs
 from .reporting import pipeline_state, prepare_ahead, summary
@@ -90,7 +91,8 @@ class ClipPerceptionNode(LifecycleNode):
         # ... and by activate (None while inactive). Set first: rclpy destroys half-built nodes.
         self.slots: Optional[LatestFrameSlots] = None
         self.worker: Optional[PerceptionWorker] = None
-        self._subscriptions_by_topic: dict[str, Any] = {}
+        self.intake: Optional[FrameIntake] = None
+        self._intake_spinner: Optional[IntakeSpinner] = None
         self._diagnostics_timer = None
         self._log_handler = logging_bridge.attach(self.get_logger())
         values = declare_parameters(self)
@@ -143,9 +145,7 @@ class ClipPerceptionNode(LifecycleNode):
         self._start_worker()
         self._start_intake()
         self.state = "active"
-        self.get_logger().info("active: listening on " + ", ".join(
-            f"{s.topic_name} ({image_message_type(t).__name__})"
-            for t, s in self._subscriptions_by_topic.items()))
+        self.get_logger().info("active: listening on " + self.intake.describe())
         return SUCCESS
 
     @_transition
@@ -276,21 +276,18 @@ class ClipPerceptionNode(LifecycleNode):
             worker.stop(STOP_TIMEOUT)
 
     def _start_intake(self) -> None:
-        # Image callbacks get their own group so a slow parameter change (adapter file, model
-        # hash) never delays frame intake, and vice versa.
-        image_group = MutuallyExclusiveCallbackGroup()
-        qos = image_qos(self.settings.qos_reliability, self.settings.qos_depth)
-        slots = self.slots
-        for topic in self.settings.image_topics:
-            self._subscriptions_by_topic[topic] = self.create_subscription(
-                image_message_type(topic), topic,
-                lambda msg, camera=topic: slots.put(camera, msg), qos,
-                callback_group=image_group)
+        # Camera subscriptions on a helper node with its own executor thread (ros/intake.py):
+        # nothing this node's executor runs (parameters, services, timers) delays intake.
+        self._intake_spinner = IntakeSpinner(self)
+        self.intake = FrameIntake(self._intake_spinner.node, list(self.settings.image_topics),
+                                  self.slots, self.converter, self.settings.qos_reliability,
+                                  self.settings.qos_depth)
+        self._intake_spinner.start()
 
     def _stop_intake(self) -> None:
-        for subscription in self._subscriptions_by_topic.values():
-            self.destroy_subscription(subscription)
-        self._subscriptions_by_topic = {}
+        spinner, self._intake_spinner, self.intake = self._intake_spinner, None, None
+        if spinner is not None:
+            spinner.close()  # its executor, then the helper node and its subscriptions
 
     def _checked_adapter(self, spec: LabelSetSpec) -> Optional[AdapterHead]:
         clip = self.clip
@@ -350,8 +347,9 @@ class ClipPerceptionNode(LifecycleNode):
         return failed is not None and failed > self.label_sets.current.version
 
     # ---- per frame (worker thread) -----------------------------------------------------------
-    def _decode(self, camera: str, msg):
-        return self._decoders[camera](msg)
+    def _decode(self, camera: str, frame):
+        """A SerializedFrame of ``camera`` -> RGB (worker and debug-image threads)."""
+        return self._decoders[camera](frame.message)
 
     def _warn_bad_frame(self, camera: str, reason: str) -> None:
         if self._bad_frame_throttle.allow(camera):
