@@ -7,6 +7,10 @@ Arguments:
   params_file   parameters YAML (default: this package's config/clip_perception.yaml)
   image_topics  overrides image_topics when not empty, as a YAML list string
   namespace     namespace of the node (its outputs are <namespace>/clip_perception/...)
+  autostart     true (default): the node configures and activates itself, as an unmanaged
+                node; false: it waits unconfigured for a lifecycle manager (Nav2's
+                lifecycle_manager with node_names: [clip_perception]) or
+                `ros2 lifecycle set /clip_perception configure` / `activate`
   fastdds_profile  Fast DDS XML profile for the processes this launch starts; default:
                 config/fastdds_shm.xml (16 MB shared-memory segment). '' keeps the environment.
                 The segment that matters is the SENDER's: a camera driver started elsewhere
@@ -34,6 +38,10 @@ def _node(context):
         if not isinstance(parsed, list) or not all(isinstance(t, str) for t in parsed):
             raise ValueError(f"image_topics must be a list of topic names, got {topics!r}")
         params.append({"image_topics": parsed})
+    autostart = LaunchConfiguration("autostart").perform(context).strip().lower()
+    if autostart not in ("true", "false"):
+        raise ValueError(f"autostart must be true or false, got {autostart!r}")
+    params.append({"autostart": autostart == "true"})
     return [Node(package="clip_perception", executable="clip_perception_node",
                  name="clip_perception",
                  namespace=LaunchConfiguration("namespace").perform(context),
@@ -50,6 +58,9 @@ def generate_launch_description():
         DeclareLaunchArgument("image_topics", default_value="",
                               description="Camera topics as a YAML list; empty: from params_file"),
         DeclareLaunchArgument("namespace", default_value="", description="Node namespace"),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="Configure + activate at start; false: leave it to a "
+                                          "lifecycle manager"),
         DeclareLaunchArgument("fastdds_profile",
                               default_value=os.path.join(share, "config", "fastdds_shm.xml"),
                               description="Fast DDS XML profile ('' = leave the environment)"),

@@ -97,7 +97,31 @@ for pkg in "${MSG_PACKAGES[@]}"; do
   echo "$hash" >"$stamp"
 done
 
-# --- 4. check, in a clean environment, exactly what the README promises ----------------------
+# --- 4. this package, editable: its executables (clip_perception_node, demo, train_adapter,
+# ...) become commands in .venv/bin and run the code of this checkout. --no-deps: every
+# dependency is pinned in requirements.txt above. Skipped while setup.py/setup.cfg and the
+# checkout's path are unchanged (another checkout sharing the venv re-points it).
+PKG_STAMP="$VENV/.setup-clip_perception.sha256"
+PKG_HASH="$(cd "$ROOT" && { sha256sum setup.py setup.cfg; echo "$ROOT"; } | sha256sum | cut -d' ' -f1)"
+if [[ -f $PKG_STAMP && "$(cat "$PKG_STAMP")" == "$PKG_HASH" ]]; then
+  log "clip_perception already installed (editable) from $ROOT, skipping"
+else
+  rm -f "$PKG_STAMP"
+  log "pip install --no-deps -e $ROOT (the package's executables into $VENV/bin)"
+  "$PY" -m pip install --disable-pip-version-check --quiet --no-deps -e "$ROOT" ||
+    die "installing clip_perception into the venv failed (output above)."
+  echo "$PKG_HASH" >"$PKG_STAMP"
+fi
+missing="$("$PY" - "$VENV/bin" <<'PYEOF'
+import importlib.metadata as md, os, sys
+names = [e.name for e in md.distribution("clip_perception").entry_points
+         if e.group == "console_scripts"]
+print(" ".join(n for n in names if not os.access(os.path.join(sys.argv[1], n), os.X_OK)))
+PYEOF
+)" || die "clip_perception is not installed in the venv."
+[[ -z $missing ]] || die "executables missing from $VENV/bin: $missing"
+
+# --- 5. check, in a clean environment, exactly what the README promises ----------------------
 env -u AMENT_PREFIX_PATH -u LD_LIBRARY_PATH -u _ROS_WHEELS_BOOTSTRAP_COMPLETE "$PY" -c \
   'from vision_msgs.msg import Classification, ObjectHypothesis; import rclpy.serialization as s
 s.serialize_message(Classification(results=[ObjectHypothesis(class_id="x", score=1.0)]))' ||

@@ -1,10 +1,72 @@
 """Shared fixtures: models are written as local checkpoints and loaded like real weights; bags
-are written once per session into pytest's temporary folder and only read by the tests."""
+are written once per session into pytest's temporary folder and only read by the tests.
+
+Plain ``pytest`` (without scripts/run_tests.sh) gets the ROS environment the node tests need,
+set here before any test module imports rclpy: a private DDS domain (held by a lock file for
+the life of this pytest process, as run_tests.sh does), localhost discovery, the RMW the venv
+has, and the Fast DDS profile with the large shared-memory segment. What run_tests.sh or the
+caller already exported is kept.
+"""
+import atexit
+import fcntl
+import os
+import random
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_domain_lock = None  # the open, flock-ed file that holds this run's ROS_DOMAIN_ID
+
+
+def _claim_ros_domain() -> str:
+    """A ROS_DOMAIN_ID in 1..100 no other test run on this machine holds (same lock files as
+    scripts/run_tests.sh, so the two never pick the same id)."""
+    global _domain_lock
+    lock_dir = Path(os.environ.get("TMPDIR", tempfile.gettempdir())) / \
+        "clip_perception_ros_domains"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(100):
+        domain = (os.getpid() + i) % 100 + 1
+        handle = open(lock_dir / f"{domain}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _domain_lock = handle
+        atexit.register(handle.close)  # the lock is released when this pytest process ends
+        return str(domain)
+    raise RuntimeError("all ROS domain ids 1-100 are held by other test runs")
+
+
+def _set_ros_environment() -> None:
+    if not os.environ.get("ROS_DOMAIN_ID"):
+        os.environ["ROS_DOMAIN_ID"] = _claim_ros_domain()
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    profile = REPO / "config" / "fastdds_shm.xml"
+    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(profile))
+    os.environ.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)  # deprecated name; avoid the warning
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+
+
+_set_ros_environment()
+
+
+@pytest.fixture(autouse=True)
+def _seeded_random():
+    """Tests that draw from the global generators draw the same numbers on every run."""
+    random.seed(0)
+    np.random.seed(0)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.manual_seed(0)
 
 from clip_perception.core.model import load_clip
 from clip_perception.core.tiny_model import (write_outlier_vit_b_32, write_random_vit_b_32,

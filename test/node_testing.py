@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -38,6 +39,30 @@ def use_profile_in_this_process() -> None:
     os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(FASTDDS_PROFILE)
     os.environ.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+@contextmanager
+def ros_test_node(name: str, threads: int = 2):
+    """rclpy in this process on a context of its own, spun by an executor thread: the node
+    tests publish, subscribe and call services with."""
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+
+    use_profile_in_this_process()
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node(name, context=context)
+    executor = MultiThreadedExecutor(num_threads=threads, context=context)
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        yield node
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        thread.join(5)
 
 
 def param_args(params: dict) -> list[str]:

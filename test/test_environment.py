@@ -17,6 +17,9 @@ import pytest
         "onnxruntime",
         "albumentations",
         "rosbags",
+        "rosbags.image",
+        "rclpy.lifecycle",
+        "lifecycle_msgs.srv",
         "cv2",
     ],
 )
@@ -35,6 +38,28 @@ def test_vision_msgs_fields_match_upstream():
         "class_id": "string",
         "score": "double",
     }
+
+
+def test_label_info_fields_match_upstream():
+    from vision_msgs.msg import LabelInfo, VisionClass
+
+    assert LabelInfo.get_fields_and_field_types() == {
+        "header": "std_msgs/Header",
+        "class_map": "sequence<vision_msgs/VisionClass>",
+        "threshold": "float",
+    }
+    assert VisionClass.get_fields_and_field_types() == {"class_id": "uint16",
+                                                        "class_name": "string"}
+
+
+def test_ros_environment_is_set_for_plain_pytest():
+    """conftest.py sets what the node tests need even without scripts/run_tests.sh."""
+    import os
+    from pathlib import Path
+
+    assert 1 <= int(os.environ["ROS_DOMAIN_ID"]) <= 100
+    assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert Path(os.environ["FASTDDS_DEFAULT_PROFILES_FILE"]).is_file()
 
 
 def test_classification_serialisation_round_trip():

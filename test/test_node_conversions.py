@@ -43,9 +43,37 @@ def test_package_converter_decodes_raw_and_compressed():
     jpeg = conv.compressed_to_rgb(jpeg_msg(rgb, 1, "f"))
     assert jpeg.shape == rgb.shape and np.abs(jpeg.astype(int) - rgb).mean() < 4
     bad = image_msg(rgb, 1, "f")
-    bad.encoding = "yuv422"
-    with pytest.raises(FrameDecodeError, match="unsupported encoding 'yuv422'"):
+    bad.encoding = "32FC1"
+    with pytest.raises(FrameDecodeError, match="unsupported encoding '32FC1'"):
         conv.image_to_rgb(bad)
+
+
+def test_rclpy_messages_of_every_new_encoding_decode():
+    """rclpy's Image (data is an array.array) through the converter the node builds."""
+    import cv2
+    from sensor_msgs.msg import Image
+
+    packed = np.random.default_rng(3).integers(0, 256, size=(4, 6, 2), dtype=np.uint8)
+    msg = Image(height=4, width=6, encoding="yuv422", step=12)
+    msg.data = packed.tobytes()
+    conv = ImageConverter(use_cv_bridge=False, scale16=None)
+    np.testing.assert_array_equal(conv.image_to_rgb(msg),
+                                  cv2.cvtColor(packed, cv2.COLOR_YUV2RGB_UYVY))
+    depth = np.array([[0, 500], [1000, 2000]], np.uint16)
+    msg = Image(height=2, width=2, encoding="16UC1", step=4)
+    msg.data = depth.tobytes()
+    assert conv.image_to_rgb(msg)[..., 0].tolist() == [[0, 64], [128, 255]]
+
+
+def test_oversized_compressed_frame_is_refused():
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+
+    ok, buf = cv2.imencode(".png", np.zeros((100, 100), np.uint8))
+    msg = CompressedImage(format="png")
+    msg.data = buf.tobytes()
+    with pytest.raises(FrameDecodeError, match="exceeds max_image_pixels = 9999"):
+        ImageConverter(use_cv_bridge=False, max_pixels=9999).compressed_to_rgb(msg)
 
 
 def test_cv_bridge_and_package_converter_give_the_same_arrays():

@@ -25,8 +25,8 @@ def test_every_parameter_is_described_and_classified():
     assert set(LIVE_PARAMETERS) == {
         "labels", "prompt_templates", "label_prompts", "top_k", "score_threshold", "landmarks",
         "landmark_templates", "landmark_smoothing", "adapter_path", "adapter_blend",
-        "max_rate_hz"}
-    assert {"model", "pretrained", "backend", "precision", "device", "engine_cache_dir",
+        "max_rate_hz", "stall_timeout"}
+    assert {"autostart", "model", "pretrained", "backend", "precision", "device", "engine_cache_dir",
             "image_topics", "qos_reliability", "qos_depth", "max_batch"} <= set(RESTART_PARAMETERS)
 
 
@@ -44,12 +44,44 @@ def test_every_parameter_is_described_and_classified():
     (dict(score_threshold=2.0), "score_threshold", "[0, 1]"),
     (dict(label_prompts=["pear=a pear"]), "label_prompts", "name no label"),
     (dict(max_rate_hz=-1.0), "max_rate_hz", "got -1.0"),
+    (dict(image16_scale="12bit"), "image16_scale", "expected 'auto' or a number in 1..65535"),
+    (dict(max_image_pixels=0), "max_image_pixels", "got 0"),
 ])
 def test_invalid_values_are_rejected_with_parameter_and_reason(overrides, parameter, fragment):
     with pytest.raises(ParameterError) as info:
         validate(defaults(**overrides))
     assert info.value.parameter == parameter
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("model, pretrained, expected", [
+    ("ViT-B-32", "", "openai"), ("ViT-B-32", "laion2b_s34b_b79k", "laion2b_s34b_b79k"),
+    ("local-dir:/models/tiny", "", ""), ("hf-hub:org/repo", "", "")])
+def test_empty_pretrained_is_the_models_own_default(model, pretrained, expected):
+    startup, _ = validate(defaults(model=model, pretrained=pretrained))
+    assert startup.pretrained == expected
+
+
+def test_image16_scale_and_pixel_limit_reach_the_settings():
+    startup, _ = validate(defaults(image16_scale="4095", max_image_pixels=1000))
+    assert (startup.image16_scale, startup.max_image_pixels) == (4095.0, 1000)
+    assert validate(defaults())[0].image16_scale is None  # "auto"
+
+
+def test_empty_arrays_of_any_type_become_string_arrays():
+    from rclpy.parameter import Parameter
+
+    from clip_perception.ros.parameters import empty_arrays_as_string_arrays
+
+    out = empty_arrays_as_string_arrays([
+        Parameter("landmarks", Parameter.Type.BOOL_ARRAY, []),
+        Parameter("label_prompts", Parameter.Type.DOUBLE_ARRAY, []),
+        Parameter("labels", Parameter.Type.INTEGER_ARRAY, [1]),  # not empty: left to rclpy
+        Parameter("top_k", Parameter.Type.INTEGER, 3)])
+    assert [(p.name, p.type_, p.value) for p in out] == [
+        ("landmarks", Parameter.Type.STRING_ARRAY, []),
+        ("label_prompts", Parameter.Type.STRING_ARRAY, []),
+        ("labels", Parameter.Type.INTEGER_ARRAY, [1]), ("top_k", Parameter.Type.INTEGER, 3)]
 
 
 def _snapshot(cameras, errors=0, last_error="", last_error_time=0.0):

@@ -11,7 +11,10 @@ pytest.importorskip("vision_msgs.msg", reason="vision_msgs is built by scripts/s
 def test_params_file_applies_in_any_namespace(tmp_path, tiny_model_id, namespace):
     config = yaml.safe_load((REPO / "config" / "clip_perception.yaml").read_text())
     params = config["/**"]["ros__parameters"]
-    params.update(model=tiny_model_id, pretrained="", backend="torch",
+    # Only `model` changes: the shipped empty `pretrained` means "the model's own default",
+    # so a local-dir: model starts without also clearing `pretrained`.
+    assert params["pretrained"] == ""
+    params.update(model=tiny_model_id, backend="torch",
                   labels=["alpha", "beta"], image_topics=["/ns_test/image"])
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(config))
@@ -40,6 +43,9 @@ def test_backend_choice_reaches_the_ros_log(tmp_path, tiny_model_id):
                "skipped (device is 'cpu'; tensorrt needs device 'cuda')" in out, out
         # precision auto: the verified candidates are timed; the fastest one is logged as chosen
         assert "on cpu: chosen (fastest verified: " in out, out
+        # quiet: no bare Python logging/warnings lines from onnxruntime's quantiser or torch
+        assert "WARNING:root" not in out and "UserWarning" not in out, out
+        assert "DeprecationWarning" not in out, out
     finally:
         proc.stop()
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from node_testing import (Collector, NodeProcess, image_msg, jpeg_msg, pattern_image,
-                          stamp_ns, use_profile_in_this_process, wait_until)
+                          ros_test_node, stamp_ns, wait_until)
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not built into this environment")
@@ -21,7 +21,6 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from vision_msgs.msg import Classification  # noqa: E402
@@ -47,20 +46,8 @@ def tiny_model_id(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ros_client():
     """rclpy in this process with an executor thread; a node to publish/subscribe/call."""
-    use_profile_in_this_process()
-    context = rclpy.context.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("clip_perception_test_client", context=context)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    client = Client(node)
-    yield client
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
-    thread.join(5)
+    with ros_test_node("clip_perception_test_client") as node:
+        yield Client(node)
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +251,30 @@ def test_invalid_values_are_rejected_with_a_reason(node_proc, ros_client, values
         assert current != values[name]
 
 
+def test_empty_array_of_any_type_clears_a_string_array(node_proc, ros_client):
+    """`ros2 param set /clip_perception landmarks "[]"` sends an empty BOOL array."""
+    def set_raw(name, value):
+        request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=value)])
+        (result,) = ros_client.call(ros_client.set_client, request).results
+        return result
+
+    empty_bools = ParameterValue(type=ParameterType.PARAMETER_BOOL_ARRAY, bool_array_value=[])
+    try:
+        result = set_raw("landmarks", empty_bools)
+        assert result.successful, result.reason
+        assert ros_client.get_params("landmarks") == [[]]
+        # labels may not be empty: refused by validation with its reason, not as a type error
+        result = set_raw("labels", ParameterValue(type=ParameterType.PARAMETER_INTEGER_ARRAY))
+        assert not result.successful and "labels" in result.reason and "empty" in result.reason
+        assert ros_client.get_params("labels") == [LABELS]
+    finally:
+        (result,) = ros_client.set_params(landmarks=LANDMARKS)
+        assert result.successful, result.reason
+    ros_client.landmarks.clear()
+    assert labels_of(ros_client.send_until_result(CAM_A, "lm_back", ros_client.landmarks)) \
+        == LANDMARKS
+
+
 def test_adapter_live_and_mismatch_rejected(node_proc, ros_client, tiny_model_id, tmp_path):
     from clip_perception.core.adapter import save_adapter
     from clip_perception.core.model import load_clip
@@ -374,10 +385,13 @@ def test_full_size_frames_best_effort_are_delivered(node_proc, ros_client):
 
     base = received(ros_client.latest_diagnostics(lambda s: True))
     rgb = pattern_image(480, 640)
-    for _ in range(10):
+    for _ in range(20):
         ros_client.pub_a.publish(image_msg(rgb, next(_stamps), "vga"))
         time.sleep(0.05)  # a camera's frame period, not a wait for the node
-    statuses = ros_client.latest_diagnostics(lambda s: received(s) >= base + 9, timeout=10)
+    # Measured: without the profile almost none arrive, with it all 20 on a quiet machine.
+    # Under load the node's executor can fall behind its depth-5 history and lose a few, which
+    # best-effort allows; half separates "profile works" from "profile missing" with margin.
+    statuses = ros_client.latest_diagnostics(lambda s: received(s) >= base + 10, timeout=10)
     assert statuses is not None, "640x480 best-effort frames were lost (shared-memory profile?)"
 
 

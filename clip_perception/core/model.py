@@ -24,6 +24,15 @@ logger = logging.getLogger(__name__)
 LOCAL_DIR_PREFIX = "local-dir:"
 HF_HUB_PREFIX = "hf-hub:"
 _CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+DEFAULT_PRETRAINED = "openai"  # what an unset 'pretrained' means for a built-in architecture
+
+
+def default_pretrained(model_name: str, pretrained: Optional[str]) -> Optional[str]:
+    """An unset ``pretrained`` means the model's own default: 'openai' for a built-in
+    architecture name, nothing for ``local-dir:``/``hf-hub:`` (their weights come with them)."""
+    if pretrained:
+        return pretrained
+    return None if model_name.startswith((LOCAL_DIR_PREFIX, HF_HUB_PREFIX)) else DEFAULT_PRETRAINED
 
 
 class ModelLoadError(ClipPerceptionError, RuntimeError):

@@ -1,7 +1,9 @@
 """1 Hz /diagnostics: one status for the pipeline, one per camera.
 
-Levels: a camera is WARN while it has received nothing yet (usually a wrong topic name or QoS)
-or when it rejected frames within the last ``recent`` seconds; the pipeline is ERROR when the
+Levels: the pipeline takes the liveness verdict (``ros.liveness``: WARN when stalled, ERROR when
+the worker is dead or the encoder keeps failing) unless the rest is worse; a camera is WARN
+while it has received nothing yet (usually a wrong topic name or QoS) or when it rejected
+frames within the last ``recent`` seconds; the pipeline is ERROR when the
 encoder/scoring/publishing failed within ``recent`` seconds or the last label set failed to
 build, WARN while labels are being re-encoded or when a background engine build was refused
 (the fallback backend keeps serving), else OK.
@@ -33,6 +35,10 @@ class PipelineInfo:
     backend_details: tuple[tuple[str, str], ...] = ()
     backend_warning: str = ""  # e.g. a refused TensorRT engine
     prepare_ahead: str = ""  # "on (why)" / "off (why)": frames prepared during the encode
+    liveness_level: int = OK  # ros.liveness verdict
+    liveness: str = ""
+    lifecycle_state: str = "active"
+    debug_images: int = 0  # ~/debug_image frames drawn (only while someone subscribes)
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,9 @@ def build_statuses(node_name: str, snap: StatsSnapshot, info: PipelineInfo, now:
               ("prepare ahead", info.prepare_ahead or "(unknown)"),
               ("frames prepared ahead", str(snap.prepared_ahead)),
               ("preparations wasted", str(snap.preparations_wasted)),
-              ("pipeline errors", str(snap.errors)), ("last error", snap.last_error or "(none)")]
+              ("pipeline errors", str(snap.errors)), ("last error", snap.last_error or "(none)"),
+              ("lifecycle state", info.lifecycle_state),
+              ("debug images", str(info.debug_images))]
     for stage in STAGES:
         w = snap.stages[stage]
         values.append((f"{stage} ms mean ({STAGE_UNITS[stage]})", _ms(w.mean)))
@@ -82,6 +90,8 @@ def build_statuses(node_name: str, snap: StatsSnapshot, info: PipelineInfo, now:
         level, message = WARN, info.backend_warning
     else:
         level, message = OK, f"{rate:.1f} frames/s"
+    if info.liveness_level > OK and info.liveness_level >= level:  # says more at equal level
+        level, message = info.liveness_level, info.liveness
     statuses = [Status(f"{node_name}: pipeline", level, message, info.model, tuple(values))]
     for camera, c in snap.cameras.items():
         values = (("topic", camera), ("frames in", str(c.received)),
@@ -96,6 +106,13 @@ def build_statuses(node_name: str, snap: StatsSnapshot, info: PipelineInfo, now:
             level, message = OK, "receiving frames"
         statuses.append(Status(f"{node_name}: camera {camera}", level, message, camera, values))
     return statuses
+
+
+def lifecycle_status(node_name: str, state: str, reason: str = "") -> Status:
+    """The one status of a node that is not active (unconfigured, inactive, finalized)."""
+    message = f"{state}: not processing frames" + (f" ({reason})" if reason else "")
+    return Status(f"{node_name}: pipeline", OK, message, node_name,
+                  (("lifecycle state", state),))
 
 
 def diagnostic_array(statuses: list[Status], stamp) -> "object":
@@ -117,4 +134,4 @@ def level_of(status) -> int:
 
 
 __all__ = ["ERROR", "OK", "WARN", "PipelineInfo", "Status", "build_statuses",
-           "diagnostic_array", "level_of"]
+           "diagnostic_array", "level_of", "lifecycle_status"]

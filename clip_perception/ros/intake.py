@@ -70,9 +70,16 @@ class IntakeSpinner:
         self._thread: Optional[threading.Thread] = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._executor.spin, name="frame_intake",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._spin, name="frame_intake", daemon=True)
         self._thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self._executor.spin()
+        except ExternalShutdownException:  # SIGINT shut the context down: the node is stopping
+            pass
 
     def close(self, timeout: float = 5.0) -> None:
         self._executor.shutdown(timeout)

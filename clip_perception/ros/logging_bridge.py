@@ -1,11 +1,30 @@
-"""Route the core's Python logging (backend choice and skips, label-set build failures, engine
-builds) into the node's ROS logger, so it reaches the console, /rosout and log files like
-every other message of the node instead of Python's bare stderr fallback."""
+"""Route Python logging into the node's ROS logger, so it reaches the console, /rosout and log
+files like every other message of the node instead of bare ``WARNING:root:...`` lines.
+
+* ``clip_perception.*`` records (backend choice and skips, label-set builds, engine builds) at
+  ``level`` and above;
+* third-party root-logger records and Python ``warnings`` at WARNING and above (onnxruntime's
+  quantiser logs on the root logger, which would otherwise install a bare stderr handler;
+  torch's exporter warns through ``warnings``), except the known-harmless ones below.
+"""
 from __future__ import annotations
 
 import logging
 
 PACKAGE_LOGGER = "clip_perception"
+# (start of the message, why it is dropped). Each was read and judged harmless for our use.
+KNOWN_HARMLESS = (
+    ("Please consider to run pre-processing before quantization",
+     "onnxruntime's quantiser suggests shape inference for static quantisation; the node uses "
+     "dynamic int8 and verifies the result against fp32 anyway"),
+    ("Exporting aten::index operator of advanced indexing",
+     "torch exporter note on negative indices: the text tower's EOT gather uses argmax "
+     "indices, which are never negative; the export is verified against torch"),
+    ("You are using the legacy TorchScript-based ONNX export",
+     "the TorchScript exporter is chosen on purpose (dynamic batch axis, verified outputs)"),
+    ("The feature will be removed. Please remove usage of this function",
+     "raised inside torch's own TorchScript exporter, not by our calls"),
+)
 
 
 class RosLogHandler(logging.Handler):
@@ -30,21 +49,41 @@ class RosLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def attach(ros_logger, level: int = logging.INFO) -> RosLogHandler:
-    """Forward ``clip_perception.*`` records at ``level`` and above; returns the handler."""
-    handler = RosLogHandler(ros_logger, level)
-    handler.setFormatter(logging.Formatter("%(message)s (%(name)s)"))
+def is_known_harmless(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    # warnings arrive as "file:line: Category: message"
+    return any(text in message for text, _ in KNOWN_HARMLESS)
+
+
+class Bridge:
+    """The handlers and settings ``attach`` changed, for ``detach`` to restore."""
+
+    def __init__(self, package: RosLogHandler, root: RosLogHandler, saved_propagate: bool):
+        self.package, self.root, self.saved_propagate = package, root, saved_propagate
+
+
+def attach(ros_logger, level: int = logging.INFO) -> Bridge:
+    package_handler = RosLogHandler(ros_logger, level)
+    package_handler.setFormatter(logging.Formatter("%(message)s (%(name)s)"))
     package = logging.getLogger(PACKAGE_LOGGER)
-    package.addHandler(handler)
+    package.addHandler(package_handler)
     if package.level == logging.NOTSET or package.level > level:
         package.setLevel(level)
-    # The ROS logger prints it; a root handler (e.g. the demo's basicConfig) would repeat it.
-    handler.saved_propagate = package.propagate
+    # The ROS logger prints it; the root handler below would repeat it.
+    saved_propagate = package.propagate
     package.propagate = False
-    return handler
+
+    root_handler = RosLogHandler(ros_logger, logging.WARNING)
+    root_handler.setFormatter(logging.Formatter("%(message)s (%(name)s)"))
+    root_handler.addFilter(lambda record: not is_known_harmless(record))
+    logging.getLogger().addHandler(root_handler)
+    logging.captureWarnings(True)
+    return Bridge(package_handler, root_handler, saved_propagate)
 
 
-def detach(handler: RosLogHandler) -> None:
+def detach(bridge: Bridge) -> None:
     package = logging.getLogger(PACKAGE_LOGGER)
-    package.removeHandler(handler)
-    package.propagate = getattr(handler, "saved_propagate", True)
+    package.removeHandler(bridge.package)
+    package.propagate = bridge.saved_propagate
+    logging.getLogger().removeHandler(bridge.root)
+    logging.captureWarnings(False)

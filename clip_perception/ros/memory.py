@@ -240,6 +240,10 @@ class PlaceMemoryInterface:
         self.store.close()
         self.node.destroy_service(self.query_srv)
         self.node.destroy_service(self.clear_srv)
+        # all it made on the node: a lifecycle cleanup + configure makes them again
+        self.node.destroy_publisher(self.markers_pub)
+        if getattr(self, "pose_sub", None) is not None:
+            self.node.destroy_subscription(self.pose_sub)
 
 
 def observations(results) -> list[Observation]:

@@ -1,29 +1,34 @@
 """The ROS 2 node: cameras in, vision_msgs/Classification out, live labels, diagnostics.
 
-The node converts messages and wires core.perception together; all per-frame logic lives
-there. Threads: the executor runs subscription callbacks (they only store the newest message
-per camera), parameter services and the 1 Hz diagnostics timer; core.perception's worker
-thread does decode -> preprocess -> encode -> score -> publish; its label-set thread
-re-encodes prompts after a live change.
+A managed (lifecycle) node, each transition a few named steps (ros2/demos lifecycle_py):
+configure loads the model, engines and text embeddings and creates the outputs; activate
+starts the worker and the camera subscriptions; deactivate stops exactly those (nothing is
+unloaded); cleanup releases what configure made. ``autostart`` (default) runs configure +
+activate at start, so an unmanaged ``ros2 launch`` works as before.
+
+The node converts messages and wires core.pipeline together (all per-frame logic is there).
+Threads: the executor (subscriptions store the newest message per camera; parameter and
+lifecycle services; the 1 Hz diagnostics timer); the worker (decode -> preprocess -> encode ->
+score -> publish); the label-set builder; the debug-image renderer while someone watches.
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
+import traceback
 from typing import Any, Optional
 
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from ..core.adapter import AdapterHead
-from ..core.backends import create_image_encoder, encoder_diagnostics
-from ..core.devices import cpu_count, is_cuda
-from ..core.backends.swapping import REFUSED
-from ..core.memory import ModelIdentity
-from ..core.model import load_clip
-from ..core.pipeline import FrameResult, LatestFrameSlots, PerceptionWorker, PipelineStats
+from ..core.backends import BackendUnavailable, create_image_encoder
+from ..core.memory import ModelIdentity, PlaceMemoryError
+from ..core.model import ModelLoadError, load_clip
+from ..core.pipeline import LatestFrameSlots, PerceptionWorker, PipelineStats
 from ..core.vocabulary import (LabelSet, LabelSetManager, LabelSetSpec, SpecError, build_label_set,
                                count_prompts, load_checked_adapter)
 from .throttle import WarningThrottle
@@ -31,133 +36,270 @@ from ..core.preprocess import Preprocessor
 from ..core.prompts import PromptEmbeddingCache
 from ..core.backends.text_selection import create_text_encoder
 from . import diagnostics, logging_bridge
-from .conversions import ImageConverter, classification_message, landmarks_message
+from .conversions import ImageConverter
 from .intake import FrameIntake, IntakeSpinner
-from .parameters import StartupSettings, declare_parameters, validate
+from .liveness import LivenessMonitor
+from .outputs import NodeOutputs
+from .reporting import pipeline_state, prepare_ahead, summary
 from . import memory as place_memory
+from .parameters import (StartupSettings, declare_parameters, empty_arrays_as_string_arrays,
+                         validate)
 
 NODE_NAME = "clip_perception"
 BAD_FRAME_WARNING_PERIOD = 5.0  # seconds between bad-frame warnings, per camera
+# Deactivate/shutdown wait this long for an encode in flight, then abandon it: its results are
+# dropped (the node is no longer active), the daemon thread ends when the call returns.
+STOP_TIMEOUT = 3.0
+CONFIGURE_ERRORS = (ModelLoadError, BackendUnavailable, SpecError, PlaceMemoryError)
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
-class ClipPerceptionNode(Node):
-    """Raises ParameterError, ModelLoadError, BackendUnavailable or SpecError when it cannot
-    start; the message says what was given and what was expected."""
+def _transition(callback):
+    """Under the transition lock; logs an unexpected exception's traceback (rclpy logs none)."""
+    @functools.wraps(callback)
+    def run(self, state):
+        with self._transition_lock:
+            try:
+                return callback(self, state)
+            except Exception:
+                if not self.context.ok():  # SIGINT shut the middleware down mid-transition
+                    raise
+                self.last_failure = traceback.format_exc(limit=3).strip().splitlines()[-1]
+                self.get_logger().error(f"{callback.__name__} raised:\n"
+                                        + traceback.format_exc())
+                raise
+    return run
+
+
+class ClipPerceptionNode(LifecycleNode):
+    """Raises ParameterError when its parameters are invalid; configure failures (model,
+    backend, adapter) return FAILURE with the reason logged and kept in ``last_failure``."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)
+        self._param_lock = threading.Lock()
+        # Held by every transition; the diagnostics timer never waits for it (configure takes
+        # seconds) and skips a tick instead.
+        self._transition_lock = threading.RLock()
+        self.state, self.last_failure = "unconfigured", ""
+        # Made by configure (None before and after cleanup) ...
+        self.clip = self.encoder = self.preprocessor = self.text_encoder = None
+        self.label_sets: Optional[LabelSetManager] = None
+        self.stats: Optional[PipelineStats] = None
+        self.outputs: Optional[NodeOutputs] = None
+        self.memory: Optional[place_memory.PlaceMemoryInterface] = None
+        # ... and by activate (None while inactive). Set first: rclpy destroys half-built nodes.
+        self.slots: Optional[LatestFrameSlots] = None
+        self.worker: Optional[PerceptionWorker] = None
+        self.intake: Optional[FrameIntake] = None
+        self._intake_spinner: Optional[IntakeSpinner] = None
+        self._diagnostics_timer = None
         self._log_handler = logging_bridge.attach(self.get_logger())
         values = declare_parameters(self)
         settings, live = validate(values)
         self.settings: StartupSettings = settings
-        log = self.get_logger()
+        self._accepted_values: dict[str, Any] = dict(values)  # as validated, incl. pending
+        self._accepted_spec: LabelSetSpec = live.label_set
+        self._accepted_adapter: Optional[AdapterHead] = None
+        self._max_rate_hz = live.max_rate_hz
 
-        self.clip = load_clip(settings.model, settings.pretrained or None, settings.device)
-        self.encoder = self._create_encoder(settings)
+        cameras = list(settings.image_topics)
+        self.converter = ImageConverter(scale16=settings.image16_scale,
+                                        max_pixels=settings.max_image_pixels)
+        self._decoders = {topic: self.converter.for_topic(topic) for topic in cameras}
+        self._bad_frame_throttle = WarningThrottle(BAD_FRAME_WARNING_PERIOD)
+        self._error_throttle = WarningThrottle(BAD_FRAME_WARNING_PERIOD)
+        self.liveness = LivenessMonitor(live.stall_timeout)
+
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.add_pre_set_parameters_callback(empty_arrays_as_string_arrays)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._diagnostics_timer = self.create_timer(
+            1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+
+    def autostart(self) -> bool:
+        """configure + activate, as an unmanaged node; False (reason in last_failure) if not."""
+        return (self.trigger_configure() == SUCCESS and self.trigger_activate() == SUCCESS)
+
+    # ---- lifecycle transitions: each calls named steps, nothing inline -------------------------
+    @_transition
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._load_models()
+            self._start_label_sets()
+            self._create_outputs()
+            self._start_memory()
+        except CONFIGURE_ERRORS as exc:
+            self.last_failure = str(exc)
+            self.get_logger().error(f"configure failed: {exc}")
+            self._release()
+            return FAILURE
+        self.state = "inactive"
+        self.get_logger().info("configured: " + summary(
+            self.clip, self.encoder, self.text_encoder, self.label_sets.current,
+            self.converter.name))
+        return SUCCESS
+
+    @_transition
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._start_worker()
+        self._start_intake()
+        self.state = "active"
+        self.get_logger().info("active: listening on " + self.intake.describe())
+        return SUCCESS
+
+    @_transition
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.state = "inactive"  # first: results still in flight are dropped, not published
+        self._stop_intake()
+        self._stop_worker()
+        self.get_logger().info("deactivated: intake and publishing stopped, model kept")
+        return SUCCESS
+
+    @_transition
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.state = "unconfigured"
+        self.get_logger().info("cleaned up: model, engines and outputs released")
+        return SUCCESS
+
+    @_transition
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._shut_down()
+
+    @_transition
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.context.ok():
+            self.get_logger().error(f"error during a transition from {state.label}; releasing")
+        return self._shut_down("unconfigured")  # SUCCESS: ready to configure again
+
+    def _shut_down(self, final_state: str = "finalized") -> TransitionCallbackReturn:
+        self.state = final_state
+        self._stop_intake()
+        self._stop_worker()
+        self._release()
+        return SUCCESS
+
+    def _release(self) -> None:
+        self._stop_memory()
+        self._release_outputs()
+        self._stop_label_sets()
+        self._release_models()
+
+    # ---- configure / cleanup steps ---------------------------------------------------------
+    def _load_models(self) -> None:
+        s = self.settings
+        self.clip = load_clip(s.model, s.pretrained or None, s.device)
+        self.encoder = create_image_encoder(
+            self.clip, backend=s.backend, precision=s.precision, device=s.device,
+            cache_dir=s.engine_cache_dir or None, threads=s.encoder_threads,
+            max_batch=s.max_batch)
         self.preprocessor = Preprocessor(self.clip.preprocess)
         # Label changes are the slow path on CPU: the ONNX text tower (exported once per model
         # into the engine cache) when it imports and matches torch, else torch (logged).
         self.text_encoder = create_text_encoder(
-            self.clip, "auto", cache_dir=settings.engine_cache_dir or None,
-            threads=settings.encoder_threads)
+            self.clip, "auto", cache_dir=s.engine_cache_dir or None, threads=s.encoder_threads)
         self._prompt_cache = PromptEmbeddingCache(self.text_encoder.encode)
-        adapter = self._checked_adapter(live.label_set)
-        initial = self._build_label_set(live.label_set, adapter, 1)
-        self.label_sets = LabelSetManager(self._build_label_set, initial)
-        self._accepted_values: dict[str, Any] = dict(values)  # as validated, incl. pending
-        self._accepted_adapter: Optional[AdapterHead] = adapter
-        self._accepted_spec: LabelSetSpec = live.label_set
-        self._param_lock = threading.Lock()
 
-        cameras = list(settings.image_topics)
-        self.stats = PipelineStats(cameras)
-        self.slots = LatestFrameSlots(cameras, self.stats)
-        self.converter = ImageConverter()
-        self._bad_frame_throttle = WarningThrottle(BAD_FRAME_WARNING_PERIOD)
-        self._error_throttle = WarningThrottle(BAD_FRAME_WARNING_PERIOD)
+    def _release_models(self) -> None:
+        if self.encoder is not None:
+            self.encoder.close()
+        self.clip = self.encoder = self.preprocessor = self.text_encoder = None
 
-        from vision_msgs.msg import Classification
-        from diagnostic_msgs.msg import DiagnosticArray
+    def _start_label_sets(self) -> None:
+        # Builds use the model of this configure, even one abandoned by cleanup/shutdown.
+        clip, cache = self.clip, self._prompt_cache
 
-        results_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        self.classification_pub = self.create_publisher(Classification, "~/classification",
-                                                         results_qos)
-        self.landmarks_pub = self.create_publisher(Classification, "~/landmarks", results_qos)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        def build(spec: LabelSetSpec, adapter: Optional[AdapterHead], version: int) -> LabelSet:
+            return self._build_label_set(clip, cache, spec, adapter, version)
+        with self._param_lock:  # the values accepted so far, also while unconfigured
+            spec = self._accepted_spec
+            self._accepted_adapter = self._checked_adapter(spec)
+            self.label_sets = LabelSetManager(build, build(spec, self._accepted_adapter, 1))
+        self.stats = PipelineStats(list(self.settings.image_topics))
 
+    def _stop_label_sets(self) -> None:
+        with self._param_lock:
+            manager, self.label_sets = self.label_sets, None
+        if manager is not None:
+            manager.close(STOP_TIMEOUT)  # a build in flight ends on its daemon thread, unused
+
+    def _create_outputs(self) -> None:
+        self.outputs = NodeOutputs(self, active=lambda: self.state == "active",
+                                   decode=self._decode, on_error=self._warn_pipeline_error)
+        self.outputs.publish_label_info(self.label_sets.current)
+
+    def _release_outputs(self) -> None:
+        outputs, self.outputs = self.outputs, None
+        if outputs is not None:
+            outputs.close()
+
+    def _start_memory(self) -> None:
+        """memory.enabled: keyframes of published batches; queries encoded like landmarks."""
+        if not self.settings.memory.enabled:
+            return
+        label_sets, cache, encoder = self.label_sets, self._prompt_cache, self.encoder
+        preprocessor, converter = self.preprocessor, self.converter
+        self.memory = place_memory.PlaceMemoryInterface(
+            self, self.settings.memory, ModelIdentity.of(self.clip),
+            lambda t: cache.ensemble(t, label_sets.current.spec.landmark_templates),
+            lambda msg: encoder.encode_images(preprocessor([converter.image_to_rgb(msg)])))
+
+    def _stop_memory(self) -> None:
+        memory, self.memory = self.memory, None
+        if memory is not None:
+            memory.close()  # records what is queued, closes the store
+
+    # ---- activate / deactivate steps -------------------------------------------------------
+    def _start_worker(self) -> None:
+        # Objects, not attributes: an encode abandoned by deactivate may return after cleanup.
+        label_sets, outputs, encoder = self.label_sets, self.outputs, self.encoder
+        threads, memory = self.settings.encoder_threads, self.memory
+
+        def publish(results) -> None:
+            outputs.publish(results, label_sets.current)
+            if memory is not None and self.state == "active":
+                memory.observe(place_memory.observations(results))
+        self.slots = LatestFrameSlots(list(self.settings.image_topics), self.stats)
         self.worker = PerceptionWorker(
-            self.slots, self.stats, lambda: self.label_sets.current, self._decode,
+            self.slots, self.stats, lambda: label_sets.current, self._decode,
             self.preprocessor.resize_crop, self.preprocessor.normalize,
-            self.encoder.encode_images, self._publish, max_batch=settings.max_batch,
-            max_rate_hz=live.max_rate_hz, on_bad_frame=self._warn_bad_frame,
-            on_error=self._warn_pipeline_error,
-            prepare_ahead=lambda: self._prepare_ahead()[0])
-        self.memory = self._start_memory(settings) if settings.memory.enabled else None
-
-        # Camera subscriptions on their own node and executor thread (ros/intake.py): nothing
-        # this node's executor runs (parameters, services, timers) delays frame intake.
-        self._intake_spinner = IntakeSpinner(self)
-        self.intake = FrameIntake(self._intake_spinner.node, cameras, self.slots,
-                                  self.converter, settings.qos_reliability, settings.qos_depth)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._diagnostics_timer = self.create_timer(
-            1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+            encoder.encode_images, publish,
+            max_batch=self.settings.max_batch, max_rate_hz=self._max_rate_hz,
+            on_bad_frame=self._warn_bad_frame, on_error=self._warn_pipeline_error,
+            prepare_ahead=lambda: prepare_ahead(encoder, threads)[0])
         self.worker.start()
+
+    def _stop_worker(self) -> None:
+        worker, self.worker, self.slots = self.worker, None, None
+        if worker is not None:
+            worker.stop(STOP_TIMEOUT)
+
+    def _start_intake(self) -> None:
+        # Camera subscriptions on a helper node with its own executor thread (ros/intake.py):
+        # nothing this node's executor runs (parameters, services, timers) delays intake.
+        self._intake_spinner = IntakeSpinner(self)
+        self.intake = FrameIntake(self._intake_spinner.node, list(self.settings.image_topics),
+                                  self.slots, self.converter, self.settings.qos_reliability,
+                                  self.settings.qos_depth)
         self._intake_spinner.start()
-        log.info(f"model {self.clip.identifier} ({self.clip.image_size}px, "
-                 f"{self.clip.embed_dim}-d), backend {self.encoder.describe()}, "
-                 f"text {self.text_encoder.describe()}, "
-                 f"{len(initial.labels)} labels, {len(initial.landmarks)} landmarks, "
-                 f"adapter {initial.spec.adapter_path or '(none)'}, images via "
-                 f"{self.converter.name}")
-        log.info("listening on " + self.intake.describe())
 
-    # ---- construction helpers ----------------------------------------------------------------
-    def _create_encoder(self, settings: StartupSettings):
-        return create_image_encoder(
-            self.clip, backend=settings.backend, precision=settings.precision,
-            device=settings.device, cache_dir=settings.engine_cache_dir or None,
-            threads=settings.encoder_threads, max_batch=settings.max_batch)
-
-    def _start_memory(self, settings: StartupSettings) -> "place_memory.PlaceMemoryInterface":
-        """Issue 12: keyframes of every published batch; queries encoded like landmarks."""
-        def texts(t):
-            return self._prompt_cache.ensemble(t, self.label_sets.current.spec.landmark_templates)
-
-        def image(msg):
-            return self.encoder.encode_images(self.preprocessor([self.converter.image_to_rgb(msg)]))
-
-        return place_memory.PlaceMemoryInterface(
-            self, settings.memory, ModelIdentity.of(self.clip), texts, image)
-
-    def _prepare_ahead(self) -> tuple[bool, str]:
-        """Whether the worker's preparer may decode + preprocess frames during an encode.
-
-        Asked per preparation: a swapped-in TensorRT engine moves the encoder to the GPU.
-        """
-        device = str(self.encoder.device)
-        if is_cuda(device):
-            return True, f"encoder on {device}; CPU preprocessing overlaps it"
-        cores = cpu_count()
-        threads = self.settings.encoder_threads
-        if self.encoder.name == "onnxruntime" and 0 < threads < cores:
-            return True, f"encoder uses {threads} of {cores} cores"
-        # Measured (benchmarks/NODE_RESULTS.md): preparing alongside an encoder that keeps
-        # every core busy only competes with it for the CPU; the serial path is as fast.
-        return False, f"encoder on {device} uses all {cores} cores"
+    def _stop_intake(self) -> None:
+        spinner, self._intake_spinner, self.intake = self._intake_spinner, None, None
+        if spinner is not None:
+            spinner.close()  # its executor, then the helper node and its subscriptions
 
     def _checked_adapter(self, spec: LabelSetSpec) -> Optional[AdapterHead]:
-        if not spec.adapter_path:
-            return None
-        return load_checked_adapter(spec.adapter_path, spec.labels,
-                                    lambda: self.clip.weights_hash, self.clip.embed_dim,
-                                    self.clip.identifier)
+        clip = self.clip
+        return None if not spec.adapter_path else load_checked_adapter(
+            spec.adapter_path, spec.labels, lambda: clip.weights_hash, clip.embed_dim,
+            clip.identifier)
 
-    def _build_label_set(self, spec: LabelSetSpec, adapter: Optional[AdapterHead],
-                         version: int) -> LabelSet:
+    def _build_label_set(self, clip, cache: PromptEmbeddingCache, spec: LabelSetSpec,
+                         adapter: Optional[AdapterHead], version: int) -> LabelSet:
         start = time.perf_counter()
-        label_set = build_label_set(spec, self._prompt_cache, self.clip.logit_scale,
-                                    self.clip.embed_dim, version, adapter)
+        label_set = build_label_set(spec, cache, clip.logit_scale, clip.embed_dim, version,
+                                    adapter)
         self.get_logger().info(
             f"label set v{version} ready: {len(spec.labels)} labels, {len(spec.landmarks)} "
             f"landmarks, {count_prompts(spec)} prompts, "
@@ -168,7 +310,8 @@ class ClipPerceptionNode(Node):
     def _on_set_parameters(self, params) -> SetParametersResult:
         """Validate the whole parameter set as it would be; on success start the new label set.
 
-        Read-only (restart) parameters never get here: rclpy rejects them first.
+        Read-only (restart) parameters never get here: rclpy rejects them first. While
+        unconfigured the values are only validated; configure builds from them.
         """
         changed = {p.name for p in params}
         with self._param_lock:
@@ -180,32 +323,33 @@ class ClipPerceptionNode(Node):
                 previous = self._accepted_spec
                 adapter = self._accepted_adapter
                 reload_adapter = "adapter_path" in changed or spec.labels != previous.labels
-                if reload_adapter:
+                if reload_adapter and self.label_sets is not None:
                     adapter = self._checked_adapter(spec)
             except SpecError as exc:  # ParameterError is a SpecError
                 return SetParametersResult(successful=False, reason=str(exc))
             self._accepted_values = candidate
             self._accepted_adapter = adapter
             self._accepted_spec = spec
-            self.worker.max_rate_hz = live.max_rate_hz
-            if spec != previous or reload_adapter:
+            self._max_rate_hz = live.max_rate_hz
+            self.liveness.stall_timeout = live.stall_timeout
+            if self.worker is not None:
+                self.worker.max_rate_hz = live.max_rate_hz
+            if self.label_sets is not None and (
+                    spec != previous or reload_adapter or self._last_build_failed()):
                 version = self.label_sets.request(spec, adapter)
                 self.get_logger().info(f"parameters {sorted(changed)} accepted; building label "
                                        f"set v{version} in the background")
         return SetParametersResult(successful=True)
 
+    def _last_build_failed(self) -> bool:
+        """The newest label-set build failed: the same values set again must retry it."""
+        failed = self.label_sets.failed_version
+        return failed is not None and failed > self.label_sets.current.version
+
     # ---- per frame (worker thread) -----------------------------------------------------------
     def _decode(self, camera: str, frame):
-        return self.intake.decode(camera, frame)
-
-    def _publish(self, results: list[FrameResult]) -> None:
-        for r in results:
-            header = self.intake.header(r.frame.payload)
-            self.classification_pub.publish(classification_message(r, header))
-            if r.landmarks:
-                self.landmarks_pub.publish(landmarks_message(r, header))
-        if self.memory is not None:
-            self.memory.observe(place_memory.observations(results))
+        """A SerializedFrame of ``camera`` -> RGB (worker and debug-image threads)."""
+        return self._decoders[camera](frame.message)
 
     def _warn_bad_frame(self, camera: str, reason: str) -> None:
         if self._bad_frame_throttle.allow(camera):
@@ -214,6 +358,8 @@ class ClipPerceptionNode(Node):
             self.get_logger().warning(f"bad frame on {camera}: {reason}{more}")
 
     def _warn_pipeline_error(self, reason: str) -> None:
+        if not self.context.ok():  # shutting down: the middleware is gone, not the pipeline
+            return
         if self._error_throttle.allow("pipeline"):
             suppressed = self._error_throttle.take_suppressed("pipeline")
             more = f" ({suppressed} more since the last error log)" if suppressed else ""
@@ -221,53 +367,31 @@ class ClipPerceptionNode(Node):
 
     # ---- diagnostics -------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        current = self.label_sets.current
-        error = ""
-        failed = self.label_sets.failed_version
-        if failed is not None and failed > current.version:
-            error = self.label_sets.last_error + f"; serving label set v{current.version}"
-        ahead, why = self._prepare_ahead()
-        info = diagnostics.PipelineInfo(
-            model=self.clip.identifier, backend=self.encoder.describe(),
-            backend_details=self._backend_details(), backend_warning=self._backend_warning(),
-            converter=self.converter.name, label_set_version=current.version,
-            labels=len(current.labels), landmarks=len(current.landmarks),
-            adapter=current.spec.adapter_path, adapter_blend=current.adapter_blend,
-            max_rate_hz=self.worker.max_rate_hz, max_batch=self.settings.max_batch,
-            rebuilding=self.label_sets.busy, label_set_error=error,
-            prepare_ahead="{} ({})".format("on" if ahead else "off", why))
-        statuses = diagnostics.build_statuses(self.get_fully_qualified_name(),
-                                              self.stats.snapshot(), info, time.monotonic())
-        if self.memory is not None:
-            statuses.append(self.memory.diagnostic_status(self.get_fully_qualified_name()))
+        if not self._transition_lock.acquire(blocking=False):
+            return  # a transition is running; the next tick reports its outcome
+        try:
+            self._publish_diagnostics_locked()
+        finally:
+            self._transition_lock.release()
+
+    def _publish_diagnostics_locked(self) -> None:
+        name = self.get_fully_qualified_name()
+        if self.label_sets is None or self.stats is None:
+            statuses = [diagnostics.lifecycle_status(name, self.state, self.last_failure)]
+        else:
+            if self.outputs is not None:
+                self.outputs.publish_label_info(self.label_sets.current)
+            statuses = diagnostics.build_statuses(name, *pipeline_state(self))
+            if self.memory is not None:
+                statuses.append(self.memory.diagnostic_status(name))
         self.diagnostics_pub.publish(
             diagnostics.diagnostic_array(statuses, self.get_clock().now().to_msg()))
 
-    def _backend_details(self) -> tuple[tuple[str, str], ...]:
-        """Image backend: requested, skipped (with reasons), engine build; text backend."""
-        values = [(k, v) for k, v in encoder_diagnostics(self.encoder).items()
-                  if k != "image backend"]  # same as the "backend" key
-        values.append(("text backend", self.text_encoder.describe()))
-        values += [(f"text skipped {i + 1}", reason)
-                   for i, reason in enumerate(self.text_encoder.selection)]
-        return tuple(values)
-
-    def _backend_warning(self) -> str:
-        status = getattr(self.encoder, "status", None)
-        if not callable(status):
-            return ""
-        s = status()
-        if s.state != REFUSED:
-            return ""
-        return f"{s.target} refused ({s.reason}); serving with {s.serving}"
-
     def destroy_node(self):
-        if getattr(self, "_intake_spinner", None) is not None:  # absent if __init__ failed early
-            self._intake_spinner.close()
-        self.worker.stop()
-        if getattr(self, "memory", None) is not None:  # absent when the memory refused to start
-            self.memory.close()
-        self.label_sets.close()
-        self.encoder.close()
+        """Whatever the state (SIGINT arrives in any): stop intake and the worker, release."""
+        if self._diagnostics_timer is not None:
+            self._diagnostics_timer.cancel()
+        with self._transition_lock:
+            self._shut_down()
         logging_bridge.detach(self._log_handler)
         return super().destroy_node()

@@ -13,6 +13,9 @@ from typing import Any, Mapping, Optional
 
 from ..core.backends.options import BACKENDS, PRECISIONS
 from ..core.devices import resolve_device
+from ..core.image_decode import DEFAULT_MAX_IMAGE_PIXELS, SCALE16_AUTO, parse_scale16
+from ..core.model import default_pretrained
+from .liveness import DEFAULT_STALL_TIMEOUT
 from ..core.vocabulary import (ADAPTER_BLEND_FROM_FILE, DEFAULT_LANDMARK_TEMPLATES, LabelSetSpec,
                                SpecError, name_list_problem)
 from ..core.memory.settings import MemorySettings, MemorySettingsError
@@ -36,13 +39,19 @@ class ParamSpec:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
+    # ---- lifecycle (restart) ------------------------------------------------------------------
+    ParamSpec("autostart", BOOL, True,
+              "Configure and activate at start (an unmanaged node, as `ros2 launch` starts it); "
+              "false: stay unconfigured until a lifecycle manager (or `ros2 lifecycle set`) "
+              "drives ~/change_state.", False),
     # ---- model and backend (restart) --------------------------------------------------------
     ParamSpec("model", STRING, "ViT-B-32",
               "open_clip model: architecture name (ViT-B-32), 'hf-hub:org/repo' or "
               "'local-dir:/path' (open_clip folder format).", False, "non-empty"),
-    ParamSpec("pretrained", STRING, "openai",
-              "open_clip pretrained tag (openai, laion2b_s34b_b79k) or checkpoint file; must be "
-              "empty for hf-hub:/local-dir: models.", False),
+    ParamSpec("pretrained", STRING, "",
+              "open_clip pretrained tag (openai, laion2b_s34b_b79k) or checkpoint file; empty = "
+              "the model's own default ('openai' for an architecture name, none for "
+              "hf-hub:/local-dir: models, whose weights come with them).", False),
     ParamSpec("backend", STRING, "auto", "Image encoder backend.", False,
               "one of " + ", ".join(BACKENDS)),
     ParamSpec("precision", STRING, "auto",
@@ -71,6 +80,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "best_effort or reliable"),
     ParamSpec("qos_depth", INTEGER, 5, "History depth of the image subscriptions.", False,
               "1..100", int_range=(1, 100)),
+    ParamSpec("image16_scale", STRING, SCALE16_AUTO,
+              "16-bit images (mono16, 16UC1, bayer_*16, rgb16): 'auto' shows each frame's own "
+              "maximum as white; a number is the value shown as white (4095 for a 12-bit "
+              "sensor, 65535 for the full range).", False, "'auto' or 1..65535"),
+    ParamSpec("max_image_pixels", INTEGER, DEFAULT_MAX_IMAGE_PIXELS,
+              "Compressed images (JPEG/PNG) larger than this many pixels are refused before "
+              "decoding (a small PNG can decompress to gigabytes).", False, "1..1e9",
+              int_range=(1, 1_000_000_000)),
     # ---- label set (live) --------------------------------------------------------------------
     ParamSpec("labels", STRING_ARRAY, ["person", "chair", "door"],
               "Labels for ~/classification.", True, "non-empty, no blanks or duplicates"),
@@ -129,6 +146,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
           ("min_separation", DOUBLE, "Default grouping distance (m) of ~/query_places.", ">= 0"),
           ("thumbnail_size", INTEGER, "Longer side (px) of the stored JPEG thumbnail; 0 = none.",
            "0..1024"))),
+    # ---- liveness (live) ---------------------------------------------------------------------
+    ParamSpec("stall_timeout", DOUBLE, DEFAULT_STALL_TIMEOUT,
+              "/diagnostics turns WARN when frames are waiting but none was processed for this "
+              "many seconds.", True, "0.5..3600", float_range=(0.5, 3600.0)),
 )
 PARAMETERS_BY_NAME = {p.name: p for p in PARAMETERS}
 LIVE_PARAMETERS = tuple(p.name for p in PARAMETERS if p.live)
@@ -158,6 +179,9 @@ class StartupSettings:
     image_topics: tuple[str, ...]
     qos_reliability: str
     qos_depth: int
+    autostart: bool
+    image16_scale: Optional[float]  # None: each frame's own maximum
+    max_image_pixels: int
     memory: MemorySettings = MemorySettings()
 
 
@@ -165,6 +189,7 @@ class StartupSettings:
 class LiveSettings:
     label_set: LabelSetSpec
     max_rate_hz: float
+    stall_timeout: float
 
 
 def _choice(name: str, value: str, choices) -> str:
@@ -210,15 +235,23 @@ def validate(values: Mapping[str, Any]) -> tuple[StartupSettings, LiveSettings]:
     problem = name_list_problem(topics, allow_empty=False)
     if problem:
         raise ParameterError("image_topics", problem)
+    try:
+        scale16 = parse_scale16(v["image16_scale"])
+    except ValueError as exc:
+        raise ParameterError("image16_scale", str(exc)) from None
+    model = v["model"].strip()
     startup = StartupSettings(
-        model=v["model"].strip(), pretrained=v["pretrained"].strip(),
+        model=model, pretrained=default_pretrained(model, v["pretrained"].strip()) or "",
         backend=_choice("backend", v["backend"], BACKENDS),
         precision=_choice("precision", v["precision"], PRECISIONS), device=device,
         engine_cache_dir=v["engine_cache_dir"],
         encoder_threads=_range("encoder_threads", int(v["encoder_threads"]), 0),
         max_batch=_range("max_batch", int(v["max_batch"]), 1, 64), image_topics=topics,
         qos_reliability=_choice("qos_reliability", v["qos_reliability"], RELIABILITY_CHOICES),
-        qos_depth=_range("qos_depth", int(v["qos_depth"]), 1, 100), memory=_memory(v))
+        qos_depth=_range("qos_depth", int(v["qos_depth"]), 1, 100), image16_scale=scale16,
+        autostart=bool(v["autostart"]),
+        max_image_pixels=_range("max_image_pixels", int(v["max_image_pixels"]), 1,
+                                1_000_000_000), memory=_memory(v))
     max_rate = _range("max_rate_hz", float(v["max_rate_hz"]), 0.0, 1000.0)
     try:
         spec = LabelSetSpec.from_values(
@@ -230,7 +263,27 @@ def validate(values: Mapping[str, Any]) -> tuple[StartupSettings, LiveSettings]:
             adapter_path=v["adapter_path"].strip(), adapter_blend=float(v["adapter_blend"]))
     except SpecError as exc:
         raise ParameterError(exc.parameter, exc.reason) from None
-    return startup, LiveSettings(label_set=spec, max_rate_hz=max_rate)
+    stall = _range("stall_timeout", float(v["stall_timeout"]), 0.5, 3600.0)
+    return startup, LiveSettings(label_set=spec, max_rate_hz=max_rate, stall_timeout=stall)
+
+
+def empty_arrays_as_string_arrays(params: list) -> list:
+    """For a pre-set-parameters callback: an empty array of any type becomes an empty string
+    array for string-array parameters. ``ros2 param set /node landmarks "[]"`` sends an empty
+    *bool* array (YAML ``[]`` has no element type), which rclpy would refuse as the wrong type;
+    whether the parameter may be empty is then ``validate``'s decision, with its reason."""
+    from rclpy.parameter import Parameter
+
+    array_types = (Parameter.Type.BYTE_ARRAY, Parameter.Type.BOOL_ARRAY,
+                   Parameter.Type.INTEGER_ARRAY, Parameter.Type.DOUBLE_ARRAY)
+    out = []
+    for p in params:
+        spec = PARAMETERS_BY_NAME.get(p.name)
+        if spec is not None and spec.type == STRING_ARRAY and p.type_ in array_types \
+                and len(p.value) == 0:
+            p = Parameter(p.name, Parameter.Type.STRING_ARRAY, [])
+        out.append(p)
+    return out
 
 
 def declare_parameters(node) -> dict[str, Any]:

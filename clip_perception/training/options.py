@@ -5,6 +5,7 @@ import argparse
 import logging
 
 from ..core.backends import BACKENDS, PRECISIONS
+from ..core.model import default_pretrained
 from ..core.prompts import DEFAULT_TEMPLATES, parse_label_prompts
 from .data import TrainingInputError
 from .engine import ModelSpec, PromptSpec
@@ -81,9 +82,7 @@ def add_common_flags(p: argparse.ArgumentParser) -> None:
 
 
 def model_spec(args) -> ModelSpec:
-    pretrained = args.pretrained
-    if pretrained is None and not args.model.startswith(("local-dir:", "hf-hub:")):
-        pretrained = "openai"
+    pretrained = default_pretrained(args.model, args.pretrained)
     if args.encode_batch < 1:
         raise TrainingInputError(f"--encode-batch must be >= 1, got {args.encode_batch}")
     if args.threads < 0:

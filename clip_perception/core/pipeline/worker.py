@@ -91,6 +91,11 @@ class PerceptionWorker:
     def max_rate_hz(self, value: float) -> None:
         self.rate.max_rate_hz = float(value)
 
+    @property
+    def alive(self) -> bool:
+        """The worker thread runs (False before start, after stop, or if it died)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="perception_worker", daemon=True)
         self._thread.start()

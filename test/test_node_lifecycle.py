@@ -1,0 +1,284 @@
+"""The managed node in its own process, driven through the standard lifecycle services
+(~/change_state, ~/get_state) from this process, with ~/label_info and ~/debug_image received
+here: what a Nav2-style lifecycle manager and an RViz user see."""
+from __future__ import annotations
+
+import itertools
+import time
+
+import pytest
+
+from node_testing import (Collector, NodeProcess, image_msg, pattern_image, ros_test_node,
+                          stamp_ns, use_profile_in_this_process, wait_until)
+
+rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("lifecycle_msgs.srv", reason="lifecycle_msgs is not installed")
+vision = pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not built here")
+if not hasattr(vision, "LabelInfo"):
+    pytest.fail("vision_msgs in this venv has no LabelInfo: re-run scripts/setup_venv.sh")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from lifecycle_msgs.msg import State, Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
+from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from vision_msgs.msg import Classification, LabelInfo  # noqa: E402
+
+NODE = "/lifecycle_test/clip_perception"
+CAM = "/lifecycle_test/image_raw"
+LABELS = ["cup", "apple", "pear"]
+_stamps = itertools.count(1_800_000_000 * 10 ** 9, 1_000_000)
+
+
+class LifecycleClient:
+    def __init__(self, node):
+        self.node = node
+        self.pub = node.create_publisher(Image, CAM, QoSProfile(
+            depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+        self.results, self.diagnostics = Collector(), Collector()
+        self.label_info, self.debug = Collector(), Collector()
+        node.create_subscription(Classification, NODE + "/classification", self.results, 50)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics, 50)
+        self.change = node.create_client(ChangeState, NODE + "/change_state")
+        self.get = node.create_client(GetState, NODE + "/get_state")
+        self.set_params = node.create_client(SetParameters, NODE + "/set_parameters")
+        self._debug_sub = None
+
+    def call(self, client, request, timeout: float = 60.0):
+        assert wait_until(client.service_is_ready, 30, 0.05), f"{client.srv_name} not available"
+        future = client.call_async(request)
+        assert wait_until(future.done, timeout), f"{client.srv_name} timed out"
+        return future.result()
+
+    def transition(self, transition_id: int) -> bool:
+        return self.call(self.change, ChangeState.Request(
+            transition=Transition(id=transition_id))).success
+
+    def state(self) -> str:
+        return self.call(self.get, GetState.Request()).current_state.label
+
+    def subscribe_label_info(self):
+        """A late subscriber, as a tool started after the node: transient local delivers."""
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        return self.node.create_subscription(LabelInfo, NODE + "/label_info",
+                                             self.label_info, qos)
+
+    def subscribe_debug(self):
+        self._debug_sub = self.node.create_subscription(Image, NODE + "/debug_image",
+                                                        self.debug, 5)
+
+    def frames_until(self, collector: Collector, timeout: float = 20.0, rgb=None):
+        """Publish frames until ``collector`` gets a message with one of their stamps."""
+        rgb = pattern_image(48, 64) if rgb is None else rgb
+        sent: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stamp = next(_stamps)
+            sent.add(stamp)
+            self.pub.publish(image_msg(rgb, stamp, "lc_cam"))
+            found = collector.wait_for(
+                lambda msgs: next((m for m in msgs if stamp_ns(m) in sent), None), 0.5)
+            if found is not None:
+                return found
+        return None
+
+    def pipeline_status(self, predicate, timeout: float = 10.0):
+        start = len(self.diagnostics.messages)
+
+        def check(msgs):
+            for msg in msgs[start:]:
+                for s in msg.status:
+                    if s.name == f"{NODE}: pipeline" and predicate(s):
+                        return s
+            return None
+        return self.diagnostics.wait_for(check, timeout)
+
+
+def values_of(status) -> dict:
+    return {kv.key: kv.value for kv in status.values}
+
+
+@pytest.fixture(scope="module")
+def client():
+    with ros_test_node("lifecycle_test_client") as node:
+        yield LifecycleClient(node)
+
+
+@pytest.fixture(scope="module")
+def managed(tiny_model_id, tmp_path_factory, client):
+    """autostart:=false, as under a lifecycle manager."""
+    log = tmp_path_factory.mktemp("lifecycle_log") / "node.log"
+    proc = NodeProcess(log, dict(
+        model=tiny_model_id, backend="torch", autostart=False, image_topics=[CAM],
+        labels=LABELS, prompt_templates=["a photo of a {}."], score_threshold=0.0),
+        extra_ros_args=("-r", "__ns:=/lifecycle_test"))
+    try:
+        assert wait_until(lambda: client.get.service_is_ready() or proc.proc.poll() is not None,
+                          60, 0.1) and proc.proc.poll() is None, proc.output()
+        yield proc
+    finally:
+        code = proc.stop()
+        print(proc.output())
+        assert code == 0, f"node exited with {code} on SIGINT:\n{proc.output()}"
+
+
+def test_starts_unconfigured_without_loading_or_subscribing(managed, client):
+    assert client.state() == "unconfigured"
+    status = client.pipeline_status(lambda s: True)
+    assert status is not None and status.message.startswith("unconfigured"), status
+    assert client.pub.get_subscription_count() == 0
+    assert client.node.count_publishers(NODE + "/classification") == 0
+    assert "model local-dir:" not in managed.output()  # nothing loaded yet
+
+
+def test_configure_publishes_label_info_and_stays_inactive(managed, client):
+    assert client.transition(Transition.TRANSITION_CONFIGURE)
+    assert client.state() == "inactive"
+    assert "configured: model local-dir:" in managed.output()
+    client.subscribe_label_info()
+    info = client.label_info.wait_for(lambda msgs: msgs[-1] if msgs else None, 10)
+    assert info is not None, "no ~/label_info for a late transient-local subscriber"
+    assert [(c.class_id, c.class_name) for c in info.class_map] == list(enumerate(LABELS))
+    assert info.threshold == pytest.approx(0.0)
+    # inactive: no camera subscription, so frames are not even received
+    assert client.pub.get_subscription_count() == 0
+    assert client.frames_until(client.results, timeout=2.0) is None
+
+
+def test_activate_serves_results_and_debug_image_only_while_watched(managed, client):
+    assert client.transition(Transition.TRANSITION_ACTIVATE)
+    assert client.state() == "active"
+    out = client.frames_until(client.results)
+    assert out is not None and sorted(r.class_id for r in out.results) == sorted(LABELS)
+    status = client.pipeline_status(lambda s: values_of(s).get("lifecycle state") == "active")
+    assert status is not None and values_of(status)["debug images"] == "0", \
+        "debug images were drawn with nobody subscribed"
+    client.subscribe_debug()
+    rgb = pattern_image(120, 160, seed=3)
+    debug = client.frames_until(client.debug, rgb=rgb)
+    assert debug is not None, "no ~/debug_image while subscribed"
+    assert (debug.encoding, debug.height, debug.width) == ("rgb8", 120, 160)
+    assert debug.header.frame_id == "lc_cam" and stamp_ns(debug) > 0
+    drawn = bytes(debug.data) != rgb.tobytes()
+    assert drawn, "the debug image is the plain frame: nothing was drawn"
+
+
+def test_label_change_sends_new_label_info(managed, client):
+    new = ["dog", "cat"]
+    request = SetParameters.Request(parameters=[
+        ParameterMsg(name="labels", value=ParameterValue(
+            type=ParameterType.PARAMETER_STRING_ARRAY, string_array_value=new)),
+        ParameterMsg(name="score_threshold", value=ParameterValue(
+            type=ParameterType.PARAMETER_DOUBLE, double_value=0.4))])
+    results = client.call(client.set_params, request).results
+    assert all(r.successful for r in results), [r.reason for r in results]
+    info = client.label_info.wait_for(
+        lambda msgs: next((m for m in msgs if m.threshold > 0.3), None), 20)
+    assert info is not None, "no ~/label_info after the label change"
+    assert [(c.class_id, c.class_name) for c in info.class_map] == [
+        (0, "dog"), (1, "cat"), (65535, "unknown")]
+    assert info.threshold == pytest.approx(0.4)
+
+
+def test_deactivate_stops_results_and_activate_resumes(managed, client):
+    assert client.transition(Transition.TRANSITION_DEACTIVATE)
+    assert client.state() == "inactive"
+    assert wait_until(lambda: client.pub.get_subscription_count() == 0, 10)
+    assert client.frames_until(client.results, timeout=2.0) is None
+    assert client.node.count_publishers(NODE + "/classification") == 1  # kept while inactive
+    assert client.transition(Transition.TRANSITION_ACTIVATE)
+    assert client.frames_until(client.results) is not None, "no results after re-activation"
+
+
+def test_cleanup_releases_and_configure_again_works(managed, client):
+    assert client.transition(Transition.TRANSITION_DEACTIVATE)
+    assert client.transition(Transition.TRANSITION_CLEANUP)
+    assert client.state() == "unconfigured"
+    assert wait_until(lambda: client.node.count_publishers(NODE + "/classification") == 0, 10)
+    assert "cleaned up: model, engines and outputs released" in managed.output()
+    assert client.transition(Transition.TRANSITION_CONFIGURE)
+    assert client.transition(Transition.TRANSITION_ACTIVATE)
+    assert client.frames_until(client.results) is not None
+    out = managed.output()
+    assert "Traceback" not in out and "publishing failed" not in out, out
+
+
+def test_shutdown_transition_finalizes(managed, client):
+    assert client.transition(Transition.TRANSITION_ACTIVE_SHUTDOWN)
+    assert client.state() == "finalized"
+    assert wait_until(lambda: client.pub.get_subscription_count() == 0, 10)
+
+
+def test_configure_failure_returns_failure_with_the_reason(tmp_path):
+    """A model that cannot load: configure fails, the node stays up and unconfigured."""
+    proc = NodeProcess(tmp_path / "fail.log", dict(
+        model="local-dir:/nonexistent/model", autostart=False,
+        image_topics=["/lifecycle_fail/image"]), extra_ros_args=("-r", "__ns:=/lifecycle_fail"))
+    try:
+        with ros_test_node("lifecycle_fail_client") as node:
+            _configure_fails(node, proc)
+    finally:
+        code = proc.stop()
+    assert code == 0, proc.output()
+
+
+def _configure_fails(node, proc):
+    """configure over ~/change_state returns failure; the node stays up, unconfigured."""
+    change = node.create_client(ChangeState, "/lifecycle_fail/clip_perception/change_state")
+    get = node.create_client(GetState, "/lifecycle_fail/clip_perception/get_state")
+    assert wait_until(change.service_is_ready, 60, 0.1), proc.output()
+    future = change.call_async(ChangeState.Request(
+        transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
+    assert wait_until(future.done, 60)
+    assert future.result().success is False
+    future = get.call_async(GetState.Request())
+    assert wait_until(future.done, 10)
+    assert future.result().current_state.id == State.PRIMARY_STATE_UNCONFIGURED
+    assert wait_until(lambda: "configure failed: model folder not found: /nonexistent/model"
+                      in proc.output(), 10), proc.output()
+    assert proc.proc.poll() is None, "the node exited instead of waiting unconfigured"
+
+
+@pytest.mark.parametrize("moment", ["configuring", "streaming and rebuilding labels"])
+def test_sigint_exits_cleanly(tmp_path, tiny_model_id, moment):
+    """Ctrl-C / ros2 launch's SIGINT while the engines are built at configure (int8 export +
+    quantisation), or while frames stream and a label-set build runs: exit 0, no traceback, no
+    'publishing failed', and no partial files left in the engine cache."""
+    use_profile_in_this_process()
+    cache = tmp_path / "engine_cache"
+    topic = "/sigint_test/image_raw"
+    proc = NodeProcess(tmp_path / "node.log", dict(
+        model=tiny_model_id, backend="onnxruntime", precision="int8",
+        engine_cache_dir=str(cache), image_topics=[topic], labels=["cup", "apple"]),
+        extra_ros_args=("-r", "__ns:=/sigint_test"))
+    with ros_test_node("sigint_client") as node:
+        pub = node.create_publisher(Image, topic, 5)
+        set_params = node.create_client(SetParameters,
+                                        "/sigint_test/clip_perception/set_parameters")
+        if moment == "configuring":
+            assert wait_until(lambda: "building onnxruntime-int8" in proc.output()
+                              or proc.proc.poll() is not None, 60, 0.01), proc.output()
+        else:
+            assert wait_until(lambda: "active: listening on" in proc.output()
+                              or proc.proc.poll() is not None, 60, 0.05), proc.output()
+            assert wait_until(set_params.service_is_ready, 30, 0.05)
+            for i in range(20):
+                pub.publish(image_msg(pattern_image(48, 64), next(_stamps), "sig"))
+                time.sleep(0.02)
+            set_params.call_async(SetParameters.Request(parameters=[ParameterMsg(
+                name="labels", value=ParameterValue(
+                    type=ParameterType.PARAMETER_STRING_ARRAY,
+                    string_array_value=[f"label {i}" for i in range(300)]))]))
+            assert wait_until(lambda: "in the background" in proc.output(), 20, 0.01)
+            for i in range(5):
+                pub.publish(image_msg(pattern_image(48, 64), next(_stamps), "sig"))
+        code = proc.stop(timeout=30)
+    out = proc.output()
+    assert code == 0, out
+    assert "Traceback" not in out and "publishing failed" not in out, out
+    leftovers = [p.name for p in cache.rglob("*") if p.suffix in (".partial", ".tmp")]
+    assert not leftovers, leftovers
