@@ -34,6 +34,16 @@ class SwapStatus:
     seconds: float = 0.0      # build time so far / total
 
 
+class _Serving:
+    """An attribute read from the encoder serving now (``self._current``)."""
+
+    def __set_name__(self, owner, name):
+        self._name = name
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else getattr(obj._current, self._name)
+
+
 class SwappingImageEncoder(ImageEncoder):
     """Thread-safe ImageEncoder wrapper; see the module docstring."""
 
@@ -56,21 +66,11 @@ class SwappingImageEncoder(ImageEncoder):
             self._thread.start()
 
     # ImageEncoder -----------------------------------------------------------------------
-    @property
-    def name(self) -> str:  # type: ignore[override]
-        return self._current.name
-
-    @property
-    def precision(self) -> str:  # type: ignore[override]
-        return self._current.precision
-
-    @property
-    def device(self) -> str:  # type: ignore[override]
-        return self._current.device
-
-    @property
-    def threads(self) -> int:  # type: ignore[override]
-        return self._current.threads
+    # What describes the encoder is whatever the serving one says, read at each access.
+    name = _Serving()
+    precision = _Serving()
+    device = _Serving()
+    threads = _Serving()
 
     def encode_images(self, batch: np.ndarray) -> np.ndarray:
         with self._cond:
