@@ -150,3 +150,21 @@ def test_engine_key_records_library_and_gpu_when_available(clip):
     key = trtb.engine_key(clip, "fp16", 8)
     assert key.library.startswith("tensorrt ") and " sm_" in key.device
     assert dataclasses.replace(key, precision="fp32").digest() != key.digest()
+
+
+def test_close_waits_for_the_encode_that_holds_the_context():
+    """close() takes the lock _run holds, so a context is never released mid-encode (runs
+    without TensorRT: only the locking is exercised, on an encoder built without __init__)."""
+    import threading
+
+    enc = object.__new__(trtb.TensorRTImageEncoder)
+    enc._lock = threading.Lock()
+    enc.context, enc.engine, enc._runtime = "context", "engine", "runtime"
+    enc._lock.acquire()  # an encode in flight
+    closer = threading.Thread(target=enc.close)
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive() and enc.context == "context"  # waits for the encode
+    enc._lock.release()
+    closer.join(5)
+    assert not closer.is_alive() and enc.context is None and enc.engine is None

@@ -203,6 +203,8 @@ class TensorRTImageEncoder(ImageEncoder):
     def _run(self, chunk: np.ndarray) -> np.ndarray:
         torch = self._torch
         with self._lock, torch.cuda.device(self._torch_device):
+            if self.context is None:
+                raise RuntimeError("TensorRT encoder is closed")
             x = torch.from_numpy(chunk).to(self._torch_device)
             out = torch.empty((chunk.shape[0], self.embed_dim), dtype=self._out_dtype,
                               device=self._torch_device)
@@ -218,9 +220,11 @@ class TensorRTImageEncoder(ImageEncoder):
             return out.float().cpu().numpy()
 
     def close(self) -> None:
-        self.context = None
-        self.engine = None
-        self._runtime = None
+        # Under _run's lock: an encode in flight finishes before its context is released.
+        with self._lock:
+            self.context = None
+            self.engine = None
+            self._runtime = None
 
 
 def engine_key(clip, precision: str, max_batch: int, opt_batch: int = 1, device: str = "cuda"):
