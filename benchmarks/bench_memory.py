@@ -1,8 +1,10 @@
 """Place memory speed on this machine: query latency at 10k and 100k keyframes (p50/p95, text
 encode excluded), keyframe insert rate through the node's recorder vs a 30 Hz camera, disk per
-keyframe. Milvus Lite (embedded), 512-d embeddings (ViT-B-32's size), real JPEG thumbnails.
+keyframe. Milvus Lite (embedded; with --candidates also Chroma's HNSW, recall@100 against
+exact cosine, same rows, same run), 512-d embeddings (ViT-B-32's size), real JPEG thumbnails.
 
-    python benchmarks/bench_memory.py [--sizes 10000 100000] [--queries 100] [--json PATH]
+    python benchmarks/bench_memory.py [--sizes 10000 100000] [--queries 100] [--candidates]
+                                      [--json PATH]
 """
 from __future__ import annotations
 
@@ -71,7 +73,56 @@ def bench_recorder(root: Path, thumb_rgb, n: int) -> dict:
             "vs_30hz_camera": stored / dt / CAMERA_HZ}
 
 
-def bench_size(root: Path, n: int, queries: int, thumbnail: str, rng) -> dict:
+def chroma_candidate(root: Path, matrix: np.ndarray, q: np.ndarray, thumbnail: str) -> dict:
+    """A candidate store measured side by side (issue 12 section 5), not the shipped one:
+    Chroma embedded (chromadb PersistentClient, HNSW, IP over unit vectors), the same rows and
+    thumbnails, one search of the 100 nearest with their vectors and poses, recall@100 against
+    exact cosine. None when chromadb is not installed (requirements.txt does not have it)."""
+    try:
+        import chromadb
+        from chromadb.config import Settings
+    except ImportError:
+        return None
+    c = chromadb.PersistentClient(str(root / f"chroma_{len(matrix)}"),
+                                  settings=Settings(anonymized_telemetry=False))
+    col = c.create_collection("places", embedding_function=None, configuration={"hnsw": {
+        "space": "ip", "max_neighbors": 32, "ef_construction": 200, "ef_search": 400}})
+
+    def meta(i):
+        return {"x": 0.0, "y": 0.0, "z": 0.0, "frame_id": "map", "stamp_ns": i, "camera": "cam"}
+
+    t0 = time.perf_counter()
+    singles = 20  # one keyframe per call, as the recorder inserts
+    for i in range(singles):
+        col.add(ids=[str(i)], embeddings=matrix[i:i + 1], metadatas=[meta(i)],
+                documents=[thumbnail])
+    single_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for start in range(singles, len(matrix), 2000):
+        part = range(start, min(start + 2000, len(matrix)))
+        col.add(ids=[str(i) for i in part], embeddings=matrix[part.start:part.stop],
+                metadatas=[meta(i) for i in part], documents=[thumbnail] * len(part))
+    bulk_s = time.perf_counter() - t0
+    times, recall = [], []
+    for i, v in enumerate(q):
+        t = time.perf_counter()
+        r = col.query(query_embeddings=v[None], n_results=100,
+                      include=["embeddings", "metadatas"])
+        if i < 5:  # warm-up
+            continue
+        times.append((time.perf_counter() - t) * 1000)
+        exact = set(np.argpartition(-(matrix @ v), 100)[:100].tolist())
+        recall.append(len(exact & {int(k) for k in r["ids"][0]}) / 100)
+    c.close()
+    return {"search_ms_p50": percentile(times, 50), "search_ms_p95": percentile(times, 95),
+            "recall_at_100_mean": float(np.mean(recall)),
+            "recall_at_100_min": float(np.min(recall)),
+            "single_insert_per_s": singles / single_s,
+            "bulk_insert_per_s": (len(matrix) - singles) / bulk_s,
+            "disk_bytes_per_keyframe": folder_bytes(root / f"chroma_{len(matrix)}") / len(matrix)}
+
+
+def bench_size(root: Path, n: int, queries: int, thumbnail: str, rng, chroma: bool) -> dict:
     from clip_perception.core.memory import Keyframe, ModelIdentity, Pose, open_store, query_places
     from clip_perception.core.memory.store import FLUSH_EVERY
 
@@ -125,10 +176,13 @@ def bench_size(root: Path, n: int, queries: int, thumbnail: str, rng) -> dict:
     sealed = measure()  # everything sealed (the store flushes on close: every restart is this)
     store.close()
     disk = folder_bytes(folder)
-    return {"keyframes": n, "bulk_load_s": load_s, "bulk_keyframes_per_s": n / load_s,
-            "flush_s": flush_s, "growing": growing, "sealed": sealed,
-            "numpy_brute_force_top100_ms": numpy_ms,
-            "disk_bytes": disk, "disk_bytes_per_keyframe": disk / n}
+    out = {"keyframes": n, "bulk_load_s": load_s, "bulk_keyframes_per_s": n / load_s,
+           "flush_s": flush_s, "growing": growing, "sealed": sealed,
+           "numpy_brute_force_top100_ms": numpy_ms,
+           "disk_bytes": disk, "disk_bytes_per_keyframe": disk / n}
+    if chroma:  # same rows and queries, same run
+        out["chroma_candidate"] = chroma_candidate(root, matrix, q, thumbnail)
+    return out
 
 
 def main(argv=None) -> int:
@@ -137,6 +191,8 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     p.add_argument("--queries", type=int, default=100)
     p.add_argument("--recorder-frames", type=int, default=300)
+    p.add_argument("--candidates", action="store_true",
+                   help="also measure Chroma (a candidate store, if chromadb is installed)")
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args(argv)
 
@@ -147,7 +203,8 @@ def main(argv=None) -> int:
     thumbnail = encode_thumbnail(frame)
     rng = np.random.default_rng(1)
     out = {"cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)), "dim": DIM,
-           "thumbnail_chars": len(thumbnail), "store": "Milvus Lite (pymilvus MilvusClient, FLAT, COSINE)"}
+           "thumbnail_chars": len(thumbnail),
+           "store": "Milvus Lite (pymilvus MilvusClient, FLAT, IP over unit vectors)"}
     with tempfile.TemporaryDirectory(prefix="bench_memory_") as tmp:
         root = Path(tmp)
         out["recorder"] = bench_recorder(root, frame, args.recorder_frames)
@@ -156,13 +213,23 @@ def main(argv=None) -> int:
               f"{r['keyframes_per_s']:.0f} keyframes/s = {r['vs_30hz_camera']:.1f}x a 30 Hz camera")
         out["sizes"] = []
         for n in args.sizes:
-            s = bench_size(root, n, args.queries, thumbnail, rng)
+            s = bench_size(root, n, args.queries, thumbnail, rng, args.candidates)
             out["sizes"].append(s)
             for phase in ("growing", "sealed"):  # growing: FLUSH_EVERY - 1 rows not sealed
                 m = s[phase]
                 print(f"{n:>7} keyframes, {phase:>7}: query p50 {m['query_ms_p50']:.1f} ms, p95 "
                       f"{m['query_ms_p95']:.1f} ms (search alone p50 "
                       f"{m['search_only_ms_p50']:.1f} / p95 {m['search_only_ms_p95']:.1f} ms)")
+            ch = s.get("chroma_candidate")
+            if args.candidates and not ch:
+                print("Chroma candidate not measured: chromadb is not installed")
+            if ch:
+                print(f"{n:>7} keyframes, Chroma HNSW (candidate): search p50 "
+                      f"{ch['search_ms_p50']:.1f} / p95 {ch['search_ms_p95']:.1f} ms, recall@100 "
+                      f"mean {ch['recall_at_100_mean']:.3f} min {ch['recall_at_100_min']:.2f}, "
+                      f"insert {ch['single_insert_per_s']:.0f}/s one by one, "
+                      f"{ch['bulk_insert_per_s']:.0f}/s bulk, disk "
+                      f"{ch['disk_bytes_per_keyframe'] / 1024:.1f} KiB per keyframe")
             print(f"{n:>7} keyframes, numpy brute-force top-100 (reference, no store): p50 "
                   f"{s['numpy_brute_force_top100_ms']['p50']:.1f} ms, p95 "
                   f"{s['numpy_brute_force_top100_ms']['p95']:.1f} ms")
