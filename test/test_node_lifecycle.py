@@ -251,8 +251,11 @@ def test_sigint_exits_cleanly(tmp_path, tiny_model_id, moment):
     use_profile_in_this_process()
     cache = tmp_path / "engine_cache"
     topic = "/sigint_test/image_raw"
+    # An int8 build is what is in flight while configuring; streaming needs a node that serves,
+    # and an explicit int8 may be refused on the tiny random model (top-1 rule), so fp32 there.
+    precision = "int8" if moment == "configuring" else "fp32"
     proc = NodeProcess(tmp_path / "node.log", dict(
-        model=tiny_model_id, backend="onnxruntime", precision="int8",
+        model=tiny_model_id, backend="onnxruntime", precision=precision,
         engine_cache_dir=str(cache), image_topics=[topic], labels=["cup", "apple"]),
         extra_ros_args=("-r", "__ns:=/sigint_test"))
     with ros_test_node("sigint_client") as node:
@@ -265,7 +268,8 @@ def test_sigint_exits_cleanly(tmp_path, tiny_model_id, moment):
         else:
             assert wait_until(lambda: "active: listening on" in proc.output()
                               or proc.proc.poll() is not None, 60, 0.05), proc.output()
-            assert wait_until(set_params.service_is_ready, 30, 0.05)
+            assert proc.proc.poll() is None, proc.output()
+            assert wait_until(set_params.service_is_ready, 30, 0.05), proc.output()
             for i in range(20):
                 pub.publish(image_msg(pattern_image(48, 64), next(_stamps), "sig"))
                 time.sleep(0.02)
