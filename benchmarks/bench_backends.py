@@ -33,6 +33,7 @@ from clip_perception.core.backends.base import BackendUnavailable  # noqa: E402
 from clip_perception.core.backends.engine_cache import ArtifactRefused  # noqa: E402
 from clip_perception.core.backends.torch_backend import TorchImageEncoder  # noqa: E402
 from clip_perception.core.backends.verify import TorchReference  # noqa: E402
+from clip_perception.core import devices  # noqa: E402
 from clip_perception.core.model import load_clip  # noqa: E402
 from clip_perception.core.tiny_model import (write_outlier_vit_b_32,  # noqa: E402
                                              write_random_vit_b_32)
@@ -54,7 +55,8 @@ def build_engines(clip, cache, threads, reference, notes):
                                                        cache_dir=cache, threads=threads)
     fp32_path = onnx_export.ensure_image_onnx(clip, cache)
     for name, options in (("onnxruntime int8 old (dynamic)", int8.DYNAMIC_INT8_OPTIONS),
-                          ("onnxruntime int8 new (smoothed)", int8.INT8_OPTIONS)):
+                          ("onnxruntime int8 smoothed, 7-bit s8 weights", int8.SMOOTHED_S8_OPTIONS),
+                          ("onnxruntime int8 default (smoothed, u8 weights)", int8.INT8_OPTIONS)):
         try:  # min_top1 0: measure every engine; the verification columns say who passes
             engines[name] = int8.load_or_quantize_int8(
                 clip, fp32_path, cache, threads=threads, reference=reference, options=options,
@@ -172,7 +174,7 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench_backends_"))
     writers = {"random": write_random_vit_b_32, "stress": write_outlier_vit_b_32}
-    result = {"cpu": pc.cpu_identity(), "libraries": pc.library_versions(),
+    result = {"cpu": devices.cpu_identity(), "libraries": pc.library_versions(),
               "cores": os.cpu_count(), "threads": args.threads, "models": {}}
     for label in args.models:
         clip = load_clip(writers[label](tmp / label))

@@ -7,6 +7,7 @@ import pytest
 from clip_perception.core.backends import create_image_encoder, encoder_diagnostics, int8
 from clip_perception.core.backends import openvino_backend as ovb
 from clip_perception.core.backends import precision_choice as pc
+from clip_perception.core import devices
 from clip_perception.core.backends.verify import TorchReference
 
 SPEEDS = {("openvino", "fp32"): 20.0, ("onnxruntime", "fp32"): 18.0,
@@ -110,5 +111,5 @@ def test_explicit_backend_with_auto_precision_measures_its_own_candidates(
 
 
 def test_cpu_identity_names_model_and_isa():
-    ident = pc.cpu_identity()
-    assert ident["model"] != "" and set(ident["isa"]) <= set(pc.ISA_FLAGS)
+    ident = devices.cpu_identity()
+    assert ident["model"] != "" and set(ident["isa"]) <= set(devices.ISA_FLAGS)

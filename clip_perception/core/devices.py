@@ -1,9 +1,14 @@
-"""What a device string means and how many cores this process has: the one definition of each."""
+"""What a device string means, how many cores this process has and what the CPU offers: the one
+definition of each."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+# The ISA flags that decide which engine and precision is fast (and int8-exact) on a CPU.
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16",
+             "amx_int8")
 
 
 def is_cuda(device: str) -> bool:
@@ -42,3 +47,19 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def cpu_identity() -> dict:
+    """CPU model name and which of ISA_FLAGS it has (Linux /proc/cpuinfo; 'unknown' and no
+    flags elsewhere)."""
+    model, flags = "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {"model": model, "isa": [f for f in ISA_FLAGS if f in flags]}

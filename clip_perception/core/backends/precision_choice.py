@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts import model_artifact_dir
+from ..devices import cpu_identity
 from .base import BackendUnavailable
 
 logger = logging.getLogger(__name__)
@@ -27,8 +28,6 @@ TIMING_SECONDS = 1.0  # per candidate, after one warm-up run; enough to rank 10-
 # Order only breaks exact ties; otherwise the measured speed decides.
 CPU_CANDIDATES = (("openvino", "bf16"), ("onnxruntime", "int8"), ("openvino", "fp32"),
                   ("onnxruntime", "fp32"))
-ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16",
-             "amx_int8")
 
 
 @dataclass(frozen=True)
@@ -36,21 +35,6 @@ class Candidate:
     backend: str
     precision: str
     device: str = "cpu"
-
-
-def cpu_identity() -> dict:
-    """CPU model name and the ISA flags that decide engine speed (Linux /proc/cpuinfo)."""
-    model, flags = "unknown", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    return {"model": model, "isa": [f for f in ISA_FLAGS if f in flags]}
 
 
 def library_versions() -> dict:
