@@ -114,3 +114,21 @@ def test_export_refused_twice_is_refused_with_the_reason(tiny_clip, tmp_path, mo
     enc = create_image_encoder(tiny_clip, "auto", cache_dir=tmp_path / "c")
     assert enc.name == "torch"  # auto records the refusals and falls through
     assert any(a.outcome == "refused" for a in enc.selection.attempts)
+
+
+def test_torch_backend_runs_on_the_requested_threads(tiny_clip):
+    """encoder_threads reaches the torch backend (it used to be ignored): torch's pool is
+    process-wide, so the test restores it."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        enc = create_image_encoder(tiny_clip, "torch", "fp32", threads=1)
+        assert enc.threads == 1 and torch.get_num_threads() == 1
+        from clip_perception.ros.reporting import prepare_ahead
+        from clip_perception.core.devices import cpu_count
+
+        ahead, why = prepare_ahead(enc)
+        assert ahead == (cpu_count() > 1), why
+    finally:
+        torch.set_num_threads(before)

@@ -254,7 +254,7 @@ class ClipPerceptionNode(LifecycleNode):
     def _start_worker(self) -> None:
         # Objects, not attributes: an encode abandoned by deactivate may return after cleanup.
         label_sets, outputs, encoder = self.label_sets, self.outputs, self.encoder
-        threads, memory = self.settings.encoder_threads, self.memory
+        memory = self.memory
 
         def publish(results) -> None:
             outputs.publish(results, label_sets.current)
@@ -267,7 +267,7 @@ class ClipPerceptionNode(LifecycleNode):
             encoder.encode_images, publish,
             max_batch=self.settings.max_batch, max_rate_hz=self._max_rate_hz,
             on_bad_frame=self._warn_bad_frame, on_error=self._warn_pipeline_error,
-            prepare_ahead=lambda: prepare_ahead(encoder, threads)[0])
+            prepare_ahead=lambda: prepare_ahead(encoder)[0])
         self.worker.start()
 
     def _stop_worker(self) -> None:

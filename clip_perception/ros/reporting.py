@@ -10,7 +10,7 @@ from ..core.devices import cpu_count, is_cuda
 from . import diagnostics
 
 
-def prepare_ahead(encoder, encoder_threads: int) -> tuple[bool, str]:
+def prepare_ahead(encoder) -> tuple[bool, str]:
     """Whether the worker's preparer may decode + preprocess frames during an encode.
 
     Asked per preparation: a swapped-in TensorRT engine moves the encoder to the GPU.
@@ -19,8 +19,8 @@ def prepare_ahead(encoder, encoder_threads: int) -> tuple[bool, str]:
     if is_cuda(device):
         return True, f"encoder on {device}; CPU preprocessing overlaps it"
     cores = cpu_count()
-    if encoder.name == "onnxruntime" and 0 < encoder_threads < cores:
-        return True, f"encoder uses {encoder_threads} of {cores} cores"
+    if 0 < encoder.threads < cores:
+        return True, f"encoder uses {encoder.threads} of {cores} cores"
     # Measured (benchmarks/NODE_RESULTS.md): preparing alongside an encoder that keeps
     # every core busy only competes with it for the CPU; the serial path is as fast.
     return False, f"encoder on {device} uses all {cores} cores"
@@ -61,7 +61,7 @@ def pipeline_state(node):
     error = ""
     if node._last_build_failed():
         error = node.label_sets.last_error + f"; serving label set v{current.version}"
-    ahead, why = prepare_ahead(node.encoder, node.settings.encoder_threads)
+    ahead, why = prepare_ahead(node.encoder)
     now = time.monotonic()
     snap = node.stats.snapshot()
     alive = node.worker is None or node.worker.alive

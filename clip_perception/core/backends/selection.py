@@ -31,7 +31,8 @@ def create_image_encoder(clip, backend: str = "auto", precision: str = "fp32",
     precision it cannot deliver or a refused int8 model falls to fp32) -> torch fp32, and
     logs/records every skip. With ``background_build`` the TensorRT engine is built while the
     next backend serves; otherwise ``auto`` waits for it.
-    ``threads``: onnxruntime intra-op threads, 0 = every core this process may use.
+    ``threads``: the CPU engine's intra-op threads (onnxruntime, OpenVINO, torch), 0 = every
+    core this process may use (torch: its own default).
     ``recheck_frames``: a reduced-precision CPU engine is checked again against fp32 on the
     first that many camera frames, in the background, and replaced by fp32 if it fails there
     (frame_recheck.py); 0 disables it.
@@ -75,7 +76,7 @@ def _verified_fp32(clip, cache_dir, threads, reference, max_batch):
 
 def _explicit(clip, backend, precision, device, cache_dir, threads, max_batch, reference):
     if backend == "torch":
-        return _torch_encoder(clip, precision, device)
+        return _torch_encoder(clip, precision, device, threads)
     if backend == "openvino":
         from .openvino_backend import OpenVinoImageEncoder
 
@@ -97,7 +98,7 @@ def _explicit(clip, backend, precision, device, cache_dir, threads, max_batch, r
                                                  reference, device=device).value
 
 
-def _torch_encoder(clip, precision, device):
+def _torch_encoder(clip, precision, device, threads: int = 0):
     from .torch_backend import TorchImageEncoder
 
     if precision != "fp32":
@@ -107,7 +108,7 @@ def _torch_encoder(clip, precision, device):
         raise BackendUnavailable(f"the torch backend runs where the model was loaded "
                                  f"('{clip.device}'), but device '{device}' was requested; "
                                  f"load the model with device='{device}'")
-    return TorchImageEncoder(clip)
+    return TorchImageEncoder(clip, threads)
 
 
 def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, reference,
@@ -192,7 +193,7 @@ def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, ref
             selection.add("onnxruntime", precision, device, "skipped",
                           "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu); "
                           "torch on cuda is faster than onnxruntime on cpu")
-            return _auto_torch(clip, precision, selection)
+            return _auto_torch(clip, precision, selection, threads)
         selection.add("onnxruntime", precision, device, "skipped",
                       "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu); "
                       "trying the CPU engines")
@@ -204,7 +205,8 @@ def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, ref
         if precision == "auto":
             encoder = _measured(clip, everything, cache_dir, threads, max_batch, selection,
                                 reference)
-            return encoder if encoder is not None else _auto_torch(clip, precision, selection)
+            return encoder if encoder is not None else _auto_torch(clip, precision, selection,
+                                                                    threads)
         candidates = [c for c in everything if c.precision == precision]
         if not candidates:
             selection.add("openvino/onnxruntime", precision, "cpu", "skipped",
@@ -215,12 +217,12 @@ def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, ref
         if encoder is not None:
             selection.add(c.backend, c.precision, encoder.device, "chosen")
             return encoder
-    return _auto_torch(clip, precision, selection)
+    return _auto_torch(clip, precision, selection, threads)
 
 
-def _auto_torch(clip, precision, selection):
+def _auto_torch(clip, precision, selection, threads: int = 0):
     torch_device = str(clip.device)
-    enc = _torch_encoder(clip, "fp32", torch_device)
+    enc = _torch_encoder(clip, "fp32", torch_device, threads)
     reason = "" if precision in ("fp32", "auto") else f"torch runs fp32 only ({precision} requested)"
     selection.add("torch", "fp32", torch_device, "chosen", reason)
     return enc
