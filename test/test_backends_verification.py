@@ -102,3 +102,39 @@ def test_check_agreement_with_explicit_inputs():
     x = np.random.default_rng(0).normal(size=(10, 1, 2, 2)).astype(np.float32)
     v = check_agreement(Identity(), x, x.reshape(10, -1), np.eye(4, dtype=np.float32), 4)
     assert v.ok and v.top1_agreement == 1.0
+
+
+def _no_torch(*_):
+    raise AssertionError("the persisted reference should have been used")
+
+
+def test_reference_is_persisted_and_reused_exactly(tiny_clip, reference, tmp_path):
+    first = TorchReference(tiny_clip, persist_dir=tmp_path)
+    np.testing.assert_array_equal(first.embeddings, reference.embeddings)
+    assert len(list(tmp_path.glob("reference-*.npz"))) == 1
+    again = TorchReference(tiny_clip, persist_dir=tmp_path)
+    again.torch_encoder = _no_torch  # a restart must not run torch on the photos again
+    np.testing.assert_array_equal(again.embeddings, first.embeddings)
+    np.testing.assert_array_equal(again.label_embeddings, reference.label_embeddings)
+
+
+def test_reference_of_other_inputs_is_not_reused(tiny_clip, tmp_path):
+    import dataclasses
+
+    first = TorchReference(tiny_clip, persist_dir=tmp_path)
+    _ = first.embeddings
+    other_clip = dataclasses.replace(tiny_clip, preprocess=dataclasses.replace(
+        tiny_clip.preprocess, interpolation="bilinear"))
+    other = TorchReference(other_clip, persist_dir=tmp_path)
+    assert not np.array_equal(other.inputs, first.inputs)
+    assert other.embeddings.shape == first.embeddings.shape
+    assert len(list(tmp_path.glob("reference-*.npz"))) == 2  # its own key, computed afresh
+
+
+def test_torn_reference_file_is_recomputed(tiny_clip, reference, tmp_path, caplog):
+    _ = TorchReference(tiny_clip, persist_dir=tmp_path).embeddings
+    (path,) = tmp_path.glob("reference-*.npz")
+    path.write_bytes(path.read_bytes()[:100])
+    again = TorchReference(tiny_clip, persist_dir=tmp_path)
+    np.testing.assert_array_equal(again.embeddings, reference.embeddings)
+    assert "unreadable" in caplog.text

@@ -92,9 +92,10 @@ def read_record(path: Path) -> Optional[dict]:
         return None
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str | bytes) -> None:
+    """Readers see the old file or the whole new one, never a torn write."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
         f.write(text)
     os.replace(tmp, path)
 
@@ -218,7 +219,7 @@ def _build_and_load(directory, path, key, suffix, build, load, events):
         if tmp.exists():
             tmp.unlink()
     seconds = time.monotonic() - start
-    atomic_write_text(_record_path(path), json.dumps(
+    atomic_write(_record_path(path), json.dumps(
         {"key": key.to_dict(), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
          "build_seconds": round(seconds, 2)}, indent=2, sort_keys=True))
     events.append(f"built {key.kind} artifact {path} in {seconds:.1f} s")

@@ -115,10 +115,10 @@ def read_decision(path: Path, key: dict):
 
 
 def write_decision(path: Path, key: dict, chosen: Candidate, results: list) -> None:
-    from .engine_cache import atomic_write_text
+    from .engine_cache import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(
+    atomic_write(path, json.dumps(
         {"key": key, "chosen": [chosen.backend, chosen.precision, chosen.device],
          "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "results": results},
         indent=2, sort_keys=True))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from ..artifacts import model_artifact_dir
 from ..devices import is_cuda, resolve_device, same_device
 from .base import BackendUnavailable, ImageEncoder
 from .frame_recheck import DEFAULT_RECHECK_FRAMES, RecheckingImageEncoder
@@ -41,7 +42,8 @@ def create_image_encoder(clip, backend: str = "auto", precision: str = "fp32",
     device = resolve_device(device)
     from .verify import TorchReference
 
-    reference = reference or TorchReference(clip, max_batch=max_batch)
+    reference = reference or TorchReference(
+        clip, max_batch=max_batch, persist_dir=model_artifact_dir(clip, cache_dir))
     selection = BackendSelection(backend, precision, device)
     if backend == "auto":
         encoder = _auto(clip, precision, device, cache_dir, threads, max_batch, selection,

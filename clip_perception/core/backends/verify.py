@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,7 @@ DEFAULT_MIN_TOP1 = 0.99
 BATCH_INDEPENDENCE_COSINE = 0.99999  # frame alone vs the same frame among others
 BATCH1_VIEWS = 8  # photos also run one at a time (spread over the set)
 VERIFY_MAX_BATCH = 8
+REFERENCE_FORMAT = 1  # of the persisted reference embeddings: change with their layout
 
 
 @dataclass(frozen=True)
@@ -132,12 +134,16 @@ class TorchReference:
     """Torch fp32 embeddings of the natural verification photos and of a generic label set,
     computed once per model and reused by every candidate.
 
+    With ``persist_dir`` they are also kept on disk (~15 s of torch per node start on 2 cores),
+    keyed by the exact preprocessed inputs, the label prompts, the weights and the torch
+    version, so a changed photo set, preprocessing or checkpoint is recomputed, never reused.
     Thread-safe: a background engine build and the caller may both ask for it.
     """
 
-    def __init__(self, clip, max_batch: int = VERIFY_MAX_BATCH):
+    def __init__(self, clip, max_batch: int = VERIFY_MAX_BATCH, persist_dir=None):
         self.clip = clip
         self.max_batch = max_batch
+        self.persist_dir = persist_dir
         self._inputs = None
         self._embeddings = None
         self._labels = None
@@ -156,11 +162,12 @@ class TorchReference:
     def embeddings(self) -> np.ndarray:
         inputs = self.inputs
         with self._lock:
-            if self._embeddings is None:
+            if self._embeddings is None and not self._load_persisted(inputs):
                 enc = self.torch_encoder()
                 self._embeddings = np.concatenate(
                     [enc.encode_images(inputs[i:i + self.max_batch])
                      for i in range(0, len(inputs), self.max_batch)])
+                self._persist(inputs)
             return self._embeddings
 
     def torch_encoder(self):
@@ -171,14 +178,72 @@ class TorchReference:
 
     @property
     def label_embeddings(self) -> np.ndarray:
+        if self.persist_dir is not None:
+            _ = self.embeddings  # loads both from disk, or computes and stores both
         with self._lock:
             if self._labels is None:
-                from .photo_set import GENERIC_LABELS, LABEL_TEMPLATE
-                from .text_torch import TorchTextEncoder
-
-                self._labels = TorchTextEncoder(self.clip).encode(
-                    [LABEL_TEMPLATE.format(label) for label in GENERIC_LABELS])
+                self._labels = self._encode_labels()
             return self._labels
+
+    def _encode_labels(self) -> np.ndarray:
+        from .photo_set import GENERIC_LABELS, LABEL_TEMPLATE
+        from .text_torch import TorchTextEncoder
+
+        return TorchTextEncoder(self.clip).encode(
+            [LABEL_TEMPLATE.format(label) for label in GENERIC_LABELS])
+
+    def _persisted_path(self, inputs: np.ndarray):
+        import hashlib
+        from pathlib import Path
+
+        import torch
+
+        from .photo_set import GENERIC_LABELS, LABEL_TEMPLATE
+
+        h = hashlib.sha256()
+        for part in (REFERENCE_FORMAT, self.clip.identifier, self.clip.weights_hash,
+                     torch.__version__, LABEL_TEMPLATE, "|".join(GENERIC_LABELS),
+                     inputs.shape, inputs.dtype):
+            h.update(repr(part).encode())
+        h.update(np.ascontiguousarray(inputs).tobytes())
+        return Path(self.persist_dir) / f"reference-{h.hexdigest()[:16]}.npz"
+
+    def _load_persisted(self, inputs: np.ndarray) -> bool:
+        """Caller holds the lock. True when both embedding sets came from a matching file."""
+        if self.persist_dir is None:
+            return False
+        path = self._persisted_path(inputs)
+        try:
+            with np.load(path) as f:
+                images, labels = f["images"], f["labels"]
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            # a torn or foreign file: recompute
+            logger.warning("reference embeddings %s unreadable (%s); recomputing", path, exc)
+            return False
+        if images.shape[0] != len(inputs) or labels.shape[1] != images.shape[1]:
+            logger.warning("reference embeddings %s have shapes %s/%s for %d inputs; "
+                           "recomputing", path, images.shape, labels.shape, len(inputs))
+            return False
+        self._embeddings, self._labels = images, labels
+        return True
+
+    def _persist(self, inputs: np.ndarray) -> None:
+        """Caller holds the lock: store the image and label embeddings, atomically."""
+        if self.persist_dir is None:
+            return
+        import io
+
+        from .engine_cache import atomic_write
+
+        if self._labels is None:
+            self._labels = self._encode_labels()
+        path = self._persisted_path(inputs)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = io.BytesIO()
+        np.savez(data, images=self._embeddings, labels=self._labels)
+        atomic_write(path, data.getvalue())
 
     def verify(self, encoder, threshold: float = DEFAULT_MIN_COSINE,
                min_top1: float = DEFAULT_MIN_TOP1, max_batch: int | None = None) -> Verification:
