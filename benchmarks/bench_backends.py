@@ -90,8 +90,10 @@ def measure_model(label, clip, args, cache):
                                 max_batch=args.max_batch, reference=reference)
     chosen = [a for a in auto.selection.attempts if a.outcome == "chosen"][0]
     setup.append(f"auto decision {time.perf_counter() - t0:.1f} s")
+    # auto builds int8 with the default recipe: of the int8 rows, that is the "default" one
     auto_name = next((n for n, e in engines.items() if (e.name, e.precision) ==
-                      (auto.name, auto.precision) and "old" not in n), None)
+                      (auto.name, auto.precision) and (e.precision != "int8" or "default" in n)),
+                     None)
     auto.close()
 
     verdict = {name: reference.verify(enc) for name, enc in engines.items()}
