@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -279,7 +280,14 @@ def run(model_id: str, tiny_id: str, args, tmp: Path) -> dict:
         for n in nodes + fast:
             n.stop()
     return {"slices": slices, "cameras": cameras, "nodes": [n.name for n in nodes],
-            "backend": raw.encoder.describe()}
+            "backend": raw.encoder.describe(),
+            "node_backends": {n.name: served_backend(n.log_path) for n in nodes + fast}}
+
+
+def served_backend(log: Path) -> str:
+    """The image backend the node itself chose, from its startup summary line."""
+    found = re.findall(r"backend (.+?), text ", log.read_text(errors="replace"))
+    return found[-1] if found else "(not in the node's log)"
 
 
 def summarise(out: dict, args) -> dict:
@@ -289,6 +297,7 @@ def summarise(out: dict, args) -> dict:
     engine_ms = 1000.0 / median(r["raw"] for r in quiet)
     summary = dict(
         cpu=cpu_name(), cores=os.cpu_count(), backend=out["backend"],
+        node_backends=out["node_backends"],
         slices_used=len(quiet), slices=len(out["slices"]), all_slices_loaded=all_loaded,
         engine_ms=engine_ms, engine_batch3_ms_per_frame=1000.0 / median(
             r["raw_batch3"] for r in quiet),
@@ -319,6 +328,7 @@ def cpu_name() -> str:
 
 
 def report(s: dict) -> None:
+    print("node backends: " + "; ".join(f"{k}: {v}" for k, v in s["node_backends"].items()))
     print(f"backend {s['backend']}; {s['cpu']}, {s['cores']} CPUs; load average now "
           f"{os.getloadavg()[0]:.1f}; medians over {s['slices_used']} of {s['slices']} slices" +
           (" (EVERY slice had other processes above --max-other-cpu: noisy)"
