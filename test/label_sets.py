@@ -36,3 +36,14 @@ def label_set(s=None, version=1, cache=None, adapter=None):
     cache = cache or PromptEmbeddingCache(fake_text_encoder()[0])
     return build_label_set(s or spec(), cache, 100.0, DIM, version, adapter)
 
+
+
+def with_nan_values(adapter_path: str) -> str:
+    """Rewrite a saved adapter with a NaN in fc1.weight: same names, shapes and metadata (the
+    header check passes), broken values (only loading the tensors shows it)."""
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(adapter_path)
+    tensors["fc1.weight"][0, 0] = np.nan
+    save_file(tensors, adapter_path)
+    return adapter_path

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from clip_perception.core.adapter import AdapterError, load_adapter, metadata_path, save_adapter
+from clip_perception.core.adapter import (AdapterError, load_adapter, metadata_path,
+                                          read_adapter_header, save_adapter)
 from clip_perception.core.scoring import zero_shot_logits
 from clip_perception.core.embeddings import l2_normalize
 
@@ -56,14 +57,22 @@ def test_other_model_is_refused_with_reason(saved):
         head.check_compatible("abc123", 512)
 
 
-def test_missing_or_broken_files_are_clear_errors(tmp_path, saved):
+@pytest.mark.parametrize("read", [load_adapter, read_adapter_header])
+def test_missing_or_broken_files_are_clear_errors(tmp_path, saved, read):
     with pytest.raises(AdapterError, match="not found"):
-        load_adapter(tmp_path / "nothing.safetensors")
+        read(tmp_path / "nothing.safetensors")
     metadata_path(saved[0]).unlink()
     with pytest.raises(AdapterError, match="metadata not found"):
-        load_adapter(saved[0])
+        read(saved[0])
     broken = tmp_path / "broken.safetensors"
     broken.write_bytes(b"not a safetensors file")
     metadata_path(broken).write_text('{"format": "clip_perception.adapter/1", "labels": []}')
     with pytest.raises(AdapterError, match="cannot read adapter"):
-        load_adapter(broken)
+        read(broken)
+
+
+def test_header_gives_labels_and_shapes_of_the_saved_head(saved):
+    header = read_adapter_header(saved[0])
+    assert header.labels == tuple(LABELS) and header.embed_dim == 16
+    assert header.shapes["fc1.weight"] == (8, 16) and header.shapes["classifier.weight"] == (3, 16)
+    assert header.shapes == load_adapter(saved[0]).header.shapes

@@ -9,8 +9,9 @@ from clip_perception.core.adapter import save_adapter
 from clip_perception.core.prompts import PromptEmbeddingCache
 from clip_perception.core.scoring import UNKNOWN_LABEL
 from clip_perception.core.vocabulary import (ADAPTER_BLEND_FROM_FILE, LabelSetManager, SpecError,
-                                             build_label_set, load_checked_adapter)
-from label_sets import DIM, fake_text_encoder, label_set, spec
+                                             build_label_set, check_adapter_header,
+                                             load_checked_adapter)
+from label_sets import DIM, fake_text_encoder, label_set, spec, with_nan_values
 
 
 # ---- spec validation ------------------------------------------------------------------------
@@ -87,19 +88,36 @@ def _adapter(tmp_path, labels, weights_hash="h" * 64, dim=DIM, blend=0.5, bias=N
                              "model_identifier": "tiny", "blend": blend}))
 
 
-def test_adapter_checked_against_model_and_labels(tmp_path):
+@pytest.mark.parametrize("check", [load_checked_adapter, check_adapter_header])
+def test_adapter_checked_against_model_and_labels(tmp_path, check):
+    """The header check (parameter callback) and the full load (background build) refuse the
+    same mismatches with the same reasons."""
     path = _adapter(tmp_path, ["cup", "apple"])
-    head = load_checked_adapter(path, ["apple", "cup"], lambda: "h" * 64, DIM, "tiny")
-    assert head.labels == ("apple", "cup")  # reordered to the node's label order
+    head = check(path, ["apple", "cup"], lambda: "h" * 64, DIM, "tiny")
+    assert head.embed_dim == DIM
+    if check is load_checked_adapter:
+        assert head.labels == ("apple", "cup")  # reordered to the node's label order
     with pytest.raises(SpecError, match="trained on model 'tiny'"):
-        load_checked_adapter(path, ["cup", "apple"], lambda: "x" * 64, DIM, "other")
+        check(path, ["cup", "apple"], lambda: "x" * 64, DIM, "other")
     with pytest.raises(SpecError, match="expects 8-d embeddings, the model gives 16-d"):
-        load_checked_adapter(path, ["cup", "apple"], lambda: "h" * 64, 16, "other")
+        check(path, ["cup", "apple"], lambda: "h" * 64, 16, "other")
     with pytest.raises(SpecError, match=r"trained for labels \['cup', 'apple'\]"):
-        load_checked_adapter(path, ["cup", "pear"], lambda: "h" * 64, DIM, "tiny")
+        check(path, ["cup", "pear"], lambda: "h" * 64, DIM, "tiny")
     with pytest.raises(SpecError, match="not found"):
-        load_checked_adapter(str(tmp_path / "missing.safetensors"), ["cup"], lambda: "h",
-                             DIM, "tiny")
+        check(str(tmp_path / "missing.safetensors"), ["cup"], lambda: "h", DIM, "tiny")
+
+
+def test_header_check_reads_no_tensor_data_and_only_the_load_sees_bad_values(tmp_path,
+                                                                              monkeypatch):
+    path = with_nan_values(_adapter(tmp_path, ["cup", "apple"]))
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the header check read the tensor data")
+    monkeypatch.setattr("safetensors.numpy.load_file", no_data)
+    check_adapter_header(path, ["cup", "apple"], lambda: "h" * 64, DIM, "tiny")
+    monkeypatch.undo()
+    with pytest.raises(SpecError, match=r"adapter_path: .*non-finite values \(NaN/inf\)"):
+        load_checked_adapter(path, ["cup", "apple"], lambda: "h" * 64, DIM, "tiny")
 
 
 def test_adapter_blend_from_file_and_override_change_probabilities(tmp_path):
@@ -124,9 +142,9 @@ def test_manager_swaps_in_background_and_never_mixes_sets():
     release = threading.Event()
     cache = PromptEmbeddingCache(fake_text_encoder()[0])
 
-    def slow_build(s, adapter, version):
+    def slow_build(s, version):
         release.wait(5)
-        return build_label_set(s, cache, 100.0, DIM, version, adapter)
+        return build_label_set(s, cache, 100.0, DIM, version)
 
     manager = LabelSetManager(slow_build, label_set(cache=cache))
     try:
@@ -148,7 +166,7 @@ def test_manager_swaps_in_background_and_never_mixes_sets():
 
 
 def test_manager_keeps_old_set_when_build_fails():
-    def failing_build(s, adapter, version):
+    def failing_build(s, version):
         raise RuntimeError("text tower exploded")
 
     manager = LabelSetManager(failing_build, label_set())

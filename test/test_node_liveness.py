@@ -1,139 +1,26 @@
 """Liveness in /diagnostics and clean stops, with the node's encoder or label-set build held
-in flight on purpose. The node runs in this process (so the test can hold its encoder), over
-real rclpy and DDS: frames, /diagnostics, results and ~/change_state go through topics and
-services exactly as from another process."""
+in flight on purpose. The node runs in this process (node_harness.py), so the test can hold its
+encoder, over real rclpy and DDS."""
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 
 import pytest
 
-from node_testing import (Collector, image_msg, pattern_image, stamp_ns,
-                          use_profile_in_this_process, wait_until)
+from node_harness import Harness, HeldEncoder
+from node_testing import wait_until
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("lifecycle_msgs.srv", reason="lifecycle_msgs is not installed")
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not built here")
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
-from lifecycle_msgs.srv import ChangeState  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from vision_msgs.msg import Classification  # noqa: E402
 
+from clip_perception.core.vocabulary import LabelSetBuilder  # noqa: E402
 from clip_perception.ros.diagnostics import ERROR, WARN, level_of  # noqa: E402
-from clip_perception.ros.node import STOP_TIMEOUT, ClipPerceptionNode  # noqa: E402
-
-NODE = "/liveness_test/clip_perception"
-CAM = "/liveness_test/image_raw"
-_stamps = itertools.count(1_900_000_000 * 10 ** 9, 1_000_000)
-
-
-class HeldEncoder:
-    """The node's real encoder, except while ``hold`` (blocks in encode_images until released)
-    or ``fail`` (raises) is set."""
-
-    def __init__(self, inner):
-        self._inner = inner
-        self.hold, self.fail = threading.Event(), threading.Event()
-        self.release, self.entered, self.returned = (threading.Event(), threading.Event(),
-                                                     threading.Event())
-
-    def encode_images(self, batch):
-        if self.fail.is_set():
-            raise RuntimeError("simulated encoder fault")
-        if self.hold.is_set():
-            self.entered.set()
-            self.release.wait(60)
-            out = self._inner.encode_images(batch)
-            self.returned.set()
-            return out
-        return self._inner.encode_images(batch)
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-
-class Harness:
-    def __init__(self, tiny_model_id, **params):
-        use_profile_in_this_process()
-        self.context = rclpy.context.Context()
-        rclpy.init(context=self.context)
-        values = dict(model=tiny_model_id, backend="torch", autostart=False,
-                      image_topics=[CAM], labels=["cup", "apple"],
-                      prompt_templates=["a photo of a {}."], stall_timeout=1.0)
-        values.update(params)
-        self.node = ClipPerceptionNode(
-            namespace="/liveness_test", context=self.context,
-            parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
-        self.client = rclpy.create_node("liveness_client", context=self.context)
-        self.pub = self.client.create_publisher(Image, CAM, QoSProfile(
-            depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
-        self.results, self.diagnostics = Collector(), Collector()
-        self.client.create_subscription(Classification, NODE + "/classification",
-                                        self.results, 50)
-        self.client.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics, 50)
-        self.change = self.client.create_client(ChangeState, NODE + "/change_state")
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
-        self.executor.add_node(self.node)
-        self.executor.add_node(self.client)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-        self.destroyed = False
-
-    def transition(self, transition_id: int, timeout: float = 60.0) -> bool:
-        assert wait_until(self.change.service_is_ready, 30, 0.05)
-        future = self.change.call_async(ChangeState.Request(
-            transition=Transition(id=transition_id)))
-        assert wait_until(future.done, timeout), "change_state timed out"
-        return future.result().success
-
-    def send(self, frame_id: str = "live") -> int:
-        stamp = next(_stamps)
-        self.pub.publish(image_msg(pattern_image(48, 64), stamp, frame_id))
-        return stamp
-
-    def result_for_new_frames(self, timeout: float = 20.0):
-        sent: set[int] = set()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            sent.add(self.send())
-            found = self.results.wait_for(
-                lambda msgs: next((m for m in msgs if stamp_ns(m) in sent), None), 0.5)
-            if found is not None:
-                return found
-        return None
-
-    def pipeline_status_while_sending(self, predicate, timeout: float = 15.0):
-        """Keep frames coming (a camera at ~10 Hz) until a pipeline status satisfies predicate."""
-        start = len(self.diagnostics.messages)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.send()
-            for msg in self.diagnostics.messages[start:]:
-                for s in msg.status:
-                    if s.name == f"{NODE}: pipeline" and predicate(s):
-                        return s
-            time.sleep(0.1)
-        return None
-
-    def destroy_node(self):
-        self.executor.remove_node(self.node)
-        self.node.destroy_node()
-        self.destroyed = True
-
-    def close(self):
-        self.executor.shutdown()
-        if not self.destroyed:
-            self.node.destroy_node()
-        self.client.destroy_node()
-        rclpy.shutdown(context=self.context)
-        self.thread.join(5)
+from clip_perception.ros.node import STOP_TIMEOUT  # noqa: E402
 
 
 @pytest.fixture
@@ -141,7 +28,7 @@ def harness(tiny_model_id):
     made = []
 
     def make(**params):
-        h = Harness(tiny_model_id, **params)
+        h = Harness(tiny_model_id, "/liveness_test", **params)
         made.append(h)
         return h
     yield make
@@ -210,17 +97,17 @@ def test_dead_worker_is_an_error(harness):
     assert status is not None, "/diagnostics never reported the dead worker"
 
 
-def test_shutdown_during_a_label_set_build_returns_promptly(harness):
+def test_shutdown_during_a_label_set_build_returns_promptly(harness, monkeypatch):
     h = harness()
-    original = h.node._build_label_set
+    original = LabelSetBuilder.build
     building, release = threading.Event(), threading.Event()
 
-    def held_build(clip, cache, spec, adapter, version):
+    def held_build(self, spec, version):
         if version > 1:
             building.set()
             release.wait(60)
-        return original(clip, cache, spec, adapter, version)
-    h.node._build_label_set = held_build  # before configure: the builder takes it from there
+        return original(self, spec, version)
+    monkeypatch.setattr(LabelSetBuilder, "build", held_build)
     assert h.transition(Transition.TRANSITION_CONFIGURE)
     assert h.transition(Transition.TRANSITION_ACTIVATE)
     result = h.node.set_parameters([Parameter("labels", value=["dog", "cat", "bird"])])
@@ -236,19 +123,19 @@ def test_shutdown_during_a_label_set_build_returns_promptly(harness):
     assert manager.failed_version is None, manager.last_error
 
 
-def test_setting_the_same_value_again_retries_a_failed_build(harness):
+def test_setting_the_same_value_again_retries_a_failed_build(harness, monkeypatch):
     """A background label-set build that failed leaves the accepted value in place; setting
     that value again must build again, not be ignored as 'unchanged'."""
     h = harness()
-    original = h.node._build_label_set
+    original = LabelSetBuilder.build
     failures = []
 
-    def flaky_build(clip, cache, spec, adapter, version):
+    def flaky_build(self, spec, version):
         if version == 2:
             failures.append(version)
             raise RuntimeError("simulated text encoder fault")
-        return original(clip, cache, spec, adapter, version)
-    h.node._build_label_set = flaky_build
+        return original(self, spec, version)
+    monkeypatch.setattr(LabelSetBuilder, "build", flaky_build)
     assert h.transition(Transition.TRANSITION_CONFIGURE)
     assert h.transition(Transition.TRANSITION_ACTIVATE)
     new = ["dog", "cat", "bird"]

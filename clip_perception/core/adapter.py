@@ -36,24 +36,29 @@ def metadata_path(weights_path: str | os.PathLike) -> Path:
     return Path(weights_path).with_suffix(".json")
 
 
-@dataclass
-class AdapterHead:
-    tensors: dict[str, np.ndarray]
+@dataclass(frozen=True)
+class AdapterHeader:
+    """What an adapter file says about itself without its tensor data: the metadata and the
+    tensors' shapes (the safetensors header). Names and shapes are checked on construction.
+
+    The node checks a live ``adapter_path`` against this in its parameter callback (a stat and
+    two small reads); the tensors are loaded in the background label-set build.
+    """
+
+    shapes: dict[str, tuple[int, ...]]
     metadata: dict = field(default_factory=dict)
     path: str = ""
 
     def __post_init__(self):
-        missing = [n for n in TENSOR_NAMES if n not in self.tensors]
+        missing = [n for n in TENSOR_NAMES if n not in self.shapes]
         if missing:
             raise AdapterError(f"adapter {self.path or '(in memory)'} lacks tensors {missing}")
-        self.tensors = {k: np.asarray(v, np.float32) for k, v in self.tensors.items()}
-        w1, w2, cls = (self.tensors[n] for n in ("fc1.weight", "fc2.weight", "classifier.weight"))
-        d = self.embed_dim
-        if w1.shape[1] != d or w2.shape != (d, w1.shape[0]):
-            raise AdapterError(f"adapter tensors disagree: fc1 {w1.shape}, fc2 {w2.shape}, "
-                               f"classifier {cls.shape}")
-        if len(self.labels) != cls.shape[0]:
-            raise AdapterError(f"adapter has {cls.shape[0]} classifier rows but metadata lists "
+        w1, w2, cls = (tuple(self.shapes[n]) for n in ("fc1.weight", "fc2.weight",
+                                                        "classifier.weight"))
+        if len(w1) != 2 or len(cls) != 2 or w1[1] != cls[1] or w2 != (cls[1], w1[0]):
+            raise AdapterError(f"adapter tensors disagree: fc1 {w1}, fc2 {w2}, classifier {cls}")
+        if len(self.labels) != cls[0]:
+            raise AdapterError(f"adapter has {cls[0]} classifier rows but metadata lists "
                                f"{len(self.labels)} labels")
 
     @property
@@ -62,7 +67,50 @@ class AdapterHead:
 
     @property
     def embed_dim(self) -> int:
-        return int(self.tensors["classifier.weight"].shape[1])
+        return int(self.shapes["classifier.weight"][1])
+
+    def check_compatible(self, weights_hash: str, embed_dim: int, model_identifier: str = "") -> None:
+        """Raise AdapterError if this head was trained on another model's embeddings."""
+        if self.embed_dim != embed_dim:
+            raise AdapterError(f"adapter {self.path} expects {self.embed_dim}-d embeddings, the model "
+                               f"gives {embed_dim}-d (trained for {self.metadata.get('model_identifier')})")
+        if self.metadata.get("weights_hash") != weights_hash:
+            raise AdapterError(
+                f"adapter {self.path} was trained on model {self.metadata.get('model_identifier')!r} "
+                f"(weights {str(self.metadata.get('weights_hash'))[:12]}), not on the loaded model "
+                f"{model_identifier!r} (weights {weights_hash[:12]})")
+
+    def check_labels(self, labels: Sequence[str]) -> None:
+        """Raise AdapterError unless ``labels`` are this head's labels (any order, no repeats)."""
+        if sorted(labels) != sorted(self.labels) or len(set(labels)) != len(labels):
+            raise AdapterError(f"adapter {self.path or ''} is trained for labels "
+                               f"{list(self.labels)}, not {list(labels)}")
+
+
+@dataclass
+class AdapterHead:
+    tensors: dict[str, np.ndarray]
+    metadata: dict = field(default_factory=dict)
+    path: str = ""
+    header: AdapterHeader = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.header = AdapterHeader({k: np.shape(v) for k, v in self.tensors.items()},
+                                    self.metadata, self.path)
+        self.tensors = {k: np.asarray(v, np.float32) for k, v in self.tensors.items()}
+        # Only the data can show this; a diverged training run writes NaN heads.
+        bad = [k for k, v in self.tensors.items() if not np.isfinite(v).all()]
+        if bad:
+            raise AdapterError(f"adapter {self.path or '(in memory)'} has non-finite values "
+                               f"(NaN/inf) in {bad}")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.header.labels
+
+    @property
+    def embed_dim(self) -> int:
+        return self.header.embed_dim
 
     @property
     def default_blend(self) -> float:
@@ -84,9 +132,7 @@ class AdapterHead:
 
     def reordered(self, labels: Sequence[str]) -> "AdapterHead":
         """The same head with classifier rows in ``labels`` order (must be the same label set)."""
-        if sorted(labels) != sorted(self.labels) or len(set(labels)) != len(labels):
-            raise AdapterError(f"adapter {self.path or ''} is trained for labels "
-                               f"{list(self.labels)}, not {list(labels)}")
+        self.header.check_labels(labels)
         idx = [self.labels.index(label) for label in labels]
         tensors = dict(self.tensors)
         tensors["classifier.weight"] = self.tensors["classifier.weight"][idx]
@@ -94,15 +140,10 @@ class AdapterHead:
         return AdapterHead(tensors, {**self.metadata, "labels": list(labels)}, self.path)
 
     def check_compatible(self, weights_hash: str, embed_dim: int, model_identifier: str = "") -> None:
-        """Raise AdapterError if this head was trained on another model's embeddings."""
-        if self.embed_dim != embed_dim:
-            raise AdapterError(f"adapter {self.path} expects {self.embed_dim}-d embeddings, the model "
-                               f"gives {embed_dim}-d (trained for {self.metadata.get('model_identifier')})")
-        if self.metadata.get("weights_hash") != weights_hash:
-            raise AdapterError(
-                f"adapter {self.path} was trained on model {self.metadata.get('model_identifier')!r} "
-                f"(weights {str(self.metadata.get('weights_hash'))[:12]}), not on the loaded model "
-                f"{model_identifier!r} (weights {weights_hash[:12]})")
+        self.header.check_compatible(weights_hash, embed_dim, model_identifier)
+
+    def check_labels(self, labels: Sequence[str]) -> None:
+        self.header.check_labels(labels)
 
 
 def save_adapter(path: str | os.PathLike, tensors: dict[str, np.ndarray], metadata: dict) -> Path:
@@ -120,9 +161,31 @@ def save_adapter(path: str | os.PathLike, tensors: dict[str, np.ndarray], metada
     return path
 
 
+def read_adapter_header(path: str | os.PathLike) -> AdapterHeader:
+    """The metadata and tensor shapes of the adapter at ``path``, no tensor data read."""
+    from safetensors import safe_open
+
+    path, meta = _read_metadata(path)
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            shapes = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except Exception as exc:  # safetensors raises its own untyped errors for a bad header
+        raise AdapterError(f"cannot read adapter {path}: {exc}") from exc
+    return AdapterHeader(shapes, meta, str(path))
+
+
 def load_adapter(path: str | os.PathLike) -> AdapterHead:
     from safetensors.numpy import load_file
 
+    path, meta = _read_metadata(path)
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own untyped errors for a bad file
+        raise AdapterError(f"cannot read adapter {path}: {exc}") from exc
+    return AdapterHead(tensors, meta, str(path))
+
+
+def _read_metadata(path: str | os.PathLike) -> tuple[Path, dict]:
     path = Path(os.path.expanduser(str(path)))
     meta_file = metadata_path(path)
     if not path.is_file():
@@ -131,9 +194,9 @@ def load_adapter(path: str | os.PathLike) -> AdapterHead:
         raise AdapterError(f"adapter metadata not found: {meta_file} (expected beside {path.name})")
     try:
         meta = json.loads(meta_file.read_text())
-        tensors = load_file(str(path))
-    except Exception as exc:
-        raise AdapterError(f"cannot read adapter {path}: {exc}") from exc
-    if meta.get("format") != FORMAT:
-        raise AdapterError(f"{meta_file} has format {meta.get('format')!r}, expected {FORMAT!r}")
-    return AdapterHead(tensors, meta, str(path))
+    except (OSError, ValueError) as exc:
+        raise AdapterError(f"cannot read adapter metadata {meta_file}: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise AdapterError(f"{meta_file} has format {found!r}, expected {FORMAT!r}")
+    return path, meta

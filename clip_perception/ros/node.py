@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import threading
-import time
 import traceback
 from typing import Any, Optional
 
@@ -24,13 +23,11 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from ..core.adapter import AdapterHead
 from ..core.backends import BackendUnavailable, create_image_encoder
 from ..core.memory import ModelIdentity, PlaceMemoryError
 from ..core.model import ModelLoadError, load_clip
 from ..core.pipeline import LatestFrameSlots, PerceptionWorker, PipelineStats
-from ..core.vocabulary import (LabelSet, LabelSetManager, LabelSetSpec, SpecError, build_label_set,
-                               count_prompts, load_checked_adapter)
+from ..core.vocabulary import LabelSetBuilder, LabelSetManager, LabelSetSpec, SpecError
 from .throttle import WarningThrottle
 from ..core.preprocess import Preprocessor
 from ..core.prompts import PromptEmbeddingCache
@@ -85,6 +82,7 @@ class ClipPerceptionNode(LifecycleNode):
         # Made by configure (None before and after cleanup) ...
         self.clip = self.encoder = self.preprocessor = self.text_encoder = None
         self.label_sets: Optional[LabelSetManager] = None
+        self._label_set_builder: Optional[LabelSetBuilder] = None
         self.stats: Optional[PipelineStats] = None
         self.outputs: Optional[NodeOutputs] = None
         self.memory: Optional[place_memory.PlaceMemoryInterface] = None
@@ -100,7 +98,6 @@ class ClipPerceptionNode(LifecycleNode):
         self.settings: StartupSettings = settings
         self._accepted_values: dict[str, Any] = dict(values)  # as validated, incl. pending
         self._accepted_spec: LabelSetSpec = live.label_set
-        self._accepted_adapter: Optional[AdapterHead] = None
         self._max_rate_hz = live.max_rate_hz
 
         cameras = list(settings.image_topics)
@@ -207,20 +204,19 @@ class ClipPerceptionNode(LifecycleNode):
         self.clip = self.encoder = self.preprocessor = self.text_encoder = None
 
     def _start_label_sets(self) -> None:
-        # Builds use the model of this configure, even one abandoned by cleanup/shutdown.
-        clip, cache = self.clip, self._prompt_cache
-
-        def build(spec: LabelSetSpec, adapter: Optional[AdapterHead], version: int) -> LabelSet:
-            return self._build_label_set(clip, cache, spec, adapter, version)
+        # Builds use the model of this configure, even one abandoned by cleanup/shutdown. The
+        # first one runs here, so a bad adapter fails configure with its reason.
+        builder = LabelSetBuilder(self.clip, self._prompt_cache)
         with self._param_lock:  # the values accepted so far, also while unconfigured
-            spec = self._accepted_spec
-            self._accepted_adapter = self._checked_adapter(spec)
-            self.label_sets = LabelSetManager(build, build(spec, self._accepted_adapter, 1))
+            self.label_sets = LabelSetManager(builder.build,
+                                              builder.build(self._accepted_spec, 1))
+            self._label_set_builder = builder
         self.stats = PipelineStats(list(self.settings.image_topics))
 
     def _stop_label_sets(self) -> None:
         with self._param_lock:
             manager, self.label_sets = self.label_sets, None
+            self._label_set_builder = None
         if manager is not None:
             manager.close(STOP_TIMEOUT)  # a build in flight ends on its daemon thread, unused
 
@@ -289,29 +285,14 @@ class ClipPerceptionNode(LifecycleNode):
         if spinner is not None:
             spinner.close()  # its executor, then the helper node and its subscriptions
 
-    def _checked_adapter(self, spec: LabelSetSpec) -> Optional[AdapterHead]:
-        clip = self.clip
-        return None if not spec.adapter_path else load_checked_adapter(
-            spec.adapter_path, spec.labels, lambda: clip.weights_hash, clip.embed_dim,
-            clip.identifier)
-
-    def _build_label_set(self, clip, cache: PromptEmbeddingCache, spec: LabelSetSpec,
-                         adapter: Optional[AdapterHead], version: int) -> LabelSet:
-        start = time.perf_counter()
-        label_set = build_label_set(spec, cache, clip.logit_scale, clip.embed_dim, version,
-                                    adapter)
-        self.get_logger().info(
-            f"label set v{version} ready: {len(spec.labels)} labels, {len(spec.landmarks)} "
-            f"landmarks, {count_prompts(spec)} prompts, "
-            f"{(time.perf_counter() - start) * 1000:.0f} ms")
-        return label_set
-
     # ---- parameters ----------------------------------------------------------------------------
     def _on_set_parameters(self, params) -> SetParametersResult:
         """Validate the whole parameter set as it would be; on success start the new label set.
 
         Read-only (restart) parameters never get here: rclpy rejects them first. While
-        unconfigured the values are only validated; configure builds from them.
+        unconfigured the values are only validated; configure builds from them. An adapter is
+        checked here by its metadata and tensor header only; its tensors are loaded and checked
+        by the background build, whose failure is reported like any failed build.
         """
         changed = {p.name for p in params}
         with self._param_lock:
@@ -320,23 +301,21 @@ class ClipPerceptionNode(LifecycleNode):
             try:
                 _, live = validate(candidate)
                 spec = live.label_set
-                previous = self._accepted_spec
-                adapter = self._accepted_adapter
-                reload_adapter = "adapter_path" in changed or spec.labels != previous.labels
-                if reload_adapter and self.label_sets is not None:
-                    adapter = self._checked_adapter(spec)
+                rebuild = self.label_sets is not None and (
+                    spec != self._accepted_spec or "adapter_path" in changed
+                    or self._last_build_failed())  # adapter_path set again: re-read the file
+                if rebuild:
+                    self._label_set_builder.check(spec)
             except SpecError as exc:  # ParameterError is a SpecError
                 return SetParametersResult(successful=False, reason=str(exc))
             self._accepted_values = candidate
-            self._accepted_adapter = adapter
             self._accepted_spec = spec
             self._max_rate_hz = live.max_rate_hz
             self.liveness.stall_timeout = live.stall_timeout
             if self.worker is not None:
                 self.worker.max_rate_hz = live.max_rate_hz
-            if self.label_sets is not None and (
-                    spec != previous or reload_adapter or self._last_build_failed()):
-                version = self.label_sets.request(spec, adapter)
+            if rebuild:
+                version = self.label_sets.request(spec)
                 self.get_logger().info(f"parameters {sorted(changed)} accepted; building label "
                                        f"set v{version} in the background")
         return SetParametersResult(successful=True)

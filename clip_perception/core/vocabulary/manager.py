@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-from ..adapter import AdapterHead
+from ..errors import ClipPerceptionError
 from .snapshot import LabelSet
 from .spec import LabelSetSpec
 
@@ -23,12 +23,11 @@ class LabelSetManager:
     ``current`` until the new set is ready; then the reference is replaced in one assignment.
     """
 
-    def __init__(self, build: Callable[[LabelSetSpec, Optional[AdapterHead], int], LabelSet],
-                 initial: LabelSet):
+    def __init__(self, build: Callable[[LabelSetSpec, int], LabelSet], initial: LabelSet):
         self._build = build
         self.current: LabelSet = initial
         self._cond = threading.Condition()
-        self._pending: Optional[tuple[LabelSetSpec, Optional[AdapterHead], int]] = None
+        self._pending: Optional[tuple[LabelSetSpec, int]] = None
         self._next_version = initial.version + 1
         self._building_version: Optional[int] = None
         self.last_error: str = ""
@@ -39,12 +38,12 @@ class LabelSetManager:
         self._thread = threading.Thread(target=self._run, name="label_set_builder", daemon=True)
         self._thread.start()
 
-    def request(self, spec: LabelSetSpec, adapter: Optional[AdapterHead] = None) -> int:
+    def request(self, spec: LabelSetSpec) -> int:
         """Schedule ``spec``; returns the version the resulting LabelSet will carry."""
         with self._cond:
             version = self._next_version
             self._next_version += 1
-            self._pending = (spec, adapter, version)
+            self._pending = (spec, version)
             self._cond.notify_all()
             return version
 
@@ -78,14 +77,17 @@ class LabelSetManager:
                     self._cond.wait()
                 if self._closed:
                     return
-                spec, adapter, version = self._pending
+                spec, version = self._pending
                 self._pending = None
                 self._building_version = version
             start = time.perf_counter()
             try:
-                label_set = self._build(spec, adapter, version)
+                label_set = self._build(spec, version)
             except Exception as exc:  # keep serving the old set; diagnostics shows the error
-                logger.exception("building label set v%d failed", version)
+                if isinstance(exc, ClipPerceptionError):  # bad input: the reason says it all
+                    logger.error("building label set v%d failed: %s", version, exc)
+                else:
+                    logger.exception("building label set v%d failed", version)
                 with self._cond:
                     self.last_error = f"label set v{version} failed to build: {exc}"
                     self.failed_version = version

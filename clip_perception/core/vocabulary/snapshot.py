@@ -1,36 +1,19 @@
-"""An immutable label set with its embeddings (``LabelSet``), how one is built, and the checks
-of an adapter against the model and the labels.
-"""
+"""An immutable label set with its embeddings (``LabelSet``) and how one is assembled."""
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
-from ..adapter import AdapterError, AdapterHead, load_adapter
+from ..adapter import AdapterHead
 from ..prompts import PromptEmbeddingCache, prompts_for
 from ..scoring import (Classification, ZeroShotClassifier, landmark_cosines, softmax,
                        top_k_classifications)
 from .spec import ADAPTER_BLEND_FROM_FILE, LabelSetSpec, SpecError
 
 logger = logging.getLogger(__name__)
-
-
-def load_checked_adapter(path: str, labels: Sequence[str], weights_hash: Callable[[], str],
-                         embed_dim: int, model_identifier: str) -> AdapterHead:
-    """Load the adapter at ``path`` and check it fits the model and ``labels``; rows reordered.
-
-    ``weights_hash`` is a callable because hashing every weight costs ~0.5 s for ViT-B-32 and
-    is only needed when an adapter is used. Raises SpecError('adapter_path', reason).
-    """
-    try:
-        head = load_adapter(path)
-        head.check_compatible(weights_hash(), embed_dim, model_identifier)
-        return head.reordered(labels)
-    except AdapterError as exc:
-        raise SpecError("adapter_path", str(exc)) from None
 
 
 @dataclass(frozen=True, eq=False)
