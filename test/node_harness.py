@@ -87,21 +87,29 @@ class Harness:
         from lifecycle_msgs.srv import ChangeState
 
         assert wait_until(self.change.service_is_ready, 30, 0.05), \
-            f"{self.name}/change_state not ready: {self.service_graph('change_state')}"
+            f"{self.name}/change_state not ready; servers in the graph: " \
+            f"{self.service_servers('change_state')}"
         future = self.change.call_async(ChangeState.Request(
             transition=Transition(id=transition_id)))
         assert wait_until(future.done, timeout), "change_state timed out"
         return future.result().success
 
-    def service_graph(self, service: str) -> str:
-        """Who the graph says serves ``service``: its request readers and response writers."""
+    def service_servers(self, service: str) -> dict:
+        """Which nodes the graph says serve ``service`` of the node: its request readers and
+        response writers (rmw calls a service ready only when both sides agree), by node and
+        DDS participant (the first 12 bytes of an endpoint gid)."""
         base = f"{self.name}/{service}"
-        readers = self.client.get_subscriptions_info_by_topic(f"rq{base}Request", no_mangle=True)
-        writers = self.client.get_publishers_info_by_topic(f"rr{base}Reply", no_mangle=True)
 
         def names(infos):
-            return [f"{i.node_namespace}/{i.node_name}" for i in infos]
-        return f"request readers {names(readers)}, response writers {names(writers)}"
+            return [f"{i.node_namespace}/{i.node_name}@{bytes(i.endpoint_gid[:12]).hex()}"
+                    for i in infos]
+        return {"request readers": names(self.client.get_subscriptions_info_by_topic(
+                    f"rq{base}Request", no_mangle=True)),
+                "response writers": names(self.client.get_publishers_info_by_topic(
+                    f"rr{base}Reply", no_mangle=True))}
+
+    def node_names(self) -> set[str]:
+        return {f"{ns.rstrip('/')}/{n}" for n, ns in self.client.get_node_names_and_namespaces()}
 
     def send(self, frame_id: str = "live") -> int:
         stamp = next(_stamps)

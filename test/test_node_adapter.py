@@ -57,7 +57,7 @@ class AdapterHarness(Harness):
     def set_adapter_async(self, path: str):
         """~/set_parameters for adapter_path; the future of its response."""
         assert wait_until(self.set_client.service_is_ready, 30, 0.05), \
-            f"set_parameters not ready: {self.service_graph('set_parameters')}"
+            f"set_parameters not ready: {self.service_servers('set_parameters')}"
         value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=path)
         return self.set_client.call_async(SetParameters.Request(
             parameters=[ParameterMsg(name="adapter_path", value=value)]))

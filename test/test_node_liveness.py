@@ -151,3 +151,23 @@ def test_setting_the_same_value_again_retries_a_failed_build(harness, monkeypatc
     assert manager.wait_for(3, 20), "setting the same labels again did not rebuild"
     out = h.result_for_new_frames()
     assert out is not None and sorted(x.class_id for x in out.results) == sorted(new)
+
+
+def test_destroyed_node_leaves_the_graph_with_its_lifecycle_services(harness):
+    """rclpy leaves a LifecycleNode's state machine to the garbage collector, and with it
+    ~/change_state & co. and the DDS participant: the next node of that name in this process
+    then shares its services with a zombie until some later collection tears it down (the flake
+    where a later test's ~/change_state never became ready). destroy_node must do it."""
+    h = harness()
+    assert h.transition(Transition.TRANSITION_CONFIGURE)
+    assert h.transition(Transition.TRANSITION_ACTIVATE)
+    node = h.node  # held, so the garbage collector cannot do destroy_node's job
+    assert wait_until(lambda: h.name + "_intake" in h.node_names(), 10)
+    h.destroy_node()
+
+    def gone():
+        servers = h.service_servers("change_state")
+        return not any(servers.values()) and not {h.name, h.name + "_intake"} & h.node_names()
+    assert wait_until(gone, 10), (f"still in the graph: {h.node_names()}, change_state "
+                                  f"{h.service_servers('change_state')}")
+    assert node.state == "finalized"

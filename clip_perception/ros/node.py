@@ -373,4 +373,8 @@ class ClipPerceptionNode(LifecycleNode):
         with self._transition_lock:
             self._shut_down()
         logging_bridge.detach(self._log_handler)
-        return super().destroy_node()
+        super().destroy_node()
+        # rclpy (9.1.2) leaves the lifecycle state machine to the garbage collector; until then it
+        # keeps ~/change_state & co. and the DDS participant alive in the graph, a second server
+        # of the same name for anyone who starts this node again in the process.
+        self._state_machine.destroy_when_not_in_use()
