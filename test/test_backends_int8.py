@@ -138,6 +138,7 @@ def test_int8_is_batch_independent(clip, reference, tmp_path):
     fp32 = onnx_export.ensure_image_onnx(clip, tmp_path)
     enc = int8.load_or_quantize_int8(clip, fp32, tmp_path, reference=reference,
                                      min_top1=LENIENT_TOP1).value
+    assert not enc.batches  # frame by frame: the node takes one frame per call for it
     x = reference.inputs[:8]
     alone = enc.encode_images(x[:1])[0]
     together = enc.encode_images(x)[0]
@@ -153,4 +154,5 @@ def test_threads_default_to_every_usable_core(clip, tmp_path):
     enc = ortb.OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=tmp_path)
     assert enc.threads == devices.cpu_count()
     one = ortb.OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=tmp_path, threads=1)
+    assert one.batches  # fp32 is batch-independent and faster per frame in batches
     assert one.threads == 1 and one.describe() == "onnxruntime (fp32, cpu)"

@@ -36,6 +36,20 @@ def test_slots_batch_limit_serves_longest_waiting_first():
     assert [f.camera for f in slots.take(2, timeout=0)] == ["b"]
 
 
+def test_slots_rotate_over_synchronised_cameras_one_frame_at_a_time():
+    """Three cameras publish at the same tick, always in the order a, b, c, and each new frame
+    replaces the waiting one: taking one frame per call must still serve every camera in turn
+    (by arrival alone, a's newest frame would be the oldest waiting every time)."""
+    cams = ["a", "b", "c"]
+    slots = LatestFrameSlots(cams, PipelineStats(cams))
+    served = []
+    for tick in range(9):
+        for i, cam in enumerate(cams):
+            slots.put(cam, tick, received=tick + i * 1e-3)
+        served += [f.camera for f in slots.take(1, timeout=0)]
+    assert served == cams * 3
+
+
 def test_slots_take_wakes_on_put_and_on_close():
     slots = LatestFrameSlots(["a"], PipelineStats(["a"]))
     threading.Timer(0.05, slots.put, args=("a", "x")).start()
@@ -109,6 +123,23 @@ def test_worker_batches_cameras_in_one_encoder_call_and_rejects_bad_frames():
     assert snap.cameras["b"].rejected == 1 and "yuv422" in snap.cameras["b"].last_error
     assert snap.cameras["a"].processed == 1 and snap.batches == 1
     assert snap.stages["encode"].count == 1 and snap.stages["decode"].count == 2
+
+
+def test_worker_takes_one_frame_per_call_for_an_engine_that_does_not_batch():
+    published = []
+    worker, slots, stats, batches = _worker(published, cameras=("a", "b", "c"))
+    singly = [True]
+    worker._batch_limit = lambda: 1 if singly[0] else None
+    for cam in ("a", "b", "c"):
+        slots.put(cam, 1)
+    while True:
+        frames = slots.take(worker.batch_size, timeout=0)
+        if not frames:
+            break
+        worker.process(frames)
+    assert batches == [1, 1, 1] and [r.frame.camera for r in published] == ["a", "b", "c"]
+    singly[0] = False  # e.g. a batching engine swapped in: asked again before every take
+    assert worker.batch_size == 8
 
 
 def test_worker_survives_encoder_errors_and_counts_them():

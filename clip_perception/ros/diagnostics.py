@@ -35,6 +35,7 @@ class PipelineInfo:
     backend_details: tuple[tuple[str, str], ...] = ()
     backend_warning: str = ""  # e.g. a refused TensorRT engine
     prepare_ahead: str = ""  # "on (why)" / "off (why)": frames prepared during the encode
+    batch_per_call: str = ""  # frames per engine call and why (1: the engine runs them singly)
     liveness_level: int = OK  # ros.liveness verdict
     liveness: str = ""
     lifecycle_state: str = "active"
@@ -65,6 +66,7 @@ def build_statuses(node_name: str, snap: StatsSnapshot, info: PipelineInfo, now:
               ("adapter", info.adapter or "(none)"),
               ("adapter blend", f"{info.adapter_blend:g}"),
               ("max_rate_hz", f"{info.max_rate_hz:g}"), ("max_batch", str(info.max_batch)),
+              ("batch per engine call", info.batch_per_call or "(unknown)"),
               ("processed frames/s", f"{rate:.2f}"),
               ("mean batch size", f"{snap.batch_frames / snap.batches:.2f}" if snap.batches
                else "0"),

@@ -263,7 +263,8 @@ class ClipPerceptionNode(LifecycleNode):
             encoder.encode_images, publish,
             max_batch=self.settings.max_batch, max_rate_hz=self._max_rate_hz,
             on_bad_frame=self._warn_bad_frame, on_error=self._warn_pipeline_error,
-            prepare_ahead=lambda: prepare_ahead(encoder)[0])
+            prepare_ahead=lambda: prepare_ahead(encoder)[0],
+            batch_limit=lambda: None if encoder.batches else 1)
         self.worker.start()
 
     def _stop_worker(self) -> None:

@@ -76,6 +76,9 @@ def pipeline_state(node):
         max_rate_hz=node._max_rate_hz, max_batch=node.settings.max_batch,
         rebuilding=node.label_sets.busy, label_set_error=error,
         prepare_ahead="{} ({})".format("on" if ahead else "off", why),
+        batch_per_call=(f"up to {node.settings.max_batch}" if node.encoder.batches else
+                        "1 (the engine runs frames one at a time; batching would only delay "
+                        "results)"),
         liveness_level=live.level if live else diagnostics.OK,
         liveness=live.message if live else "", lifecycle_state=node.state,
         debug_images=node.outputs.debug.rendered if node.outputs else 0)

@@ -23,6 +23,10 @@ class ImageEncoder(abc.ABC):
     device: str = "cpu"
     precision: str = "fp32"
     threads: int = 0  # CPU threads the engine runs on; 0 = not a CPU thread pool (torch, GPU)
+    # One call with N frames costs less per frame than N calls. False for an engine that runs
+    # frames one at a time anyway: the node then takes one frame per call, so with several
+    # cameras each result waits for one engine period, not for the whole round's.
+    batches: bool = True
 
     @abc.abstractmethod
     def encode_images(self, batch: np.ndarray) -> np.ndarray:

@@ -67,6 +67,7 @@ class RecheckingImageEncoder(ImageEncoder):
     precision = property(lambda self: self._current.precision)  # type: ignore[assignment]
     device = property(lambda self: self._current.device)  # type: ignore[assignment]
     threads = property(lambda self: self._current.threads)  # type: ignore[assignment]
+    batches = property(lambda self: self._current.batches)  # type: ignore[assignment]
 
     def describe(self) -> str:
         return self._current.describe()

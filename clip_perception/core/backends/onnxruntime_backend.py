@@ -122,9 +122,13 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
                                      spinning=spinning, reference=reference,
                                      min_cosine=min_cosine).value
 
+    @property
+    def batches(self) -> bool:  # type: ignore[override]
+        return self.precision != "int8"  # see encode_images
+
     def encode_images(self, batch: np.ndarray) -> np.ndarray:
         batch = check_batch(batch, self.image_size)
-        if self.precision == "int8" and len(batch) > 1:
+        if not self.batches and len(batch) > 1:
             # Dynamic int8 takes one activation range per tensor, i.e. over the whole batch:
             # one camera's frame would change another's embedding (cosine 0.99985 measured).
             # Frame by frame costs ~10 % of int8 throughput at batch 8 (benchmarks/RESULTS.md).

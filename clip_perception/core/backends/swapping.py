@@ -71,6 +71,7 @@ class SwappingImageEncoder(ImageEncoder):
     precision = _Serving()
     device = _Serving()
     threads = _Serving()
+    batches = _Serving()
 
     def encode_images(self, batch: np.ndarray) -> np.ndarray:
         with self._cond:

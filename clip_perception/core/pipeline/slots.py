@@ -23,8 +23,10 @@ class LatestFrameSlots:
     """One slot per camera holding only its newest frame; a newer frame replaces (drops) it.
 
     ``put`` is what subscription callbacks call: constant time, never waits for inference.
-    ``take`` hands the worker up to ``max_batch`` waiting frames, the longest-waiting cameras
-    first, so with more cameras than ``max_batch`` every camera still gets its turn.
+    ``take`` hands the worker up to ``max_batch`` waiting frames, the cameras served longest
+    ago first (then the oldest arrival), so with more cameras than ``max_batch`` every camera
+    still gets its turn: ordering by arrival alone would hand synchronised cameras' newest
+    frames to the first publisher of each tick every time and starve the others.
     """
 
     def __init__(self, cameras: Sequence[str], stats: "PipelineStats"):
@@ -34,6 +36,8 @@ class LatestFrameSlots:
         self._cond = threading.Condition()
         self._closed = False
         self._changes = 0  # bumped by put/take/close/poke; the preparer waits on it
+        self._turn = 0  # take() count; _served[camera] = the take that last served it
+        self._served = {c: -1 for c in cameras}
 
     def put(self, camera: str, payload: Any, received: Optional[float] = None) -> bool:
         """Store ``payload`` as ``camera``'s newest frame; True if an unprocessed one was dropped."""
@@ -57,8 +61,10 @@ class LatestFrameSlots:
             if self._closed:
                 return []
             waiting = self._waiting(max_batch)
+            self._turn += 1
             for f in waiting:
                 self._slots[f.camera] = None
+                self._served[f.camera] = self._turn
             self._changes += 1
             self._cond.notify_all()
             return waiting
@@ -70,7 +76,7 @@ class LatestFrameSlots:
 
     def _waiting(self, max_batch: int) -> list[PendingFrame]:
         return sorted((f for f in self._slots.values() if f is not None),
-                      key=lambda f: f.received)[:max_batch]
+                      key=lambda f: (self._served[f.camera], f.received))[:max_batch]
 
     @property
     def changes(self) -> int:

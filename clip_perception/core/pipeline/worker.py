@@ -47,7 +47,9 @@ class PerceptionWorker:
     It pays only when the encoder leaves CPU idle (GPU encoders, or fewer encoder threads than
     cores); an encoder that keeps every core busy just loses time to it (NODE_RESULTS.md).
     ``prepare_ahead`` may be a callable, asked again before every preparation, for encoders
-    that move between CPU and GPU (a TensorRT engine swapped in).
+    that move between CPU and GPU (a TensorRT engine swapped in). ``batch_limit``, asked before
+    every take, caps the batch below ``max_batch`` (1 for an encoder that runs frames one at a
+    time: batching would only make each camera's result wait for the others'); None = no cap.
     """
 
     CLAIM_TIMEOUT = 2.0  # s; a preparation in progress takes ~ms; past this, redo it here
@@ -63,7 +65,8 @@ class PerceptionWorker:
                  on_bad_frame: Callable[[str, str], None] = lambda camera, reason: None,
                  on_error: Callable[[str], None] = lambda reason: None,
                  prepare_ahead: "bool | Callable[[], bool]" = True,
-                 planner: Optional[JustInTimePlanner] = None):
+                 planner: Optional[JustInTimePlanner] = None,
+                 batch_limit: Callable[[], Optional[int]] = lambda: None):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.slots, self.stats = slots, stats
@@ -71,6 +74,7 @@ class PerceptionWorker:
         self._decode, self._preprocess, self._normalize = decode, preprocess, normalize
         self._encode, self._publish = encode, publish
         self.max_batch = max_batch
+        self._batch_limit = batch_limit
         self.rate = RateLimiter(max_rate_hz)
         self.smoother = LandmarkSmoother()
         self._on_bad_frame, self._on_error = on_bad_frame, on_error
@@ -90,6 +94,12 @@ class PerceptionWorker:
     @max_rate_hz.setter
     def max_rate_hz(self, value: float) -> None:
         self.rate.max_rate_hz = float(value)
+
+    @property
+    def batch_size(self) -> int:
+        """Frames the next take may hold: ``max_batch``, capped by ``batch_limit``."""
+        limit = self._batch_limit()
+        return self.max_batch if limit is None else max(1, min(self.max_batch, limit))
 
     @property
     def alive(self) -> bool:
@@ -123,7 +133,7 @@ class PerceptionWorker:
             delay = self.rate.delay()
             if delay > 0 and self._stop.wait(delay):
                 return
-            frames = self.slots.take(self.max_batch, timeout=0.2)
+            frames = self.slots.take(self.batch_size, timeout=0.2)
             if frames:
                 self.rate.started()
                 self.process(frames)
@@ -133,7 +143,7 @@ class PerceptionWorker:
         """Prepare waiting frames once the planner says the next batch is due soon."""
         while not self._stop.is_set():
             seen = self.slots.changes  # read before looking, so no change is missed
-            todo = [f for f in self.slots.peek(self.max_batch) if not self.prepared.has(f)]
+            todo = [f for f in self.slots.peek(self.batch_size) if not self.prepared.has(f)]
             at = self.planner.prepare_at(len(todo)) if todo and self._prepare_ahead() else None
             if at is not None:
                 wait = at - self.planner.now()
