@@ -138,3 +138,12 @@ def test_torn_reference_file_is_recomputed(tiny_clip, reference, tmp_path, caplo
     again = TorchReference(tiny_clip, persist_dir=tmp_path)
     np.testing.assert_array_equal(again.embeddings, reference.embeddings)
     assert "unreadable" in caplog.text
+
+
+def test_unwritable_reference_dir_only_costs_the_next_start(tiny_clip, reference, tmp_path,
+                                                           caplog):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the cache folder should be")
+    ref = TorchReference(tiny_clip, persist_dir=blocker / "model")
+    np.testing.assert_array_equal(ref.embeddings, reference.embeddings)
+    assert "could not store reference embeddings" in caplog.text

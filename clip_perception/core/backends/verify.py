@@ -240,10 +240,14 @@ class TorchReference:
         if self._labels is None:
             self._labels = self._encode_labels()
         path = self._persisted_path(inputs)
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = io.BytesIO()
         np.savez(data, images=self._embeddings, labels=self._labels)
-        atomic_write(path, data.getvalue())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, data.getvalue())
+        except OSError as exc:  # only the next start's speed depends on it
+            logger.warning("could not store reference embeddings at %s (%s); the next start "
+                           "computes them again", path, exc)
 
     def verify(self, encoder, threshold: float = DEFAULT_MIN_COSINE,
                min_top1: float = DEFAULT_MIN_TOP1, max_batch: int | None = None) -> Verification:
