@@ -23,7 +23,7 @@ from .base import BackendUnavailable
 
 logger = logging.getLogger(__name__)
 
-DECISION_FORMAT = 1
+DECISION_FORMAT = 2  # 2: max_batch left the key
 TIMING_SECONDS = 1.0  # per candidate, after one warm-up run; enough to rank 10-50 img/s engines
 # Order only breaks exact ties; otherwise the measured speed decides.
 CPU_CANDIDATES = (("openvino", "bf16"), ("onnxruntime", "int8"), ("openvino", "fp32"),
@@ -91,13 +91,17 @@ def images_per_second(encoder, image: np.ndarray, seconds: float = TIMING_SECOND
     return runs / (time.perf_counter() - start)
 
 
-def decision_key(clip, candidates, threads, max_batch) -> dict:
+def decision_key(clip, candidates, threads) -> dict:
+    """What the decision depends on. Not ``max_batch``: candidates are timed at batch 1, and
+    the chosen one is verified again at the caller's ``max_batch`` at every start; so the node
+    (max_batch 8) and train_adapter (encode batch 32) share one decision and one engine, and
+    training features come from the engine the node serves."""
     from .verify import DEFAULT_MIN_COSINE, DEFAULT_MIN_TOP1
 
     return {"format": DECISION_FORMAT, "cpu": cpu_identity(), "libraries": library_versions(),
             "model": clip.identifier, "weights_hash": clip.weights_hash,
             "candidates": [[c.backend, c.precision, c.device] for c in candidates],
-            "threads": threads, "max_batch": max_batch,
+            "threads": threads,
             "verification": [DEFAULT_MIN_COSINE, DEFAULT_MIN_TOP1]}
 
 
@@ -128,7 +132,7 @@ def fastest_verified(clip, candidates, cache_dir, threads, max_batch, reference,
                      use_cache: bool = True):
     """The fastest candidate that passes verification, or None when none does (every attempt
     is on ``selection``: refused ones with the reason, slower ones with their speed)."""
-    key = decision_key(clip, candidates, threads, max_batch)
+    key = decision_key(clip, candidates, threads)
     path = decision_path(clip, cache_dir, key)
     record = read_decision(path, key) if use_cache else None
     if record is not None:
