@@ -72,8 +72,8 @@ def test_head_for_another_model_or_label_set_is_refused(trained, tmp_path):
         head.reordered(["cup", "apple", "banana"])
 
 
-def test_report_has_the_split_the_verdict_and_the_png(trained):
-    _, out, _ = trained
+def test_report_has_the_split_the_verdict_and_the_png(trained, tiny_model_id):
+    _, out, root = trained
     report = json.loads(out.with_name("kitchen.report.json").read_text())
     split = report["split"]
     assert set(split) == {"train", "validation", "test"}
@@ -99,7 +99,14 @@ def test_report_has_the_split_the_verdict_and_the_png(trained):
     assert len(report["selection"]["candidates"]) == 4  # plain/augmented x blends 0.5, 1.0
     assert load_adapter(out).default_blend == chosen["blend"]
     assert bool(report["warnings"]) == (chosen["blend"] == 1.0)  # the label_prompts warning
-    assert report["encoder"]["backend"] == "onnxruntime"  # what the node's auto picks on CPU
+    # Features came from the engine the node serves: the node's own call (its max_batch, the
+    # same cache) reuses the measured decision. Which engine wins is timing, not asserted.
+    from clip_perception.core.model import load_clip
+
+    node_enc = create_image_encoder(load_clip(tiny_model_id), "auto", "auto",
+                                    cache_dir=str(root / "cache"))
+    assert (report["encoder"]["backend"], report["encoder"]["precision"]) == (
+        node_enc.name, node_enc.precision), report["encoder"]
     assert out.with_name("kitchen.report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     n_test = report["split_details"]["frames"]["test"]
     assert np.asarray(report["test"]["confusion"]["head"]).sum() == n_test == per["unnamed"]["n_frames"]
