@@ -27,7 +27,7 @@ DECISION_FORMAT = 2  # 2: max_batch left the key
 TIMING_SECONDS = 0.5  # per candidate and round, after one warm-up run
 # Candidates are timed in interleaved rounds and each keeps its best round: a burst of load
 # from elsewhere (a build, another process) then costs one round of one candidate, not its
-# whole verdict. One sequential 1 s run each once served OpenVINO fp32 over a 1.4x faster int8.
+# whole verdict. One sequential 1 s run each once served OpenVINO fp32 over a 1.5x faster int8.
 TIMING_ROUNDS = 3
 # Order only breaks exact ties; otherwise the measured speed decides.
 CPU_CANDIDATES = (("openvino", "bf16"), ("onnxruntime", "int8"), ("openvino", "fp32"),
