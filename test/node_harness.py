@@ -7,8 +7,8 @@ import itertools
 import threading
 import time
 
-from node_testing import Collector, image_msg, pattern_image, stamp_ns, use_profile_in_this_process, \
-    wait_until
+from node_testing import Collector, image_msg, pattern_image, publish_until_received, \
+    use_profile_in_this_process, wait_until
 
 _stamps = itertools.count(1_900_000_000 * 10 ** 9, 1_000_000)
 
@@ -117,15 +117,7 @@ class Harness:
         return stamp
 
     def result_for_new_frames(self, timeout: float = 20.0):
-        sent: set[int] = set()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            sent.add(self.send())
-            found = self.results.wait_for(
-                lambda msgs: next((m for m in msgs if stamp_ns(m) in sent), None), 0.5)
-            if found is not None:
-                return found
-        return None
+        return publish_until_received(self.send, self.results, timeout)
 
     def pipeline_status_while_sending(self, predicate, timeout: float = 15.0):
         """Keep frames coming (a camera at ~10 Hz) until a pipeline status satisfies predicate."""

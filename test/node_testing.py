@@ -146,6 +146,20 @@ class Collector:
             self.messages.clear()
 
 
+def publish_until_received(send: Callable[[], int], collector: "Collector", timeout: float):
+    """Call ``send()`` (publishes one frame, returns its stamp in ns) every ~0.5 s until
+    ``collector`` holds a message stamped like one of those frames; that message, or None."""
+    sent: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sent.add(send())
+        found = collector.wait_for(
+            lambda msgs: next((m for m in msgs if stamp_ns(m) in sent), None), 0.5)
+        if found is not None:
+            return found
+    return None
+
+
 def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.02):
     deadline = time.monotonic() + timeout
     while True:

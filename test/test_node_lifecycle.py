@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from node_testing import (Collector, NodeProcess, image_msg, pattern_image, ros_test_node,
-                          stamp_ns, use_profile_in_this_process, wait_until)
+from node_testing import (Collector, NodeProcess, image_msg, pattern_image,
+                          publish_until_received, ros_test_node, stamp_ns,
+                          use_profile_in_this_process, wait_until)
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("lifecycle_msgs.srv", reason="lifecycle_msgs is not installed")
@@ -74,17 +75,12 @@ class LifecycleClient:
     def frames_until(self, collector: Collector, timeout: float = 20.0, rgb=None):
         """Publish frames until ``collector`` gets a message with one of their stamps."""
         rgb = pattern_image(48, 64) if rgb is None else rgb
-        sent: set[int] = set()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def send() -> int:
             stamp = next(_stamps)
-            sent.add(stamp)
             self.pub.publish(image_msg(rgb, stamp, "lc_cam"))
-            found = collector.wait_for(
-                lambda msgs: next((m for m in msgs if stamp_ns(m) in sent), None), 0.5)
-            if found is not None:
-                return found
-        return None
+            return stamp
+        return publish_until_received(send, collector, timeout)
 
     def pipeline_status(self, predicate, timeout: float = 10.0):
         start = len(self.diagnostics.messages)
