@@ -2,12 +2,14 @@
 
     python benchmarks/bench_node.py [--backend auto] [--precision auto] [--slices 6]
         [--seconds 2] [--camera-seconds 20] [--json PATH] [--compare-repo /other/checkout]
+        [--compare-param NAME=VALUE ...]
 
 Default config = what the node does with its default parameters (``backend``/``precision``
 ``auto``), on a random ViT-B-32. The machine is shared and its load moves within seconds, so
 phases are interleaved in short slices and every ratio compares phases of one slice:
 1. raw engine: ``encode_images`` on an already preprocessed frame, batch 1, in this process;
-2. raw preprocess+engine: exact preprocessing of the 640x480 frame, then encode;
+2. raw preprocess+engine: the node's default preprocessing (``preprocess_resize: fast``) of the
+   640x480 frame, then encode;
 3. each node (this checkout, and ``--compare-repo``'s if given) gets one camera published at
    ``--saturate`` x the slice's raw engine rate (a frame always waits, no flood). Node images/s
    = results on ~/classification per second.
@@ -131,7 +133,8 @@ class RawBackend:
         return n / (time.perf_counter() - start)
 
     def split(self, seconds: float) -> tuple[float, float]:
-        """Median seconds per frame of exact preprocessing and of the engine, alternated."""
+        """Median seconds per frame of preprocessing (the node's default method) and of the
+        engine, alternated."""
         pre, enc, start = [], [], time.perf_counter()
         while time.perf_counter() - start < seconds:
             t0 = time.perf_counter()
@@ -329,9 +332,10 @@ def run(model_id: str, tiny_id: str, args, tmp: Path) -> dict:
                   labels=["a", "b", "c"], top_k=3)
     nodes = [BenchNode("this", REPO, "/this", dict(params, model=model_id), tmp / "this.log",
                        client)]
-    if args.compare_repo:
-        nodes.append(BenchNode("compare", Path(args.compare_repo).resolve(), "/compare",
-                               dict(params, model=model_id), tmp / "compare.log", client))
+    if args.compare_repo or args.compare_param:
+        nodes.append(BenchNode("compare", Path(args.compare_repo or REPO).resolve(), "/compare",
+                               dict(params, model=model_id, **dict(args.compare_param)),
+                               tmp / "compare.log", client))
     fast = [] if args.no_fast_engine else [
         BenchNode(f"{n.name}_tiny", n.repo, f"{n.ns}_tiny", dict(params, model=tiny_id),
                   tmp / f"{n.name}_tiny.log", client) for n in nodes]
@@ -398,7 +402,7 @@ def run(model_id: str, tiny_id: str, args, tmp: Path) -> dict:
         for n in nodes + fast + [bare]:
             n.stop()
     return {"slices": slices, "cameras": cameras, "nodes": [n.name for n in nodes],
-            "backend": raw.encoder.describe(),
+            "backend": raw.encoder.describe(), "preprocess_resize": raw.pre.resize,
             "node_backends": {n.name: served_backend(n.log_path) for n in nodes + fast}}
 
 
@@ -408,6 +412,16 @@ def served_backend(log: Path) -> str:
     return found[-1] if found else "(not in the node's log)"
 
 
+def node_parameter(text: str) -> tuple:
+    """NAME=VALUE with VALUE read as YAML, as ``ros2 run ... -p`` reads it."""
+    import yaml
+
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got '{text}'")
+    return name, yaml.safe_load(value) if value else ""
+
+
 def summarise(out: dict, args) -> dict:
     quiet = [r for r in out["slices"] if r["foreign"] < args.max_other_cpu]
     all_loaded = not quiet  # then the medians use every slice, and the report says so
@@ -415,6 +429,8 @@ def summarise(out: dict, args) -> dict:
     engine_ms = 1000.0 / median(r["raw"] for r in quiet)
     summary = dict(
         cpu=cpu_name(), cores=os.cpu_count(), backend=out["backend"],
+        preprocess_resize=out["preprocess_resize"],
+        compare_params=dict(args.compare_param),
         node_backends=out["node_backends"],
         slices_used=len(quiet), slices=len(out["slices"]), all_slices_loaded=all_loaded,
         engine_ms=engine_ms,
@@ -466,7 +482,7 @@ def report(s: dict) -> None:
               f"{r['raw_with_camera']:10.2f}  {r['raw_pre']:14.2f}  "
               f"{r['raw_batch3']:16.2f}  " + "  ".join(f"{r[n]:10.2f}" for n in s["nodes"]))
     print(f"engine {s['engine_ms']:.1f} ms/frame (batch 3: {s['engine_batch3_ms_per_frame']:.1f}"
-          f" ms/frame); exact preprocessing {s['preprocess_ms']:.2f} ms/frame, "
+          f" ms/frame); {s['preprocess_resize']} preprocessing {s['preprocess_ms']:.2f} ms/frame, "
           f"preprocess_fraction {s['preprocess_fraction']:.3f} (goal <= 0.10); the engine "
           f"with only the camera stream running: {s['engine_with_camera_over_engine']:.3f} "
           "of its rate")
@@ -507,6 +523,9 @@ def main(argv=None) -> int:
                    help="slices where other processes used more than this share of the CPU "
                         "are printed but left out of the medians")
     p.add_argument("--compare-repo", help="also run the node from this checkout, side by side")
+    p.add_argument("--compare-param", action="append", default=[], type=node_parameter,
+                   metavar="NAME=VALUE", help="a parameter of the compare node only (its "
+                   "checkout: --compare-repo, else this one), e.g. preprocess_resize=exact")
     p.add_argument("--json", help="write the summary (issue 14's fields) to this file")
     args = p.parse_args(argv)
     from clip_perception.core.tiny_model import write_random_vit_b_32, write_tiny_model

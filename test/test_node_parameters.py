@@ -27,7 +27,8 @@ def test_every_parameter_is_described_and_classified():
         "landmark_templates", "landmark_smoothing", "adapter_path", "adapter_blend",
         "max_rate_hz", "stall_timeout"}
     assert {"autostart", "model", "pretrained", "backend", "precision", "device", "engine_cache_dir",
-            "image_topics", "qos_reliability", "qos_depth", "max_batch"} <= set(RESTART_PARAMETERS)
+            "image_topics", "qos_reliability", "qos_depth", "max_batch",
+            "preprocess_resize"} <= set(RESTART_PARAMETERS)
 
 
 @pytest.mark.parametrize("overrides, parameter, fragment", [
@@ -38,6 +39,7 @@ def test_every_parameter_is_described_and_classified():
     (dict(image_topics=["/a", "/a"]), "image_topics", "duplicate"),
     (dict(qos_reliability="sometimes"), "qos_reliability", "best_effort, reliable"),
     (dict(max_batch=0), "max_batch", "got 0, expected 1..64"),
+    (dict(preprocess_resize="cv2"), "preprocess_resize", "got 'cv2', expected one of fast, exact"),
     (dict(model=" "), "model", "empty"),
     (dict(labels=[]), "labels", "empty"),
     (dict(top_k=0), "top_k", ">= 1"),
@@ -66,6 +68,11 @@ def test_image16_scale_and_pixel_limit_reach_the_settings():
     startup, _ = validate(defaults(image16_scale="4095", max_image_pixels=1000))
     assert (startup.image16_scale, startup.max_image_pixels) == (4095.0, 1000)
     assert validate(defaults())[0].image16_scale is None  # "auto"
+
+
+def test_preprocess_resize_defaults_to_fast_and_exact_stays_selectable():
+    assert validate(defaults())[0].preprocess_resize == "fast"
+    assert validate(defaults(preprocess_resize="exact"))[0].preprocess_resize == "exact"
 
 
 def test_empty_arrays_of_any_type_become_string_arrays():

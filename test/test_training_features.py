@@ -102,3 +102,17 @@ def test_cache_is_keyed_by_model_weights(tiny_clip, tmp_path):
         ex.embed([ViewJob(frames, "original")])
         assert len(cache) == expected and ex.encoded == 3
         cache.close()
+
+
+def test_cache_is_keyed_by_the_resize_method(tiny_clip, tmp_path):
+    # The frames' crops are made before the extractor sees them, from the same digest: a run
+    # with the other resize method must not reuse features of the first one's crops.
+    frames = _frames(tiny_clip, 3)
+    enc = CountingEncoder(create_image_encoder(tiny_clip, "torch"))
+    cache = FeatureCache(tmp_path / "shared.sqlite")
+    for resize, stored in (("fast", 3), ("exact", 6), ("fast", 6)):
+        FeatureExtractor(tiny_clip, enc, cache, progress=False, resize=resize).embed(
+            [ViewJob(frames, "original")])
+        assert len(cache) == stored
+    assert enc.images == 6  # the second fast run was served from the cache
+    cache.close()

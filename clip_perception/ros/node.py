@@ -134,7 +134,7 @@ class ClipPerceptionNode(LifecycleNode):
         self.state = "inactive"
         self.get_logger().info("configured: " + summary(
             self.clip, self.encoder, self.text_encoder, self.label_sets.current,
-            self.converter.name))
+            self.converter.name, self.preprocessor.resize))
         return SUCCESS
 
     @_transition
@@ -191,7 +191,7 @@ class ClipPerceptionNode(LifecycleNode):
             self.clip, backend=s.backend, precision=s.precision, device=s.device,
             cache_dir=s.engine_cache_dir or None, threads=s.encoder_threads,
             max_batch=s.max_batch)
-        self.preprocessor = Preprocessor(self.clip.preprocess)
+        self.preprocessor = Preprocessor(self.clip.preprocess, s.preprocess_resize)
         # Label changes are the slow path on CPU: the ONNX text tower (exported once per model
         # into the engine cache) when it imports and matches torch, else torch (logged).
         self.text_encoder = create_text_encoder(

@@ -46,12 +46,13 @@ def backend_warning(encoder) -> str:
     return f"{s.target} refused ({s.reason}); serving with {s.serving}"
 
 
-def summary(clip, encoder, text_encoder, label_set, converter_name: str) -> str:
-    """One log line: model, backends, label set and image converter in use."""
+def summary(clip, encoder, text_encoder, label_set, converter_name: str, resize: str) -> str:
+    """One log line: model, backends, label set, image converter and resize method in use."""
     return (f"model {clip.identifier} ({clip.image_size}px, {clip.embed_dim}-d), backend "
             f"{encoder.describe()}, text {text_encoder.describe()}, {len(label_set.labels)} "
             f"labels, {len(label_set.landmarks)} landmarks, adapter "
-            f"{label_set.spec.adapter_path or '(none)'}, images via {converter_name}")
+            f"{label_set.spec.adapter_path or '(none)'}, images via {converter_name}, "
+            f"resize {resize}")
 
 
 def pipeline_state(node):

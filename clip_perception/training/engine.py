@@ -24,6 +24,7 @@ class ModelSpec:
     cache_dir: str | None = None
     use_feature_cache: bool = True
     encode_batch: int = 32
+    preprocess_resize: str = "fast"  # the node's 'preprocess_resize'
 
 
 @dataclass
@@ -81,7 +82,7 @@ def zero_shot_classifier(clip, labels: Sequence[str], prompts: PromptSpec) -> Ze
     return ZeroShotClassifier(labels, emb, clip.logit_scale)
 
 
-def prepare_fn(clip):
+def prepare_fn(clip, resize: str = "fast"):
     from ..core.preprocess import Preprocessor
 
-    return Preprocessor(clip.preprocess).resize_crop
+    return Preprocessor(clip.preprocess, resize).resize_crop

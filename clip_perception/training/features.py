@@ -81,7 +81,9 @@ class ViewJob:
 
 class FeatureExtractor:
     def __init__(self, clip, encoder, cache: FeatureCache | None = None, batch_size: int = 32,
-                 progress: bool | None = None):
+                 progress: bool | None = None, resize: str = "fast"):
+        """``resize``: the preprocessing resize method that made the frames' crops (part of the
+        cache key: the crops are made before the extractor sees them)."""
         self.encoder = encoder
         self.cache = cache
         self.batch_size = batch_size
@@ -91,7 +93,8 @@ class FeatureExtractor:
         self._key_prefix = json.dumps([clip.identifier, clip.weights_hash,
                                        getattr(encoder, "name", "torch"),
                                        getattr(encoder, "precision", "fp32"),
-                                       clip.preprocess.to_dict()], sort_keys=True)
+                                       clip.preprocess.to_dict(), resize],
+                                      sort_keys=True)
         self.hits = 0
         self.encoded = 0
 

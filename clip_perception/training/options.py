@@ -6,6 +6,7 @@ import logging
 
 from ..core.backends import BACKENDS, PRECISIONS
 from ..core.model import default_pretrained
+from ..core.preprocess import RESIZE_METHODS
 from ..core.prompts import DEFAULT_TEMPLATES, parse_label_prompts
 from .data import TrainingInputError
 from .engine import ModelSpec, PromptSpec
@@ -28,6 +29,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="image encoder precision, as the node's 'precision' parameter (default: %(default)s)")
     g.add_argument("--threads", type=int, default=0,
                    help="onnxruntime threads, as the node's 'encoder_threads' (default: every core)")
+    g.add_argument("--preprocess-resize", default="fast", choices=RESIZE_METHODS,
+                   help="frame resize, as the node's 'preprocess_resize' (default: %(default)s)")
     g.add_argument("--cache-dir", default=None,
                    help="artifact and feature cache folder (default: ~/.cache/clip_perception)")
     g.add_argument("--no-feature-cache", action="store_true",
@@ -90,7 +93,7 @@ def model_spec(args) -> ModelSpec:
     return ModelSpec(model=args.model, pretrained=pretrained, device=args.device,
                      backend=args.backend, precision=args.precision, threads=args.threads,
                      cache_dir=args.cache_dir, use_feature_cache=not args.no_feature_cache,
-                     encode_batch=args.encode_batch)
+                     encode_batch=args.encode_batch, preprocess_resize=args.preprocess_resize)
 
 
 def parse_conditions(entries) -> dict[str, str]:

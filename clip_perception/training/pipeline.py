@@ -185,12 +185,13 @@ def train_adapter(model: ModelSpec, sources: SourceSpec, prompts: PromptSpec, tr
     augmenter = Augmenter(pipeline, train.augmentation_seed, train.draws)
     clip, cache = load_model(model)
     try:
-        loaded = load_frames(sources, prepare_fn(clip), progress)
+        loaded = load_frames(sources, prepare_fn(clip, model.preprocess_resize), progress)
         labels = loaded.labels
         split = split_step(loaded, train)  # before the encoder: too few takes fails at once
         classifier = zero_shot_classifier(clip, labels, prompts)
         encoder = create_encoder(model, clip, encoder)
-        extractor = FeatureExtractor(clip, encoder, cache, model.encode_batch, progress)
+        extractor = FeatureExtractor(clip, encoder, cache, model.encode_batch, progress,
+                                     model.preprocess_resize)
         features = features_step(extractor, loaded, split, augmenter)
         chosen, candidates = train_step(features, split, labels, classifier, train, progress)
         test = evaluate_step(features, split, labels, classifier, chosen)

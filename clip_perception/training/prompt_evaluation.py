@@ -42,7 +42,7 @@ def evaluate_prompts(model: ModelSpec, sources: SourceSpec, prompts: PromptSpec,
         spec = sources
         if head is not None and sources.labels is None:
             spec = SourceSpec(**{**sources.__dict__, "labels": list(head.labels)})
-        loaded = load_frames(spec, prepare_fn(clip), progress)
+        loaded = load_frames(spec, prepare_fn(clip, model.preprocess_resize), progress)
         labels = loaded.labels
         if head is not None:
             try:
@@ -50,7 +50,8 @@ def evaluate_prompts(model: ModelSpec, sources: SourceSpec, prompts: PromptSpec,
             except AdapterError as exc:
                 raise TrainingInputError(str(exc)) from exc
         encoder = create_encoder(model, clip, encoder)
-        extractor = FeatureExtractor(clip, encoder, cache, model.encode_batch, progress)
+        extractor = FeatureExtractor(clip, encoder, cache, model.encode_batch, progress,
+                                     model.preprocess_resize)
         names = [c for c in CONDITIONS if c in conditions]
         jobs = [ViewJob(loaded.frames, condition_key(c), None if c == "original" else CONDITIONS[c])
                 for c in names]
