@@ -37,8 +37,8 @@ class CountingQuantizer:
 # Random weights give near-tie label decisions (the random text tower's label embeddings are
 # ~0.94 alike; median top-1 margin 0.002), so a recipe at cosine 0.9997 flips 2-5 of 128 photos:
 # tests of the acceptance mechanics (and of other recipes) lower the top-1 bar explicitly; the
-# policy itself is tested in test_backends_verification.py and by
-# test_default_int8_serves_on_random_weights.
+# policy itself is tested in test_backends_verification.py and on the stress model in
+# test_backends_stress_model.py.
 LENIENT_TOP1 = 0.95
 
 
@@ -101,14 +101,20 @@ def test_explicit_int8_request_errors_when_refused(clip, tmp_path, monkeypatch):
         create_image_encoder(clip, backend="onnxruntime", precision="int8", cache_dir=tmp_path)
 
 
-def test_default_int8_serves_on_random_weights(clip, tmp_path):
-    """The policy as the node applies it: through the node's own selection path, the default
-    recipe (full-range unsigned weights) passes both bars on this random model, whose near-tie
-    labels made the earlier 7-bit signed recipe fail the top-1 rule at cosine 0.9998."""
-    enc = create_image_encoder(clip, backend="onnxruntime", precision="int8", cache_dir=tmp_path)
-    assert enc.precision == "int8"
-    v = TorchReference(clip).verify(enc)
-    assert v.ok and v.min_cosine >= 0.999 and v.top1_agreement >= 0.99, v
+def test_default_int8_is_closer_to_fp32_than_the_signed_recipe(clip, reference, tmp_path):
+    """The default recipe (full-range unsigned weights) against the previous default (smoothed,
+    7-bit signed weights) on the same random model and photos: a smaller embedding error (signed
+    weights saturate onnxruntime's int16 pair sums without VNNI; 7 bits halve the resolution
+    anywhere). Top-1 agreement is not compared: this model's near-tie labels (fp32 margin of the
+    flipped views 0.001-0.002, median 0.025) flip 1-2 of 128 photos for every recipe, and which
+    ones moves with a pixel level of preprocessing; the top-1 policy is tested in
+    test_backends_verification.py and on the stress model."""
+    fp32 = onnx_export.ensure_image_onnx(clip, tmp_path)
+    default, signed = (int8.load_or_quantize_int8(
+        clip, fp32, tmp_path, reference=reference, options=options, min_top1=0.0).verification
+        for options in (int8.INT8_OPTIONS, int8.SMOOTHED_S8_OPTIONS))
+    assert default.min_cosine >= 0.9999, default
+    assert default.min_cosine > signed.min_cosine, (default, signed)
     assert dict(int8.INT8_OPTIONS)["weight_type"] == "QUInt8"
 
 

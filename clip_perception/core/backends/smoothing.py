@@ -22,7 +22,10 @@ DEFAULT_ALPHA = 0.5
 # verification does not judge an int8 model on the exact images it was calibrated on.
 CALIBRATION_VIEWS = ((0.1, 0.1, 0.8, False), (0.3, 0.0, 0.7, True), (0.0, 0.3, 0.45, True),
                      (0.5, 0.5, 0.5, False))
-CALIBRATION_TAG = "skimage-photos-4views-v1"  # part of artifact keys: change with the views
+# The calibration views' resize (core/preprocess.py): the node's default, named so the tag follows.
+CALIBRATION_RESIZE = "fast"
+# Part of artifact keys: change with the views or their preprocessing (v1 was resized by PIL).
+CALIBRATION_TAG = f"skimage-photos-4views-{CALIBRATION_RESIZE}-v2"
 
 
 def calibration_batch(preprocess) -> np.ndarray:
@@ -30,7 +33,7 @@ def calibration_batch(preprocess) -> np.ndarray:
     from ..preprocess import Preprocessor
     from .photo_set import photo_views
 
-    return Preprocessor(preprocess)(photo_views(views=CALIBRATION_VIEWS))
+    return Preprocessor(preprocess, CALIBRATION_RESIZE)(photo_views(views=CALIBRATION_VIEWS))
 
 
 def norm_consumer_pairs(visual) -> list:
