@@ -107,6 +107,7 @@ def test_report_has_the_split_the_verdict_and_the_png(trained, tiny_model_id):
                                     cache_dir=str(root / "cache"))
     assert (report["encoder"]["backend"], report["encoder"]["precision"]) == (
         node_enc.name, node_enc.precision), report["encoder"]
+    assert report["preprocess_resize"] == "fast"  # the node's default resize
     assert out.with_name("kitchen.report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     n_test = report["split_details"]["frames"]["test"]
     assert np.asarray(report["test"]["confusion"]["head"]).sum() == n_test == per["unnamed"]["n_frames"]

@@ -206,6 +206,7 @@ def train_adapter(model: ModelSpec, sources: SourceSpec, prompts: PromptSpec, tr
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "model_identifier": clip.identifier, "weights_hash": clip.weights_hash,
             "embed_dim": clip.embed_dim, "encoder": describe_encoder(encoder),
+            "preprocess_resize": model.preprocess_resize,
             "labels": labels, "sources": sources.describe(), "read": loaded.stats.to_dict(),
             "split": split.describe(),
             "split_details": {
