@@ -26,6 +26,7 @@ from PIL import Image
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
 SUPPORTED_RESIZE_MODES = ("shortest", "squash")
 RESIZE_METHODS = ("fast", "exact")
+DEFAULT_RESIZE = "fast"
 # Frames are often read-only views over a message buffer; torch warns when wrapping one, but the
 # resize only reads it. Scoped to this module (where torch attributes the warning).
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable",
@@ -78,7 +79,7 @@ class Preprocessor:
     """HxWx3 uint8 RGB frames -> (N, 3, S, S) float32 model input; ``resize`` is one of
     ``RESIZE_METHODS``."""
 
-    def __init__(self, config: PreprocessConfig, resize: str = "fast"):
+    def __init__(self, config: PreprocessConfig, resize: str = DEFAULT_RESIZE):
         if resize not in RESIZE_METHODS:
             raise ValueError(f"resize method '{resize}' not supported; expected one of "
                              f"{', '.join(RESIZE_METHODS)}")

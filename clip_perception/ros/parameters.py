@@ -15,7 +15,7 @@ from ..core.backends.options import BACKENDS, PRECISIONS
 from ..core.devices import resolve_device
 from ..core.image_decode import DEFAULT_MAX_IMAGE_PIXELS, SCALE16_AUTO, parse_scale16
 from ..core.model import default_pretrained
-from ..core.preprocess import RESIZE_METHODS
+from ..core.preprocess import DEFAULT_RESIZE, RESIZE_METHODS
 from .liveness import DEFAULT_STALL_TIMEOUT
 from ..core.vocabulary import (ADAPTER_BLEND_FROM_FILE, DEFAULT_LANDMARK_TEMPLATES, LabelSetSpec,
                                SpecError, name_list_problem)
@@ -69,7 +69,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "CPU threads for the onnxruntime image and text encoders; 0 = every core this "
               "process may use.", False, ">= 0",
               int_range=(0, 256)),
-    ParamSpec("preprocess_resize", STRING, "fast",
+    ParamSpec("preprocess_resize", STRING, DEFAULT_RESIZE,
               "Frame resize before the encoder: 'fast' = torch's uint8 kernel for open_clip's "
               "antialiased bicubic (1-2 levels off PIL on a few pixels, 2-3.5x faster); 'exact' "
               "= PIL, as open_clip's own transform.", False, "fast or exact"),

@@ -8,6 +8,7 @@ from typing import Mapping, Sequence
 
 from ..core.scoring import ZeroShotClassifier
 from ..core.backends.text_torch import TorchTextEncoder
+from ..core.preprocess import DEFAULT_RESIZE
 from ..core.prompts import DEFAULT_TEMPLATES, PromptEmbeddingCache, validate_templates
 from .data import TrainingInputError
 from .features import FeatureCache
@@ -24,7 +25,7 @@ class ModelSpec:
     cache_dir: str | None = None
     use_feature_cache: bool = True
     encode_batch: int = 32
-    preprocess_resize: str = "fast"  # the node's 'preprocess_resize'
+    preprocess_resize: str = DEFAULT_RESIZE  # the node's 'preprocess_resize'
 
 
 @dataclass
@@ -82,7 +83,7 @@ def zero_shot_classifier(clip, labels: Sequence[str], prompts: PromptSpec) -> Ze
     return ZeroShotClassifier(labels, emb, clip.logit_scale)
 
 
-def prepare_fn(clip, resize: str = "fast"):
+def prepare_fn(clip, resize: str = DEFAULT_RESIZE):
     from ..core.preprocess import Preprocessor
 
     return Preprocessor(clip.preprocess, resize).resize_crop

@@ -21,7 +21,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..core.artifacts import model_artifact_dir
-from ..core.preprocess import Preprocessor
+from ..core.preprocess import DEFAULT_RESIZE, Preprocessor
 from .data import Frame
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class ViewJob:
 
 class FeatureExtractor:
     def __init__(self, clip, encoder, cache: FeatureCache | None = None, batch_size: int = 32,
-                 progress: bool | None = None, resize: str = "fast"):
+                 progress: bool | None = None, resize: str = DEFAULT_RESIZE):
         """``resize``: the preprocessing resize method that made the frames' crops (part of the
         cache key: the crops are made before the extractor sees them)."""
         self.encoder = encoder

@@ -6,7 +6,7 @@ import logging
 
 from ..core.backends import BACKENDS, PRECISIONS
 from ..core.model import default_pretrained
-from ..core.preprocess import RESIZE_METHODS
+from ..core.preprocess import DEFAULT_RESIZE, RESIZE_METHODS
 from ..core.prompts import DEFAULT_TEMPLATES, parse_label_prompts
 from .data import TrainingInputError
 from .engine import ModelSpec, PromptSpec
@@ -29,7 +29,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                    help="image encoder precision, as the node's 'precision' parameter (default: %(default)s)")
     g.add_argument("--threads", type=int, default=0,
                    help="onnxruntime threads, as the node's 'encoder_threads' (default: every core)")
-    g.add_argument("--preprocess-resize", default="fast", choices=RESIZE_METHODS,
+    g.add_argument("--preprocess-resize", default=DEFAULT_RESIZE, choices=RESIZE_METHODS,
                    help="frame resize, as the node's 'preprocess_resize' (default: %(default)s)")
     g.add_argument("--cache-dir", default=None,
                    help="artifact and feature cache folder (default: ~/.cache/clip_perception)")

@@ -15,6 +15,8 @@ import logging
 
 import numpy as np
 
+from ..preprocess import DEFAULT_RESIZE
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_ALPHA = 0.5
@@ -22,8 +24,8 @@ DEFAULT_ALPHA = 0.5
 # verification does not judge an int8 model on the exact images it was calibrated on.
 CALIBRATION_VIEWS = ((0.1, 0.1, 0.8, False), (0.3, 0.0, 0.7, True), (0.0, 0.3, 0.45, True),
                      (0.5, 0.5, 0.5, False))
-# The calibration views' resize (core/preprocess.py): the node's default, named so the tag follows.
-CALIBRATION_RESIZE = "fast"
+# The calibration views' resize: the node's default, named so the tag follows it.
+CALIBRATION_RESIZE = DEFAULT_RESIZE
 # Part of artifact keys: change with the views or their preprocessing (v1 was resized by PIL).
 CALIBRATION_TAG = f"skimage-photos-4views-{CALIBRATION_RESIZE}-v2"
 
