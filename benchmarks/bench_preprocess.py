@@ -27,7 +27,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from clip_perception.core.preprocess import Preprocessor, resized_shape  # noqa: E402
+from clip_perception.core.backends.photo_set import as_camera_frame  # noqa: E402
+from clip_perception.core.preprocess import Preprocessor  # noqa: E402
 
 BAR = 0.9999
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "horse", "brick", "grass",
@@ -45,23 +46,13 @@ def camera_frames() -> list[tuple[str, np.ndarray]]:
             img = (np.clip(img / img.max(), 0, 1) * 255).astype(np.uint8)
         if img.ndim == 2:
             img = np.stack([img] * 3, -1)
-        img = img[..., :3]
-        h, w = img.shape[:2]
-        if w * 3 > h * 4:
-            cw = h * 4 // 3
-            img = img[:, (w - cw) // 2:(w - cw) // 2 + cw]
-        else:
-            ch = w * 3 // 4
-            img = img[(h - ch) // 2:(h - ch) // 2 + ch]
-        frames.append((name, np.asarray(Image.fromarray(np.ascontiguousarray(img))
-                                        .resize((640, 480), Image.Resampling.LANCZOS))))
+        frames.append((name, as_camera_frame(img[..., :3])))
     return frames
 
 
 def candidates(pre: Preprocessor, size: int) -> dict:
     def crop_box(h, w):
-        nh, nw = resized_shape(h, w, size)
-        top, left = int(round((nh - size) / 2)), int(round((nw - size) / 2))
+        nh, nw, top, left = pre.crop_geometry(h, w)
         sx, sy = w / nw, h / nh
         return left * sx, top * sy, (left + size) * sx, (top + size) * sy
 
@@ -72,9 +63,7 @@ def candidates(pre: Preprocessor, size: int) -> dict:
 
     def cv2_full(interp):
         def run(rgb):
-            h, w = rgb.shape[:2]
-            nh, nw = resized_shape(h, w, size)
-            top, left = int(round((nh - size) / 2)), int(round((nw - size) / 2))
+            nh, nw, top, left = pre.crop_geometry(*rgb.shape[:2])
             out = cv2.resize(rgb, (nw, nh), interpolation=interp)
             return np.ascontiguousarray(out[top:top + size, left:left + size])
         return run

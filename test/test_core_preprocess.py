@@ -47,28 +47,15 @@ def test_matches_open_clip_for_vit_b_32_size(vit_b_32_clip, method):
     assert levels_apart(vit_b_32_clip, ours, ref).max() <= LEVELS[method] + 1e-3
 
 
-def camera_frames_of_photos():
-    """The engines' natural photographs as 640x480 camera frames (centre 4:3 cut, resized)."""
-    from clip_perception.core.backends.photo_set import load_photos
-
-    frames = []
-    for img in load_photos():
-        h, w = img.shape[:2]
-        ch, cw = (h, h * 4 // 3) if w * 3 >= h * 4 else (w * 3 // 4, w)
-        cut = img[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
-        frames.append(np.asarray(Image.fromarray(np.ascontiguousarray(cut)).resize(
-            (640, 480), Image.Resampling.LANCZOS)))
-    return frames
-
-
 @pytest.mark.parametrize("model", ["vit_b_32_clip", "outlier_vit_b_32_clip"])
 def test_fast_resize_keeps_the_embedding_of_natural_photos(request, model):
     # Issue 14's bar for a faster preprocessing: min cosine >= 0.9999 to the exact path on
     # natural photographs, for the random model and the stress model with activation outliers.
+    from clip_perception.core.backends.photo_set import as_camera_frame, load_photos
     from clip_perception.core.backends.torch_backend import TorchImageEncoder
 
     clip = request.getfixturevalue(model)
-    frames = camera_frames_of_photos()
+    frames = [as_camera_frame(photo) for photo in load_photos()]
     exact = Preprocessor(clip.preprocess, "exact")(frames)
     fast = Preprocessor(clip.preprocess, "fast")(frames)
     assert levels_apart(clip, fast, exact).max() <= 2 + 1e-3

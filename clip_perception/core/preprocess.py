@@ -91,44 +91,35 @@ class Preprocessor:
         self._offset = (mean / std).astype(np.float32)
         self._resample = _RESAMPLE[config.interpolation]
 
+    def crop_geometry(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """(resized height, resized width, top, left) of open_clip's resize, then centre crop
+        (``squash``: the whole frame resized to SxS)."""
+        size = self.config.image_size
+        if self.config.resize_mode == "squash":
+            return size, size, 0, 0
+        new_h, new_w = resized_shape(height, width, size)
+        return new_h, new_w, int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
+
     def resize_crop(self, rgb: np.ndarray) -> np.ndarray:
         """Resize + center-crop to SxSx3 uint8 as open_clip's PIL path does (``exact``: PIL
         itself; ``fast``: the same filter in torch's uint8 kernel)."""
         _check_frame(rgb)
-        if not rgb.flags.c_contiguous:
-            rgb = np.ascontiguousarray(rgb)
-        if self.resize == "fast":
-            return self._resize_crop_fast(rgb)
         size = self.config.image_size
-        img = Image.fromarray(rgb, mode="RGB")
-        if self.config.resize_mode == "squash":
-            return np.asarray(img.resize((size, size), self._resample))
         h, w = rgb.shape[:2]
-        new_h, new_w = resized_shape(h, w, size)
-        top = int(round((new_h - size) / 2.0))
-        left = int(round((new_w - size) / 2.0))
-        if (new_h, new_w) == (h, w):
-            return np.asarray(img.crop((left, top, left + size, top + size)))
+        new_h, new_w, top, left = self.crop_geometry(h, w)
+        if (new_h, new_w) == (h, w):  # nothing to resample: the crop alone
+            return np.ascontiguousarray(rgb[top:top + size, left:left + size])
+        rgb = np.ascontiguousarray(rgb)
+        if self.resize == "fast":
+            chw = _torch_resize(rgb, (new_h, new_w), self.config.interpolation)
+            return chw[:, top:top + size, left:left + size].permute(1, 2, 0).contiguous().numpy()
         # Resample only the region the center crop keeps: output pixel centres land on the same
         # source coordinates as resize-then-crop, so the result is the same (within float
         # rounding of the box) at ~3/4 of the cost for 4:3 frames.
         sx, sy = w / new_w, h / new_h
         box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
-        return np.asarray(img.resize((size, size), self._resample, box=box))
-
-    def _resize_crop_fast(self, rgb: np.ndarray) -> np.ndarray:
-        size = self.config.image_size
-        h, w = rgb.shape[:2]
-        if self.config.resize_mode == "squash":
-            new_h, new_w, top, left = size, size, 0, 0
-        else:
-            new_h, new_w = resized_shape(h, w, size)
-            top = int(round((new_h - size) / 2.0))
-            left = int(round((new_w - size) / 2.0))
-        if (new_h, new_w) == (h, w):
-            return np.ascontiguousarray(rgb[top:top + size, left:left + size])
-        chw = _torch_resize(rgb, (new_h, new_w), self.config.interpolation)
-        return chw[:, top:top + size, left:left + size].permute(1, 2, 0).contiguous().numpy()
+        return np.asarray(Image.fromarray(rgb, mode="RGB").resize((size, size), self._resample,
+                                                                  box=box))
 
     def normalize(self, crops: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 -> (N, 3, S, S) float32: one fused scale/offset/transpose pass."""

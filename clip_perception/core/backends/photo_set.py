@@ -81,6 +81,22 @@ def photo_views(photos=None, views=VIEWS) -> list:
     return out
 
 
+def as_camera_frame(img: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
+    """A photo as a camera would deliver it: the centred width:height cut, resized (Lanczos)
+    to width x height, (height, width, 3) uint8."""
+    from PIL import Image
+
+    h, w = img.shape[:2]
+    if w * height > h * width:
+        cw = h * width // height
+        img = img[:, (w - cw) // 2:(w - cw) // 2 + cw]
+    else:
+        ch = w * height // width
+        img = img[(h - ch) // 2:(h - ch) // 2 + ch]
+    return np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize(
+        (width, height), Image.Resampling.LANCZOS))
+
+
 def photo_batch(preprocess: PreprocessConfig, count: int | None = None) -> np.ndarray:
     """(N, 3, S, S) float32: the preprocessed views (all of them, or the first ``count``
     spread over the photos), exactly as the node preprocesses camera frames."""
