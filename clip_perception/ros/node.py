@@ -282,7 +282,7 @@ class ClipPerceptionNode(LifecycleNode):
         self._intake_spinner = IntakeSpinner(self)
         self.intake = FrameIntake(self._intake_spinner.node, list(self.settings.image_topics),
                                   self.slots, self.converter, self.settings.qos_reliability,
-                                  self.settings.qos_depth)
+                                  self.settings.qos_depth, resolve=self._intake_spinner.resolve)
         self._intake_spinner.start()
 
     def _stop_intake(self) -> None:
