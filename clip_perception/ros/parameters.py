@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional
 from ..core.backends.options import BACKENDS, PRECISIONS
 from ..core.devices import resolve_device
 from ..core.image_decode import DEFAULT_MAX_IMAGE_PIXELS, SCALE16_AUTO, parse_scale16
+from ..core.encoders import EncoderSpec
 from ..core.model import default_pretrained
 from ..core.preprocess import DEFAULT_RESIZE, RESIZE_METHODS
 from .liveness import DEFAULT_STALL_TIMEOUT
@@ -329,3 +330,12 @@ def declare_parameters(node) -> dict[str, Any]:
         else:  # read-only parameters cannot be set after declaration
             raise ParameterError(name, "has no default and was not given")
     return {p.name: node.get_parameter(p.name).value for p in PARAMETERS}
+
+
+def encoder_spec(settings: StartupSettings) -> EncoderSpec:
+    """The node's engine parameters as the core spec every tool opens its engines with."""
+    return EncoderSpec(model=settings.model, pretrained=settings.pretrained or None,
+                       backend=settings.backend, precision=settings.precision,
+                       device=settings.device, cache_dir=settings.engine_cache_dir or None,
+                       threads=settings.encoder_threads, max_batch=settings.max_batch,
+                       preprocess_resize=settings.preprocess_resize)

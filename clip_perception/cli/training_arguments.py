@@ -9,9 +9,9 @@ from ..core.encoders import DEFAULT_MODEL
 from ..core.model import default_pretrained
 from ..core.preprocess import DEFAULT_RESIZE, RESIZE_METHODS
 from ..core.prompts import DEFAULT_TEMPLATES, parse_label_prompts
-from .data import TrainingInputError
-from .engine import ModelSpec, PromptSpec
-from .sources import SourceSpec
+from ..training.data import TrainingInputError
+from ..training.engine import ModelSpec, PromptSpec
+from ..training.sources import SourceSpec
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
