@@ -5,6 +5,7 @@ tower of ``int8.py``, accepted only if it stays within cosine 0.999 of the torch
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -44,6 +45,21 @@ def check_precision(precision: str, device: str) -> None:
         raise BackendUnavailable(
             f"precision '{precision}' is not supported by the onnxruntime backend on "
             f"'{device}'; expected one of {allowed} (fp16 needs tensorrt)")
+    if precision == "int8":
+        check_int8_kernels(import_onnxruntime())
+
+
+def check_int8_kernels(ort) -> None:
+    """int8 needs the CPU execution provider (its MatMulInteger kernels: u8u8 with 32-bit sums
+    on any x86 CPU) and onnxruntime's quantisation tool; BackendUnavailable naming what is
+    missing."""
+    providers = ort.get_available_providers()
+    if "CPUExecutionProvider" not in providers:
+        raise BackendUnavailable(f"onnxruntime int8 runs on its CPUExecutionProvider; this "
+                                 f"build offers {providers}")
+    if importlib.util.find_spec("onnxruntime.quantization") is None:
+        raise BackendUnavailable("onnxruntime int8 needs onnxruntime.quantization, which this "
+                                 f"onnxruntime {ort.__version__} lacks")
 
 
 def session_options(ort, threads: int = 0, spinning: bool = False):
