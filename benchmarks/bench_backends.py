@@ -30,6 +30,7 @@ from clip_perception.core.backends import openvino_backend as ovb  # noqa: E402
 from clip_perception.core.backends import precision_choice as pc  # noqa: E402
 from clip_perception.core.backends import tensorrt_backend as trtb  # noqa: E402
 from clip_perception.core.backends.base import BackendUnavailable  # noqa: E402
+from clip_perception.core.backends.report import BackendAttempt  # noqa: E402
 from clip_perception.core.backends.engine_cache import ArtifactRefused  # noqa: E402
 from clip_perception.core.backends.torch_backend import TorchImageEncoder  # noqa: E402
 from clip_perception.core.backends.verify import TorchReference  # noqa: E402
@@ -48,8 +49,18 @@ def time_calls(fn, arg, calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def build_engines(clip, cache, threads, reference, notes):
-    """name -> encoder for every engine measurable here; unmeasurable ones go to ``notes``."""
+def skipped(backend, precision, exc, notes, errors) -> None:
+    """A row this machine cannot measure: a note when it lacks a capability, else an error."""
+    attempt = BackendAttempt(backend, precision, "cpu", "skipped" if getattr(exc, "lacks", "")
+                             else "failed", str(exc), getattr(exc, "lacks", ""))
+    (errors if attempt.unexplained else notes).append(f"not measured: {attempt}")
+    print(f"[bench] {'ERROR ' if attempt.unexplained else ''}not measured: {attempt}",
+          file=sys.stderr, flush=True)
+
+
+def build_engines(clip, cache, threads, reference, notes, errors):
+    """name -> encoder for every engine measurable here; a row skipped because this machine
+    lacks something goes to ``notes``, any other skip to ``errors`` (the run then fails)."""
     engines = {TORCH: TorchImageEncoder(clip)}
     engines["onnxruntime fp32"] = create_image_encoder(clip, "onnxruntime", "fp32",
                                                        cache_dir=cache, threads=threads)
@@ -68,27 +79,33 @@ def build_engines(clip, cache, threads, reference, notes):
             engines[f"openvino {precision}"] = ovb.OpenVinoImageEncoder(
                 fp32_path, clip.image_size, precision, threads)
         except BackendUnavailable as exc:
-            notes.append(f"openvino {precision}: not measurable here: {exc}")
-    trt_ok, trt_why = trtb.tensorrt_available("fp16")
-    if not trt_ok:
-        notes.append(f"tensorrt fp16: not measurable here: {trt_why}")
+            skipped("openvino", precision, exc, notes, errors)
+    try:
+        trtb.preflight("fp16")
+    except BackendUnavailable as exc:
+        skipped("tensorrt", "fp16", exc, notes, errors)
     return engines
 
 
 def measure_model(label, clip, args, cache):
-    notes, setup = [], []
+    notes, setup, errors = [], [], []
     t0 = time.perf_counter()
     reference = TorchReference(clip, max_batch=args.max_batch)
     _ = (reference.embeddings, reference.label_embeddings)  # computed once, timed here
     setup.append(f"torch reference on {len(reference.inputs)} photo views "
                  f"{time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
-    engines = build_engines(clip, cache, args.threads, reference, notes)
+    engines = build_engines(clip, cache, args.threads, reference, notes, errors)
     setup.append(f"exports/quantisation {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
     auto = create_image_encoder(clip, "auto", "auto", cache_dir=cache, threads=args.threads,
                                 max_batch=args.max_batch, reference=reference)
     chosen = [a for a in auto.selection.attempts if a.outcome == "chosen"][0]
+    for a in auto.selection.attempts:
+        if a.outcome in ("skipped", "failed", "refused"):
+            print(f"[bench] auto: {'ERROR ' if a.unexplained else ''}{a}", file=sys.stderr,
+                  flush=True)
+    errors += [f"auto: {a}" for a in auto.selection.unexplained]
     setup.append(f"auto decision {time.perf_counter() - t0:.1f} s")
     # auto builds int8 with the default recipe: of the int8 rows, that is the "default" one
     auto_name = next((n for n, e in engines.items() if (e.name, e.precision) ==
@@ -122,7 +139,7 @@ def measure_model(label, clip, args, cache):
                      "min_cosine": v.min_cosine, "top1_agreement": v.top1_agreement,
                      "batch_cosine": v.batch_cosine, "passes": v.ok,
                      "refusal": v.reason})
-    return {"rows": rows, "notes": notes, "setup": setup, "auto": str(chosen),
+    return {"rows": rows, "notes": notes, "errors": errors, "setup": setup, "auto": str(chosen),
             "auto_attempts": [str(a) for a in auto.selection.attempts]}
 
 
@@ -147,6 +164,7 @@ def markdown(result, max_batch) -> str:
     for label, m in result["models"].items():
         lines.append(f"- {label}: auto chose: {m['auto']}")
         lines += [f"  - {n}" for n in m["notes"]]
+        lines += [f"  - ERROR (a skip that is not a missing capability): {e}" for e in m["errors"]]
         lines.append(f"  - setup: {'; '.join(m['setup'])}")
     cpu = result["cpu"]
     lines.append(f"- CPU: {cpu['model']}, ISA: {', '.join(cpu['isa']) or 'none of interest'}; "
@@ -189,7 +207,10 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps(result, indent=2))
     if args.markdown:
         args.markdown.write_text(text + "\n")
-    return 0
+    errors = [e for m in result["models"].values() for e in m["errors"]]
+    for e in errors:
+        print(f"[bench] ERROR: {e}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
