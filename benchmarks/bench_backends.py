@@ -49,6 +49,22 @@ def time_calls(fn, arg, calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
+def busy_jiffies() -> tuple:
+    """(monotonic s, busy jiffies of the machine, jiffies of this process) from /proc."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    own = os.times()
+    hz = os.sysconf("SC_CLK_TCK")
+    return (time.monotonic(), sum(fields) - fields[3] - fields[4],
+            (own.user + own.system + own.children_user + own.children_system) * hz)
+
+
+def foreign_share(before, after) -> float:
+    """Share of all cores used by other processes between two busy_jiffies() readings."""
+    wall = (after[0] - before[0]) * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
+    return max(0.0, ((after[1] - before[1]) - (after[2] - before[2])) / wall) if wall else 0.0
+
+
 def skipped(backend, precision, exc, notes, errors) -> None:
     """A row this machine cannot measure: a note when it lacks a capability, else an error."""
     attempt = BackendAttempt(backend, precision, "cpu", "skipped" if getattr(exc, "lacks", "")
@@ -133,6 +149,7 @@ def measure_model(label, clip, args, cache):
     for n in engines:
         v = verdict[n]
         rows.append({"model": label, "engine": n, "auto_choice": n == auto_name,
+                     "cpu": args.cpu["model"], "isa": devices.isa_label(args.cpu["isa"]),
                      "ips_b1": med(ips[(n, 1)]), "ips_bmax": med(ips[(n, args.max_batch)]),
                      "vs_torch_b1": med(ratio[(n, 1)]),
                      "vs_torch_bmax": med(ratio[(n, args.max_batch)]),
@@ -149,13 +166,14 @@ def _or_dash(value, fmt) -> str:
 
 
 def markdown(result, max_batch) -> str:
-    lines = [f"| model | engine | img/s b1 | img/s b{max_batch} | vs torch b1 | "
+    lines = [f"| CPU | ISA | model | engine | img/s b1 | img/s b{max_batch} | vs torch b1 | "
              f"vs torch b{max_batch} | min cosine | top-1 agree | batch-indep. cosine | "
-             "verified |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "verified |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in result["models"].values():
         for r in m["rows"]:
             name = f"**{r['engine']}** (auto)" if r["auto_choice"] else r["engine"]
-            lines.append(f"| {r['model']} | {name} | {r['ips_b1']:.1f} | {r['ips_bmax']:.1f} | "
+            lines.append(f"| {r['cpu']} | {r['isa']} | {r['model']} | {name} | "
+                         f"{r['ips_b1']:.1f} | {r['ips_bmax']:.1f} | "
                          f"{r['vs_torch_b1']:.2f}x | {r['vs_torch_bmax']:.2f}x | "
                          f"{r['min_cosine']:.5f} | {_or_dash(r['top1_agreement'], '.1%')} | "
                          f"{_or_dash(r['batch_cosine'], '.6f')} | "
@@ -167,9 +185,10 @@ def markdown(result, max_batch) -> str:
         lines += [f"  - ERROR (a skip that is not a missing capability): {e}" for e in m["errors"]]
         lines.append(f"  - setup: {'; '.join(m['setup'])}")
     cpu = result["cpu"]
-    lines.append(f"- CPU: {cpu['model']}, ISA: {', '.join(cpu['isa']) or 'none of interest'}; "
+    lines.append(f"- CPU: {cpu['model']}, ISA flags: {', '.join(cpu['isa']) or 'none of interest'}; "
                  f"{result['cores']} cores; threads {result['threads'] or 'all'}; load average "
-                 f"before/after {result['load'][0]:.2f}/{result['load'][1]:.2f}")
+                 f"before/after {result['load'][0]:.2f}/{result['load'][1]:.2f}; other processes "
+                 f"used {result['foreign_cpu']:.0%} of the cores during the run (/proc/stat)")
     lines.append(f"- libraries: {result['libraries']}")
     return "\n".join(lines)
 
@@ -192,15 +211,19 @@ def main(argv=None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
+    busy_before = busy_jiffies()
     tmp = Path(tempfile.mkdtemp(prefix="bench_backends_"))
     writers = {"random": write_random_vit_b_32, "stress": write_outlier_vit_b_32}
-    result = {"cpu": devices.cpu_identity(), "libraries": pc.library_versions(),
+    args.cpu = devices.cpu_identity()
+    result = {"cpu": args.cpu, "isa": devices.isa_label(args.cpu["isa"]),
+              "libraries": pc.library_versions(),
               "cores": os.cpu_count(), "threads": args.threads, "models": {}}
     for label in args.models:
         clip = load_clip(writers[label](tmp / label))
         result["models"][label] = measure_model(label, clip, args, tmp / "cache")
         print(f"[bench] {label} done", file=sys.stderr, flush=True)
     result["load"] = [load_before, os.getloadavg()[0]]
+    result["foreign_cpu"] = foreign_share(busy_before, busy_jiffies())
     text = markdown(result, args.max_batch)
     print(text)
     if args.json:

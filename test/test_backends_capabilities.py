@@ -155,3 +155,17 @@ def test_onnxruntime_int8_needs_the_cpu_provider_and_the_quantiser(monkeypatch):
 def test_onnxruntime_refuses_what_it_has_no_path_for(precision, device):
     with pytest.raises(BackendUnavailable, match="not supported by the onnxruntime backend"):
         ortb.check_precision(precision, device)
+
+
+# ---- what benchmark rows say about the CPU -------------------------------------------------
+
+@pytest.mark.parametrize("isa, label", [
+    (["avx2"], "AVX2, no AVX-512, no AVX-512 BF16, no VNNI, no AMX"),
+    (["avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni"],
+     "AVX2, AVX-512, AVX-512 BF16, VNNI, no AMX"),
+    (["avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8"],
+     "AVX2, AVX-512, AVX-512 BF16, VNNI, AMX")])
+def test_isa_label_names_every_class_present_or_absent(isa, label):
+    from clip_perception.core.devices import isa_label
+
+    assert isa_label(isa) == label
