@@ -56,7 +56,7 @@ def test_every_tool_resolves_the_node_defaults_alike():
     for args in (["--model", "ViT-B-32"], ["--model", "ViT-B-32", "--pretrained", ""]):
         for tool, spec in _tool_specs(args).items():
             assert _engine_fields(spec) == _engine_fields(node), tool
-    assert node.pretrained == "openai" and node.precision == "auto"
+    assert node.pretrained == "datacomp_xl_s13b_b90k" and node.precision == "auto"
 
 
 def test_the_same_arguments_give_the_same_spec(tmp_path):

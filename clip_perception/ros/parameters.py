@@ -51,9 +51,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "open_clip model: architecture name (ViT-B-32), 'hf-hub:org/repo' or "
               "'local-dir:/path' (open_clip folder format).", False, "non-empty"),
     ParamSpec("pretrained", STRING, "",
-              "open_clip pretrained tag (openai, laion2b_s34b_b79k) or checkpoint file; empty = "
-              "the model's own default ('openai' for an architecture name, none for "
-              "hf-hub:/local-dir: models, whose weights come with them).", False),
+              "open_clip pretrained tag (datacomp_xl_s13b_b90k, openai, ...) or checkpoint file; "
+              "empty = the model's own default (datacomp_xl_s13b_b90k for ViT-B-32/B-16/L-14, "
+              "the best published zero-shot results; openai for other architecture names; none "
+              "for hf-hub:/local-dir: models, whose weights come with them).", False),
     ParamSpec("backend", STRING, "auto", "Image encoder backend.", False,
               "one of " + ", ".join(BACKENDS)),
     ParamSpec("precision", STRING, "auto",
