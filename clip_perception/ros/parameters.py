@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from ..core.backends.options import BACKENDS, PRECISIONS
+from ..core.backends.engines import BACKENDS, PRECISIONS, request_problem
 from ..core.devices import resolve_device
 from ..core.image_decode import DEFAULT_MAX_IMAGE_PIXELS, SCALE16_AUTO, parse_scale16
 from ..core.model import default_pretrained
@@ -259,6 +259,9 @@ def validate(values: Mapping[str, Any]) -> tuple[StartupSettings, LiveSettings]:
         autostart=bool(v["autostart"]),
         max_image_pixels=_range("max_image_pixels", int(v["max_image_pixels"]), 1,
                                 1_000_000_000), memory=_memory(v))
+    problem = request_problem(startup.backend, startup.precision, startup.device)
+    if problem:  # a backend x precision no engine of the table offers (engines.py)
+        raise ParameterError("precision", problem)
     max_rate = _range("max_rate_hz", float(v["max_rate_hz"]), 0.0, 1000.0)
     try:
         spec = LabelSetSpec.from_values(
