@@ -39,7 +39,8 @@ def add_model_arguments(p: argparse.ArgumentParser, required: bool) -> None:
             ("--pretrained", None, "pretrained tag or checkpoint (default: 'openai' for "
                                    "built-in names, empty for local-dir:/hf-hub:)"),
             ("--device", "cpu", "torch device (default: %(default)s)"),
-            ("--cache-dir", None, "engine cache folder (default: ~/.cache/clip_perception)")):
+            ("--cache-dir", None, "engine cache folder (default: $CLIP_PERCEPTION_CACHE_DIR, "
+                                  "else ~/.cache/clip_perception)")):
         g.add_argument(flag, default=default, help=text)
     g.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="image encoder backend, fp32; torch/onnxruntime also for the text "

@@ -7,7 +7,7 @@ slot by a newer one are never deserialized.
 
 Why a thread of its own (``IntakeSpinner``): rclpy's MultiThreadedExecutor cost 2.6-10 ms of
 CPU, mostly in Python threads holding the GIL, per 640x480 message; a SingleThreadedExecutor
-that serves only the camera subscriptions ~1.3-1.7 ms (benchmarks/NODE_RESULTS.md). The node's
+that serves only the camera subscriptions ~1.3-1.7 ms (docs/results/node.md). The node's
 own executor keeps its services, parameters, timers and other subscriptions, so a slow service
 call (e.g. ~/query_places) never holds up frame intake.
 """

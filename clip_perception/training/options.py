@@ -32,7 +32,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--preprocess-resize", default=DEFAULT_RESIZE, choices=RESIZE_METHODS,
                    help="frame resize, as the node's 'preprocess_resize' (default: %(default)s)")
     g.add_argument("--cache-dir", default=None,
-                   help="artifact and feature cache folder (default: ~/.cache/clip_perception)")
+                   help="artifact and feature cache folder (default: "
+                        "$CLIP_PERCEPTION_CACHE_DIR, else ~/.cache/clip_perception)")
     g.add_argument("--no-feature-cache", action="store_true",
                    help="encode every frame again instead of reading/writing the feature cache")
     g.add_argument("--encode-batch", type=int, default=32, help="images per encoder call (default: %(default)s)")
