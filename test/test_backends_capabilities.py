@@ -6,6 +6,7 @@ import openvino
 import pytest
 
 from clip_perception.core.backends import BackendUnavailable
+from clip_perception.core.backends.base import MissingCapability
 from clip_perception.core.backends import onnx_export
 from clip_perception.core.backends import onnxruntime_backend as ortb
 from clip_perception.core.backends import openvino_backend as ovb
@@ -63,24 +64,28 @@ def test_bf16_follows_the_cpus_reported_capabilities(monkeypatch, tiny_clip, onn
         enc = ovb.OpenVinoImageEncoder(onnx_path, tiny_clip.image_size, "bf16", threads=1)
         assert enc.describe() == "openvino (bf16, cpu)"
     else:
-        with pytest.raises(BackendUnavailable, match="AMX or AVX-512 BF16.*FP32, INT8"):
+        with pytest.raises(MissingCapability, match="AMX or AVX-512 BF16.*FP32, INT8") as info:
             ovb.check_precision("bf16", "cpu")
+        assert info.value.lacks == "AMX or AVX-512 BF16"
     ovb.check_precision("fp32", "cpu")  # fp32 on every CPU
 
 
 def test_bf16_quietly_compiled_as_f32_is_refused_with_the_reported_type(monkeypatch, tiny_clip,
                                                                         onnx_path):
     fakes.use_openvino(monkeypatch, fakes.AMX_CAPABILITIES, quiet_fallback=True)
-    with pytest.raises(BackendUnavailable, match=r"compiled .* for <Type: 'float32'>, not bf16"):
+    with pytest.raises(BackendUnavailable, match=r"compiled .* for <Type: 'float32'>, not bf16") \
+            as info:
         ovb.OpenVinoImageEncoder(onnx_path, tiny_clip.image_size, "bf16", threads=1)
+    assert not isinstance(info.value, MissingCapability)  # not the hardware: an error
 
 
 @pytest.mark.parametrize("precision, device, match", [
     ("int8", "cpu", "int8: onnxruntime"), ("fp16", "cpu", "expected one of"),
     ("fp32", "cuda", "runs on device 'cpu'")])
 def test_openvino_refuses_what_it_has_no_path_for(precision, device, match):
-    with pytest.raises(BackendUnavailable, match=match):
+    with pytest.raises(BackendUnavailable, match=match) as info:
         ovb.check_precision(precision, device)
+    assert not isinstance(info.value, MissingCapability)  # a request no engine offers
 
 
 # ---- TensorRT ----------------------------------------------------------------------------
@@ -101,6 +106,8 @@ def test_tensorrt_11_without_weak_typing_refuses_fp16_and_keeps_fp32(monkeypatch
     fakes.use_gpu(monkeypatch)
     ok, why = trtb.tensorrt_available("fp16", "cuda")
     assert not ok and "no BuilderFlag.FP16" in why
+    with pytest.raises(MissingCapability):
+        trtb.preflight("fp16", "cuda")
     assert trtb.tensorrt_available("fp32", "cuda")[0]
 
 
@@ -111,6 +118,9 @@ def test_tensorrt_without_a_gpu_or_beyond_the_gpu_count_says_so(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     ok, why = trtb.tensorrt_available("fp16", "cuda")
     assert not ok and "CUDA is not available" in why
+    with pytest.raises(MissingCapability) as info:
+        trtb.preflight("fp16", "cuda")
+    assert info.value.lacks == "a CUDA GPU"
     fakes.use_gpu(monkeypatch, count=1)
     ok, why = trtb.tensorrt_available("fp16", "cuda:1")
     assert not ok and "only 1 CUDA device" in why
@@ -132,11 +142,11 @@ def test_onnxruntime_cuda_provider_is_read_from_the_library(monkeypatch):
 def test_onnxruntime_int8_needs_the_cpu_provider_and_the_quantiser(monkeypatch):
     ortb.check_precision("int8", "cpu")  # the real library has both
     fakes.use_onnxruntime_providers(monkeypatch, ["CUDAExecutionProvider"])
-    with pytest.raises(BackendUnavailable, match="CPUExecutionProvider"):
+    with pytest.raises(MissingCapability, match="CPUExecutionProvider"):
         ortb.check_precision("int8", "cpu")
     fakes.use_onnxruntime_providers(monkeypatch, ["CPUExecutionProvider"])
     monkeypatch.setattr(ortb.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(BackendUnavailable, match="onnxruntime.quantization"):
+    with pytest.raises(MissingCapability, match="onnxruntime.quantization"):
         ortb.check_precision("int8", "cpu")
 
 
@@ -145,3 +155,17 @@ def test_onnxruntime_int8_needs_the_cpu_provider_and_the_quantiser(monkeypatch):
 def test_onnxruntime_refuses_what_it_has_no_path_for(precision, device):
     with pytest.raises(BackendUnavailable, match="not supported by the onnxruntime backend"):
         ortb.check_precision(precision, device)
+
+
+# ---- what benchmark rows say about the CPU -------------------------------------------------
+
+@pytest.mark.parametrize("isa, label", [
+    (["avx2"], "AVX2, no AVX-512, no AVX-512 BF16, no VNNI, no AMX"),
+    (["avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni"],
+     "AVX2, AVX-512, AVX-512 BF16, VNNI, no AMX"),
+    (["avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8"],
+     "AVX2, AVX-512, AVX-512 BF16, VNNI, AMX")])
+def test_isa_label_names_every_class_present_or_absent(isa, label):
+    from clip_perception.core.devices import isa_label
+
+    assert isa_label(isa) == label

@@ -70,7 +70,9 @@ def test_fastest_verified_candidate_serves_and_the_rest_are_reported(
         assert "35.0 img/s" in attempts[("onnxruntime", "int8")].reason
     else:
         assert attempts[("openvino", "bf16")].outcome == "skipped"
+        assert attempts[("openvino", "bf16")].lacks == "AMX or AVX-512 BF16"
         assert "AMX or AVX-512 BF16" in attempts[("openvino", "bf16")].reason
+    assert not enc.selection.unexplained, enc.selection.summary()
     diag = encoder_diagnostics(enc)
     candidates = [v for k, v in diag.items() if k.startswith("candidate")]
     assert any(f"{fastest[0]} {fastest[1]} on cpu: chosen" in c for c in candidates)
@@ -127,6 +129,19 @@ def test_explicit_backend_with_auto_precision_measures_its_own_candidates(
     enc = create_image_encoder(tiny_clip, backend="openvino", precision="auto",
                                cache_dir=tmp_path, reference=reference)
     assert enc.name == "openvino" and all(name == "openvino" for name, _ in timed)
+
+
+def test_a_skip_that_is_not_a_missing_capability_is_a_failure(tiny_clip, reference, tmp_path,
+                                                             timed, lenient_int8, monkeypatch):
+    """A CPU that says BF16 but whose compiled model is f32 (the shape of issue 19's bug: a
+    bf16 engine lost for a reason other than the hardware) is reported as failed, loudly."""
+    fakes.use_openvino(monkeypatch, fakes.AMX_CAPABILITIES, quiet_fallback=True)
+    enc = create_image_encoder(tiny_clip, backend="auto", precision="auto", cache_dir=tmp_path,
+                               reference=reference)
+    (bad,) = enc.selection.unexplained
+    assert (bad.backend, bad.precision, bad.outcome) == ("openvino", "bf16", "failed")
+    assert "<Type: 'float32'>, not bf16" in bad.reason and not bad.lacks
+    assert enc.precision == "int8"  # the node still serves the fastest verified engine
 
 
 def test_cpu_identity_names_model_and_isa():

@@ -46,6 +46,7 @@ def test_auto_serves_a_verified_engine_and_judges_int8_by_the_rule_on_the_stress
         for (_, precision), attempt in attempts.items():
             if precision in REDUCED and attempt.outcome == "refused":
                 assert "refused:" in attempt.reason, report  # a verdict, with its numbers
+        assert not enc.selection.unexplained, report  # skips only for a missing capability
         check_bars(reference, enc)
     finally:
         enc.close()

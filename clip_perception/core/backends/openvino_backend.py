@@ -13,7 +13,7 @@ import threading
 import numpy as np
 
 from ..devices import cpu_count
-from .base import BackendUnavailable, ImageEncoder, check_batch
+from .base import BackendUnavailable, ImageEncoder, MissingCapability, check_batch
 from .onnx_export import with_image_onnx
 from .verify import DEFAULT_MIN_COSINE, require_verified
 
@@ -31,8 +31,8 @@ def import_openvino():
     try:
         import openvino
     except ImportError as exc:
-        raise BackendUnavailable(f"openvino is not importable ({exc}); install 'openvino' "
-                                 "(pip install openvino)") from exc
+        raise MissingCapability(f"openvino is not importable ({exc}); install 'openvino' "
+                                "(pip install openvino)", "the openvino library") from exc
     return openvino
 
 
@@ -64,9 +64,9 @@ def check_precision(precision: str, device: str, core=None) -> None:
     if precision == "bf16":
         caps = cpu_capabilities(core)
         if "BF16" not in caps:
-            raise BackendUnavailable(
+            raise MissingCapability(
                 f"openvino bf16 needs a CPU with AMX or AVX-512 BF16; this CPU "
-                f"({cpu_name(core)}) offers {', '.join(caps)}")
+                f"({cpu_name(core)}) offers {', '.join(caps)}", "AMX or AVX-512 BF16")
 
 
 class OpenVinoImageEncoder(ImageEncoder):
