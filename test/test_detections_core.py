@@ -14,6 +14,7 @@ from clip_perception.core.detections.labelling import (DepthView, encode_in_chun
 from clip_perception.core.scoring import UNKNOWN_LABEL, ZeroShotClassifier
 from clip_perception.core.vocabulary import LabelSetSpec
 from clip_perception.core.vocabulary.snapshot import LabelSet
+from detection_testing import plane_depth, plane_point
 
 
 def box(cx, cy, w, h, index=0, id=None):
@@ -237,14 +238,6 @@ def test_camera_matrix_checks():
         cam.check_image(320, 240)
 
 
-def plane_depth(k, normal, offset, width, height):
-    """Depth (m) of the plane n . X = d seen through K at every pixel centre."""
-    fx, fy, cx, cy = k
-    u, v = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
-    rays = np.stack([(u - cx) / fx, (v - cy) / fy, np.ones_like(u)], -1)
-    return offset / (rays @ np.asarray(normal, np.float64))
-
-
 @pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])
 def test_box_centre_on_a_tilted_plane_within_a_centimetre(encoding):
     k = (525.0, 520.0, 319.5, 241.0)
@@ -263,8 +256,7 @@ def test_box_centre_on_a_tilted_plane_within_a_centimetre(encoding):
     bbox = (430.0, 180.0, 120.0, 90.0)
     robust = box_depth(depth, bbox)
     position, size = locate(camera, bbox, robust)
-    ray = np.array([(bbox[0] - k[2]) / k[0], (bbox[1] - k[3]) / k[1], 1.0])
-    truth = ray * 2.0 / (ray @ normal)
+    truth = plane_point(k, normal, 2.0, bbox[0], bbox[1])
     assert np.linalg.norm(position - truth) < 0.01
     assert size[0] == pytest.approx(120 * truth[2] / k[0], rel=0.01)
     assert size[1] == pytest.approx(90 * truth[2] / k[1], rel=0.01)
