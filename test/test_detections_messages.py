@@ -153,6 +153,9 @@ class Companion:
     def fail(self, reason):
         self.failed.append(reason)
 
+    def attach(self, wake):
+        self.wake = wake
+
 
 class LabelSetStub:
     labels, landmarks, landmark_key, version = ("a",), (), (), 1
@@ -213,3 +216,19 @@ def test_debug_render_draws_each_box_with_its_top_label():
     out = render(np.zeros((80, 120, 3), np.uint8), view)
     # box (10, 20, 30, 40): x -5..25 clipped to 0..25, y 0..40
     assert (out[40, 5:20] == (60, 230, 60)).all() and (out[60:, 30:] == 0).all()
+
+
+def test_wake_ends_a_waiting_take_without_a_frame():
+    import threading
+    import time
+
+    slots = LatestFrameSlots(["cam"], PipelineStats(["cam"]))
+    got = []
+    thread = threading.Thread(target=lambda: got.append(slots.take(4, timeout=60)))
+    thread.start()
+    start = time.monotonic()
+    slots.wake()
+    thread.join(30)
+    assert got == [[]] and time.monotonic() - start < 30
+    slots.put("cam", "frame")
+    assert [f.payload for f in slots.take(4, timeout=1)] == ["frame"]  # and serves frames

@@ -89,8 +89,9 @@ class DetectionInterface:
         self.keep_crops = False  # set with a sink that stores thumbnails
         cameras = [c.camera for c in settings.cameras]
         self.stats = DetectionStats(cameras)
+        self._wake: Callable[[], None] = lambda: None  # the worker's, once attached
         self.pairing = StampPairing(cameras, [c.camera for c in settings.cameras if c.depth],
-                                    timeout=settings.timeout)
+                                    timeout=settings.timeout, on_ready=lambda: self._wake())
         self.inputs = DetectionInputs(settings, self.pairing, self.stats, on_error)
         qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.detections_pub = node.create_publisher(Detection2DArray, "~/detections", qos)
@@ -138,14 +139,17 @@ class DetectionInterface:
                 self._frame_results[r.frame.camera] = r
 
     # ---- the worker's companion ------------------------------------------------------------------
+    def attach(self, wake: Callable[[], None]) -> None:
+        self._wake = wake  # a paired array wakes the worker (no need for a frame to arrive)
+
     def waiting(self) -> bool:
         self.pairing.expire()
         return self.pairing.has_ready()
 
     def take(self, label_set) -> Optional[CropWork]:
-        """Crops of the arrays paired since the last call (at most one round of cameras)."""
+        """Crops of the arrays paired since the last call (at most two per camera)."""
         parts = []
-        for job in self.pairing.take(max(1, len(self.cameras))):
+        for job in self.pairing.take(2 * len(self.cameras)):  # two rounds: catches up
             try:
                 batch = self._prepare(job)
             except Exception as exc:  # a bad frame or depth never stops the worker

@@ -30,7 +30,7 @@ NO_DEPTH = "no depth image with this stamp"
 
 DEFAULT_TIMEOUT = 1.0  # s
 DEFAULT_MAX_FRAMES = 60  # per camera: 2 s at 30 Hz, bounded even if timeout is raised
-MAX_READY = 30  # paired arrays waiting for the worker, per camera (1 s at 30 Hz)
+MAX_READY = DEFAULT_MAX_FRAMES  # paired arrays waiting for the worker, per camera
 _REMEMBERED = 512  # stamps remembered per camera to tell "left the buffer" / "came late"
 
 

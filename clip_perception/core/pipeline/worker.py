@@ -49,6 +49,9 @@ class BatchCompanion(Protocol):
 
     def waiting(self) -> bool: ...
 
+    def attach(self, wake: Callable[[], None]) -> None:
+        """``wake()`` makes the worker look for work now (called when rows become ready)."""
+
 
 class PerceptionWorker:
     """decode -> preprocess -> encode (one call per batch) -> score -> publish.
@@ -70,7 +73,7 @@ class PerceptionWorker:
     time: batching would only make each camera's result wait for the others'); None = no cap.
     ``companion`` (detection crops) adds rows to a batch: encoded in the same call after the
     frames, handed back with ``finish`` after the frames are published; its rows may be the
-    whole batch when no frame waits.
+    whole batch when no frame waits (it wakes the worker with ``slots.wake``).
     """
 
     CLAIM_TIMEOUT = 2.0  # s; a preparation in progress takes ~ms; past this, redo it here
@@ -106,6 +109,8 @@ class PerceptionWorker:
         self.planner = planner or JustInTimePlanner()
         self.prepared = PreparedFrames(stats.preparation_wasted)
         self._companion = companion
+        if companion is not None:
+            companion.attach(slots.wake)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._preparer: Optional[threading.Thread] = None
