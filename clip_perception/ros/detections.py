@@ -207,7 +207,7 @@ class DetectionInterface:
                 started: float) -> None:
         try:
             result = label_crops(batch, rows, label_set)
-            self._publish(job, result)
+            self._publish(job, result, bool(label_set.landmarks))
         except Exception as exc:
             self.stats.array_refused(job.camera, PUBLISH_FAILED, f"{type(exc).__name__}: {exc}",
                                      len(batch.boxes) + len(batch.skipped))
@@ -224,12 +224,12 @@ class DetectionInterface:
             except Exception as exc:  # the recorder's problem must not stop labelling
                 self._on_error(f"detection sink failed: {type(exc).__name__}: {exc}")
 
-    def _publish(self, job: PairedJob, result: FrameDetections) -> None:
+    def _publish(self, job: PairedJob, result: FrameDetections, landmarks: bool) -> None:
         if not (self._active() and self._node.context.ok()):
             return
         header = job.frame.payload.header
         self.detections_pub.publish(detections_message(header, job.boxes, result))
-        if result.boxes and result.boxes[0].landmarks:
+        if landmarks:
             self.landmarks_pub.publish(detections_message(header, job.boxes, result, True))
         if self.detections_3d_pub is not None:
             frame_id = batch_frame_id(result)
