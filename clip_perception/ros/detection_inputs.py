@@ -35,31 +35,31 @@ class DetectionInputs:
         self._models: dict[str, "CameraModel | str"] = {
             c.camera: NO_CAMERA_INFO for c in settings.cameras if c.camera_info}
         self._models_lock = threading.Lock()
-        self._node = None
         self.subscriptions: list = []
 
     # ---- subscriptions (activate / deactivate) -------------------------------------------------
-    def subscribe(self, node, reliability: str, depth: int) -> None:
+    def subscribe(self, node, reliability: str, depth: int,
+                  resolve: Callable[[str], str] = lambda topic: topic) -> None:
         from sensor_msgs.msg import CameraInfo, Image
         from vision_msgs.msg import Detection2DArray
 
         qos = image_qos(reliability, depth)
-        self._node = node
+        self.subscriptions = []
         for cam in self.settings.cameras:
             self.subscriptions.append(node.create_subscription(
-                Detection2DArray, cam.boxes, self._boxes_callback(cam.camera), qos))
+                Detection2DArray, resolve(cam.boxes), self._boxes_callback(cam.camera), qos))
             if cam.depth:
                 self.subscriptions.append(node.create_subscription(
-                    Image, cam.depth, self._depth_callback(cam.camera), qos, raw=True))
+                    Image, resolve(cam.depth), self._depth_callback(cam.camera), qos,
+                    raw=True))
                 self.subscriptions.append(node.create_subscription(
-                    CameraInfo, cam.camera_info, self._info_callback(cam.camera), qos))
+                    CameraInfo, resolve(cam.camera_info), self._info_callback(cam.camera),
+                    qos))
 
     def unsubscribe(self) -> None:
-        subs, self.subscriptions = self.subscriptions, []
-        if self._node is not None:
-            for sub in subs:
-                self._node.destroy_subscription(sub)
-        self._node = None
+        """Deactivate: the subscriptions live on the intake's helper node and are destroyed
+        with it; only the references are dropped here."""
+        self.subscriptions = []
 
     def describe(self) -> str:
         parts = []

@@ -241,8 +241,9 @@ class DetectionInterface:
             frame_result.landmarks if same else (), result)])
 
     # ---- lifecycle -------------------------------------------------------------------------------
-    def subscribe(self, node, reliability: str, depth: int) -> None:
-        self.inputs.subscribe(node, reliability, depth)
+    def subscribe(self, spinner, reliability: str, depth: int) -> None:
+        """On the intake's helper node, topics resolved as the main node resolves them."""
+        self.inputs.subscribe(spinner.node, reliability, depth, spinner.resolve)
 
     def unsubscribe(self) -> None:
         self.inputs.unsubscribe()
