@@ -17,7 +17,7 @@ from ..core.backends import BackendUnavailable
 from ..core.memory import KeyframePolicy, ModelIdentity, PlaceMemoryError, open_store
 from ..core.memory.bag_builder import build_from_bag
 from ..core.model import ModelLoadError
-from .memory_options import (EXIT_INPUT_ERROR, add_memory_arguments, add_model_arguments,
+from .memory_arguments import (EXIT_INPUT_ERROR, add_memory_arguments, add_model_arguments,
                              load_encoders, setup_logging)
 
 
