@@ -10,7 +10,8 @@ import pytest
 from detection_testing import (camera_info_msg, depth_msg, detection_array, hypotheses,
                                plane_depth, plane_point)
 from node_harness import Harness
-from node_testing import Collector, image_msg, pattern_image, stamp_ns, wait_until
+from node_testing import (Collector, image_msg, pattern_image, stamp_ns, status_values,
+                          wait_until)
 
 NS = "/det"
 CAM_A, CAM_B = f"{NS}/cam_a/image_raw", f"{NS}/cam_b/image_raw"
@@ -62,18 +63,11 @@ class Rig:
             lambda msgs: next((m for m in msgs if stamp_ns(m) == stamp), None), timeout)
 
     def status(self, camera, predicate, timeout=15.0):
-        """The newest detections status of ``camera`` satisfying predicate(values dict)."""
-        name = f"{self.h.name}: detections {camera}"
-
-        def find(msgs):
-            for msg in reversed(msgs):
-                for s in msg.status:
-                    if s.name == name:
-                        values = {kv.key: kv.value for kv in s.values}
-                        if predicate(values):
-                            return values
-            return None
-        return self.h.diagnostics.wait_for(find, timeout)
+        """The values of the node's detections status of ``camera`` satisfying predicate(values),
+        received from now on (the counts are totals)."""
+        found = self.h.ros.status(f"detections {camera}",
+                                  lambda st: predicate(status_values(st)), timeout)
+        return status_values(found) if found is not None else None
 
 
 @pytest.fixture(scope="module")

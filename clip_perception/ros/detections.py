@@ -83,8 +83,9 @@ class DetectionInterface:
         self._node, self.settings = node, settings
         self._decode, self._preprocess, self._active = decode, preprocess, active
         self._offer_debug, self._on_error = offer_debug, on_error
-        self.crop_padding = settings.crop_padding  # live
-        self.max_detections = settings.max_detections_per_frame  # live
+        # The live crop_padding and max_detections_per_frame, read per array taken.
+        self.live: Callable[[], tuple[float, int]] = \
+            lambda: (settings.crop_padding, settings.max_detections_per_frame)
         self.sink: Optional[Callable[[FrameDetections], None]] = None
         self.keep_crops = False  # set with a sink that stores thumbnails
         cameras = [c.camera for c in settings.cameras]
@@ -110,8 +111,8 @@ class DetectionInterface:
         interface = cls(node, node.settings.detections, node._decode,
                         node.preprocessor.resize_crop, lambda: node.state == "active",
                         outputs.debug.offer, node._warn_pipeline_error)
-        interface.set_live(*live_values(node._accepted_values))  # as accepted so far
-        outputs.debug_boxes = interface.wants  # their debug image is drawn from here
+        interface.live = lambda: live_values(node._accepted_values)  # as accepted, live
+        outputs.debug_boxes = interface.frame_for_debug  # their debug image is drawn here
         return interface
 
     @staticmethod
@@ -121,9 +122,13 @@ class DetectionInterface:
             interface.close()
         return None
 
-    def set_live(self, crop_padding: float, max_detections: int) -> None:
-        """Live parameters: the next arrays taken use them."""
-        self.crop_padding, self.max_detections = float(crop_padding), int(max_detections)
+    @property
+    def crop_padding(self) -> float:
+        return self.live()[0]
+
+    @property
+    def max_detections(self) -> int:
+        return self.live()[1]
 
     @property
     def cameras(self) -> tuple[str, ...]:
@@ -132,11 +137,13 @@ class DetectionInterface:
     def wants(self, camera: str) -> bool:
         return self.pairing.wants(camera)
 
-    def frames_published(self, results: list[FrameResult]) -> None:
-        """The worker published these frames: their labels go on the debug image's boxes."""
-        for r in results:
-            if self.pairing.wants(r.frame.camera):
-                self._frame_results[r.frame.camera] = r
+    def frame_for_debug(self, result: FrameResult) -> bool:
+        """A published frame of a camera with boxes: kept (its labels are drawn beside its
+        boxes on ~/debug_image) and True (not drawn alone); False for other cameras."""
+        if not self.pairing.wants(result.frame.camera):
+            return False
+        self._frame_results[result.frame.camera] = result
+        return True
 
     # ---- the worker's companion ------------------------------------------------------------------
     def attach(self, wake: Callable[[], None]) -> None:
@@ -170,9 +177,9 @@ class DetectionInterface:
         header = job.frame.payload.header
         boxes = input_boxes(job.boxes)
         depth = self._depth_view(job, rgb.shape[1], rgb.shape[0])
-        batch = prepare_crops(job.camera, job.stamp_ns, header.frame_id, rgb, boxes,
-                              self.crop_padding, self.max_detections, self._preprocess,
-                              self.keep_crops, depth)
+        padding, limit = self.live()
+        batch = prepare_crops(job.camera, job.stamp_ns, header.frame_id, rgb, boxes, padding,
+                              limit, self._preprocess, self.keep_crops, depth)
         if batch.array_problem:
             self.stats.array_refused(job.camera, reason_key(batch.array_problem),
                                      batch.array_problem, len(boxes))

@@ -254,8 +254,6 @@ class ClipPerceptionNode(LifecycleNode):
 
         def publish(results) -> None:
             outputs.publish(results, label_sets.current)
-            if detections is not None:
-                detections.frames_published(results)
             if memory is not None and self.state == "active":
                 memory.observe(place_memory.observations(results))
         self.slots = LatestFrameSlots(list(self.settings.image_topics), self.stats)
@@ -319,8 +317,6 @@ class ClipPerceptionNode(LifecycleNode):
             self._accepted_spec = spec
             self._max_rate_hz = live.max_rate_hz
             self.liveness.stall_timeout = live.stall_timeout
-            if self.detections is not None:
-                self.detections.set_live(live.crop_padding, live.max_detections_per_frame)
             if self.worker is not None:
                 self.worker.max_rate_hz = live.max_rate_hz
             if rebuild:
