@@ -19,6 +19,10 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+# How long a node process may take to import, load and configure before a test gives up: on 2
+# cores shared with other jobs (load average 15-18) a start took up to ~90 s. A hung node still
+# fails, only later; a fast start never waits for it.
+START_TIMEOUT = 300.0
 FASTDDS_PROFILE = REPO / "config" / "fastdds_shm.xml"
 
 

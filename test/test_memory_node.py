@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from memory_scenes import T0, image_times, pose_times, robot_pose, scene_at, scene_image, x_range
-from node_testing import (Collector, NodeProcess, RosClient, image_msg, ros_test_node,
-                          run_node_main, stamp_ns, status_values, wait_until)
+from node_testing import (START_TIMEOUT, Collector, NodeProcess, RosClient, image_msg,
+                          ros_test_node, run_node_main, stamp_ns, status_values, wait_until)
 
 rclpy = pytest.importorskip("rclpy")
 # no skip for clip_perception_msgs: scripts/setup_venv.sh builds it into the venv
@@ -46,7 +46,7 @@ class DriveClient(RosClient):
         self.query = self.service(QueryPlaces, "query_places")
         self.clear = self.service(Trigger, "clear_memory")
 
-    def wait_node(self, proc: NodeProcess, timeout: float = 60) -> None:
+    def wait_node(self, proc: NodeProcess, timeout: float = START_TIMEOUT) -> None:
         self.wait_ready(lambda: (self.images.get_subscription_count() > 0
                                  and self.odom.get_subscription_count() > 0
                                  and self.query.service_is_ready()

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from node_testing import (Collector, NodeProcess, RosClient, image_msg, pattern_image,
-                          publish_until_received, ros_test_node, stamp_ns, status_values,
-                          use_profile_in_this_process, wait_until)
+from node_testing import (START_TIMEOUT, Collector, NodeProcess, RosClient, image_msg,
+                          pattern_image, publish_until_received, ros_test_node, stamp_ns,
+                          status_values, use_profile_in_this_process, wait_until)
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("lifecycle_msgs.srv", reason="lifecycle_msgs is not installed")
@@ -114,7 +114,7 @@ def managed(tiny_model_id, tmp_path_factory, client):
         extra_ros_args=("-r", f"__node:={NODE_NAME}", "-r", "__ns:=/lifecycle_test",
                         "-r", f"{CAM_PARAM}:={CAM}"))
     try:
-        client.wait_ready(client.get.service_is_ready, 60, proc)
+        client.wait_ready(client.get.service_is_ready, START_TIMEOUT, proc)
         yield proc
     finally:
         code = proc.stop()
@@ -243,7 +243,7 @@ def _configure_fails(node, proc):
     client = RosClient(node, "/lifecycle_fail/clip_perception")
     change, get = client.service(ChangeState, "change_state"), client.service(GetState,
                                                                               "get_state")
-    client.wait_ready(change.service_is_ready, 60, proc)
+    client.wait_ready(change.service_is_ready, START_TIMEOUT, proc)
     assert client.call(change, ChangeState.Request(
         transition=Transition(id=Transition.TRANSITION_CONFIGURE)), timeout=60).success is False
     state = client.call(get, GetState.Request(), timeout=10).current_state
@@ -274,10 +274,10 @@ def test_sigint_exits_cleanly(tmp_path, tiny_model_id, moment):
                                         "/sigint_test/clip_perception/set_parameters")
         if moment == "configuring":
             assert wait_until(lambda: "building onnxruntime-int8" in proc.output()
-                              or proc.proc.poll() is not None, 60, 0.01), proc.output()
+                              or proc.proc.poll() is not None, START_TIMEOUT, 0.01), proc.output()
         else:
             assert wait_until(lambda: "active: listening on" in proc.output()
-                              or proc.proc.poll() is not None, 60, 0.05), proc.output()
+                              or proc.proc.poll() is not None, START_TIMEOUT, 0.05), proc.output()
             assert proc.proc.poll() is None, proc.output()
             assert wait_until(set_params.service_is_ready, 30, 0.05), proc.output()
             for i in range(20):

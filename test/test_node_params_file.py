@@ -3,7 +3,7 @@ the core's logging (why each backend was skipped or chosen) reaches the node's R
 import pytest
 import yaml
 
-from node_testing import REPO, NodeProcess, wait_until
+from node_testing import REPO, START_TIMEOUT, NodeProcess, wait_until
 
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs is built by scripts/setup_venv.sh")
 
@@ -40,9 +40,12 @@ def test_params_file_applies_in_any_namespace(tmp_path, tiny_model_id, namespace
     extra = ("-r", f"__ns:={namespace}") if namespace else ()
     proc = NodeProcess(tmp_path / "node.log", {}, params_file=params_file, extra_ros_args=extra)
     try:
-        # The startup log states the labels and topics of the parameters in effect.
-        wait_until(lambda: "listening on" in proc.output() or proc.proc.poll() is not None, 90)
+        # The startup log states the labels and topics of the parameters in effect. (A process
+        # start on 2 cores shared with other jobs took up to ~90 s: wait long, fail clearly.)
+        started = wait_until(lambda: "listening on" in proc.output()
+                             or proc.proc.poll() is not None, START_TIMEOUT)
         out = proc.output()
+        assert started and proc.proc.poll() is None, f"not started in {START_TIMEOUT} s:\n{out}"
         assert "label set v1 ready: 2 labels" in out, out
         assert "listening on /ns_test/image" in out, out
         assert f"[{namespace.strip('/') + '.' if namespace else ''}clip_perception]" in out, out

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from node_testing import (Collector, NodeProcess, RosClient, image_msg, jpeg_msg,
-                          pattern_image, ros_test_node, run_node_main, stamp_ns, wait_until)
+                          pattern_image, ros_test_node, run_node_main, stamp_ns, wait_until,
+                          START_TIMEOUT)
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not built into this environment")
@@ -56,7 +57,7 @@ def node_proc(tiny_model_id, tmp_path_factory, ros_client, engine_cache_dir):
         labels=LABELS, prompt_templates=["a photo of a {}."], top_k=5,
         landmarks=LANDMARKS, max_batch=4))
     try:
-        ros_client.wait_for_node(proc, timeout=45)
+        ros_client.wait_for_node(proc, timeout=START_TIMEOUT)
         yield proc
     finally:
         code = proc.stop()
