@@ -177,7 +177,7 @@ def main(argv=None) -> int:
 
 def _decision(d) -> str:
     if d is None:
-        return "-"
+        return "- (refused on cosine first)"
     if not d["powered"]:
         return f"{d['agreement']:.1%} all (no power: {d['decisive']} decisive)"
     return (f"{d['decisive_agreement']:.1%} of {d['decisive']} decisive, {d['ties']} ties, "
@@ -190,13 +190,17 @@ def _line(r) -> str:
             f"(old rule {'accept' if r['old_rule_accepted'] else 'refuse'}): {r['verdict']}")
 
 
+def _percent(x) -> str:
+    return "-" if x is None or math.isnan(x) else f"{x:.1%}"
+
+
 def table(rows) -> str:
     out = ["| candidate | level | batching | min cosine | label top-1, all | label top-1 rule |"
            " nearest image rule | verdict | old rule |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         level = "-" if r["level"] is None else f"{r['kind']} {r['level']}"
         out.append(f"| {r['candidate']} | {level} | {r['batching']} | {r['min_cosine']:.5f} | "
-                   f"{r['top1_all']:.1%} | {_decision(r['labels'])} | "
+                   f"{_percent(r['top1_all'])} | {_decision(r['labels'])} | "
                    f"{_decision(r['images'])} | {'accept' if r['accepted'] else '**refuse**'} | "
                    f"{'accept' if r['old_rule_accepted'] else 'refuse'} |")
     return "\n".join(out)
