@@ -33,6 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clip_perception.core import devices  # noqa: E402
+from clip_perception.core.backends import engines as engine_table  # noqa: E402
 from clip_perception.core.backends import int8, onnx_export  # noqa: E402
 from clip_perception.core.backends import openvino_backend as ovb  # noqa: E402
 from clip_perception.core.backends.base import BackendUnavailable, ImageEncoder  # noqa: E402
@@ -97,7 +98,7 @@ def real_engines(clip, cache, threads, reference, notes):
         engines[name] = int8.load_or_quantize_int8(
             clip, fp32_path, cache, threads=threads, reference=reference, options=options,
             min_cosine=0.0, min_top1=0.0).value
-    for precision in ovb.OV_PRECISIONS:
+    for precision in [e.precision for e in engine_table.ENGINES if e.backend == "openvino"]:
         try:
             engines[f"openvino {precision}"] = ovb.OpenVinoImageEncoder(
                 fp32_path, clip.image_size, precision, threads)

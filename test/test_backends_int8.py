@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 
 from clip_perception.core.backends import BackendUnavailable, create_image_encoder
-from clip_perception.core.backends import int8
+from clip_perception.core.backends import engines, int8
 from clip_perception.core.backends import onnx_export
 from clip_perception.core import devices
-from clip_perception.core.backends import onnxruntime_backend as ortb
 from clip_perception.core.backends.engine_cache import ArtifactRefused
 from clip_perception.core.backends.verify import TorchReference
 from clip_perception.core.model import load_clip
@@ -153,14 +152,15 @@ def test_int8_is_batch_independent(clip, reference, tmp_path):
     assert float(alone @ together) >= 0.99999
 
 
-def test_int8_on_cuda_is_unavailable():
+def test_int8_on_cuda_is_unavailable(clip):
     with pytest.raises(BackendUnavailable, match="'int8' is not supported.*'cuda'"):
-        ortb.check_precision("int8", "cuda")
+        create_image_encoder(clip, "onnxruntime", "int8", device="cuda")
 
 
 def test_threads_default_to_every_usable_core(clip, tmp_path):
-    enc = ortb.OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=tmp_path)
+    fp32 = engines.find("onnxruntime", "fp32")
+    enc = engines.build(fp32, clip, "cpu", cache_dir=tmp_path)
     assert enc.threads == devices.cpu_count()
-    one = ortb.OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=tmp_path, threads=1)
+    one = engines.build(fp32, clip, "cpu", cache_dir=tmp_path, threads=1)
     assert one.batches  # fp32 is batch-independent and faster per frame in batches
     assert one.threads == 1 and one.describe() == "onnxruntime (fp32, cpu)"

@@ -11,15 +11,22 @@ forgiven while enough decisive photos remain (agreement.py has the rule).
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import math
 import threading
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .agreement import Agreement, image_agreement, label_agreement
+from .engine_cache import ArtifactRefused, atomic_write
+from .photo_set import GENERIC_LABELS, LABEL_TEMPLATE, photo_batch
+from .text_torch import TorchTextEncoder
+from .torch_backend import TorchImageEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -131,8 +138,6 @@ def check_agreement(encoder, inputs, reference, label_embeddings, max_batch,
 def require_verified(encoder, reference, min_cosine, path) -> None:
     """Close ``encoder`` and raise engine_cache.ArtifactRefused (with the reason) unless it
     passes ``reference.verify``; ``path`` names the model file in the message."""
-    from .engine_cache import ArtifactRefused
-
     verification = reference.verify(encoder, min_cosine)
     if not verification.ok:
         encoder.close()
@@ -162,8 +167,6 @@ class TorchReference:
 
     @property
     def inputs(self) -> np.ndarray:
-        from .photo_set import photo_batch
-
         with self._lock:
             if self._inputs is None:
                 self._inputs = photo_batch(self.clip.preprocess)
@@ -183,8 +186,6 @@ class TorchReference:
 
     def torch_encoder(self):
         """The fp32 reference encoder itself (for frames other than the photos)."""
-        from .torch_backend import TorchImageEncoder
-
         return TorchImageEncoder(self.clip)
 
     @property
@@ -197,19 +198,11 @@ class TorchReference:
             return self._labels
 
     def _encode_labels(self) -> np.ndarray:
-        from .photo_set import GENERIC_LABELS, LABEL_TEMPLATE
-        from .text_torch import TorchTextEncoder
-
         return TorchTextEncoder(self.clip).encode(
             [LABEL_TEMPLATE.format(label) for label in GENERIC_LABELS])
 
     def _persisted_path(self, inputs: np.ndarray):
-        import hashlib
-        from pathlib import Path
-
         import torch
-
-        from .photo_set import GENERIC_LABELS, LABEL_TEMPLATE
 
         h = hashlib.sha256()
         for part in (REFERENCE_FORMAT, self.clip.identifier, self.clip.weights_hash,
@@ -244,10 +237,6 @@ class TorchReference:
         """Caller holds the lock: store the image and label embeddings, atomically."""
         if self.persist_dir is None:
             return
-        import io
-
-        from .engine_cache import atomic_write
-
         if self._labels is None:
             self._labels = self._encode_labels()
         path = self._persisted_path(inputs)
