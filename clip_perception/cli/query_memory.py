@@ -21,8 +21,8 @@ from ..core.memory import (PlaceMemoryError, open_store, place_record, query_pla
 from ..core.memory.places import DEFAULT_K
 from ..core.model import ModelLoadError
 from ..core.vocabulary.spec import DEFAULT_LANDMARK_TEMPLATES
-from .memory_options import (EXIT_INPUT_ERROR, Encoders, add_memory_arguments,
-                             add_model_arguments, setup_logging)
+from .memory_arguments import (EXIT_INPUT_ERROR, Encoders, add_memory_arguments,
+                             add_model_arguments, load_encoders, setup_logging)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
         identity = stored_identity(args.memory, args.collection)
         model = args.model or identity.load[0]
         pretrained = args.pretrained if args.model else identity.load[1]
-        enc = Encoders.load(model, pretrained, args.device, args.backend, args.cache_dir)
+        enc = load_encoders(args, model, pretrained)
         store = open_store(args.memory, type(identity).of(enc.clip), args.collection)
         try:
             result = query_places(store, _query_embeddings(args, enc), args.k,

@@ -23,24 +23,23 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from ..core.backends import BackendUnavailable, create_image_encoder
+from ..core.backends import BackendUnavailable
+from ..core.encoders import Encoders, open_encoders
 from ..core.memory import ModelIdentity, PlaceMemoryError
-from ..core.model import ModelLoadError, load_clip
+from ..core.model import ModelLoadError
 from ..core.pipeline import LatestFrameSlots, PerceptionWorker, PipelineStats
 from ..core.vocabulary import LabelSetBuilder, LabelSetManager, LabelSetSpec, SpecError
 from .throttle import WarningThrottle
-from ..core.preprocess import Preprocessor
-from ..core.prompts import PromptEmbeddingCache
-from ..core.backends.text_selection import create_text_encoder
 from . import diagnostics, logging_bridge
 from .conversions import ImageConverter
 from .intake import FrameIntake, IntakeSpinner
 from .liveness import LivenessMonitor
 from .outputs import NodeOutputs
-from .reporting import pipeline_state, prepare_ahead, summary
+from ..core.pipeline.preparation import prepare_ahead
+from .reporting import pipeline_state, summary
 from . import memory as place_memory
 from .parameters import (StartupSettings, declare_parameters, empty_arrays_as_string_arrays,
-                         validate)
+                         encoder_spec, validate)
 
 NODE_NAME = "clip_perception"
 BAD_FRAME_WARNING_PERIOD = 5.0  # seconds between bad-frame warnings, per camera
@@ -81,6 +80,7 @@ class ClipPerceptionNode(LifecycleNode):
         self.state, self.last_failure = "unconfigured", ""
         # Made by configure (None before and after cleanup) ...
         self.clip = self.encoder = self.preprocessor = self.text_encoder = None
+        self.encoders: Optional[Encoders] = None
         self.label_sets: Optional[LabelSetManager] = None
         self._label_set_builder: Optional[LabelSetBuilder] = None
         self.stats: Optional[PipelineStats] = None
@@ -185,23 +185,19 @@ class ClipPerceptionNode(LifecycleNode):
 
     # ---- configure / cleanup steps ---------------------------------------------------------
     def _load_models(self) -> None:
-        s = self.settings
-        self.clip = load_clip(s.model, s.pretrained or None, s.device)
-        self.encoder = create_image_encoder(
-            self.clip, backend=s.backend, precision=s.precision, device=s.device,
-            cache_dir=s.engine_cache_dir or None, threads=s.encoder_threads,
-            max_batch=s.max_batch)
-        self.preprocessor = Preprocessor(self.clip.preprocess, s.preprocess_resize)
-        # Label changes are the slow path on CPU: the ONNX text tower (exported once per model
-        # into the engine cache) when it imports and matches torch, else torch (logged).
-        self.text_encoder = create_text_encoder(
-            self.clip, "auto", cache_dir=s.engine_cache_dir or None, threads=s.encoder_threads)
-        self._prompt_cache = PromptEmbeddingCache(self.text_encoder.encode)
+        # core.encoders: the same engines train_adapter and the memory tools open for the same
+        # options. Label changes use the ONNX text tower when it imports and matches torch.
+        opened = open_encoders(encoder_spec(self.settings))
+        self.encoders = opened
+        self.clip, self.encoder = opened.clip, opened.image_encoder
+        self.preprocessor, self.text_encoder = opened.preprocessor, opened.text_encoder
+        self._prompt_cache = opened.prompt_cache
 
     def _release_models(self) -> None:
         if self.encoder is not None:
             self.encoder.close()
         self.clip = self.encoder = self.preprocessor = self.text_encoder = None
+        self.encoders = None
 
     def _start_label_sets(self) -> None:
         # Builds use the model of this configure, even one abandoned by cleanup/shutdown. The
@@ -278,7 +274,7 @@ class ClipPerceptionNode(LifecycleNode):
         self._intake_spinner = IntakeSpinner(self)
         self.intake = FrameIntake(self._intake_spinner.node, list(self.settings.image_topics),
                                   self.slots, self.converter, self.settings.qos_reliability,
-                                  self.settings.qos_depth)
+                                  self.settings.qos_depth, resolve=self._intake_spinner.resolve)
         self._intake_spinner.start()
 
     def _stop_intake(self) -> None:
@@ -321,6 +317,17 @@ class ClipPerceptionNode(LifecycleNode):
                                        f"set v{version} in the background")
         return SetParametersResult(successful=True)
 
+    def _pipeline_state(self):
+        """What reporting needs of this node, handed over (reporting reads no node fields)."""
+        return pipeline_state(
+            clip=self.clip, encoder=self.encoder, text_encoder=self.text_encoder,
+            converter_name=self.converter.name, label_sets=self.label_sets, stats=self.stats,
+            liveness=self.liveness, lifecycle_state=self.state,
+            worker_alive=self.worker is None or self.worker.alive,
+            max_rate_hz=self._max_rate_hz, max_batch=self.settings.max_batch,
+            build_failed=self._last_build_failed(),
+            debug_images=self.outputs.debug.rendered if self.outputs else 0)
+
     def _last_build_failed(self) -> bool:
         """The newest label-set build failed: the same values set again must retry it."""
         failed = self.label_sets.failed_version
@@ -361,7 +368,7 @@ class ClipPerceptionNode(LifecycleNode):
         else:
             if self.outputs is not None:
                 self.outputs.publish_label_info(self.label_sets.current)
-            statuses = diagnostics.build_statuses(name, *pipeline_state(self))
+            statuses = diagnostics.build_statuses(name, *self._pipeline_state())
             if self.memory is not None:
                 statuses.append(self.memory.diagnostic_status(name))
         self.diagnostics_pub.publish(
