@@ -53,7 +53,9 @@ def main(argv=None) -> int:
     reports = sorted(work.glob("*.json"))
     report = json.loads(report_path.read_text()) if report_path.is_file() else \
         {"reports_found": [str(r) for r in reports]}
-    out = {"exit_code": code, "lights_per_take": lights, "command": "train_adapter " + " ".join(cli),
+    keep = ("verdict", "labels", "selection", "leave_one_condition_out", "head_config")
+    report = {k: report[k] for k in keep if k in report} or report
+    out = {"exit_code": code, "lights_per_take": lights, "command": "train_adapter " + " ".join(cli).replace(str(work), "WORK"),
            "seconds": round(time.perf_counter() - start, 1),
            "load_average_before_after": [load, os.getloadavg()[0]], "report": report}
     if args.json:

@@ -85,7 +85,8 @@ def main(argv=None) -> int:
     if "zero_shot" in args.parts:
         result["zero_shot"] = zero_shot(probe, args.frames)
     if "scores" in args.parts:
-        result["scores"] = run_study(probe)
+        result["scores"] = run_study(probe, out_attribute="shape")
+        result["scores_by_colour"] = run_study(probe, out_attribute="colour")
     if "lighting" in args.parts:
         result["lighting"] = lighting(probe, 40)
     result["seconds"] = round(time.perf_counter() - start, 1)

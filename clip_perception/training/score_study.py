@@ -19,37 +19,51 @@ from ..core.vocabulary.negatives import NEGATIVE_SHARE
 from . import synthetic_scenes as scenes
 from .small_clip_eval import SmallClipProbe, held_out_scenes, render_all
 
-OUT_SHAPES = ("heart", "arrow", "crescent")
-IN_KINDS = tuple(f"{c} {s}" for c in scenes.COLOURS for s in scenes.SHAPES
-                 if s not in OUT_SHAPES and (c, s) not in scenes.HELD_OUT_PAIRS)
+# What makes a frame out of set: a shape no label set names, or (the second study) a colour.
+OUT_VALUES = {"shape": ("heart", "arrow", "crescent"), "colour": ("cyan", "pink", "orange")}
+OUT_SHAPES = OUT_VALUES["shape"]
+
+
+def in_kinds(out_attribute: str = "shape") -> tuple[str, ...]:
+    """The kinds label sets are drawn from: none with an out-of-set value, none held out."""
+    out = OUT_VALUES[out_attribute]
+    return tuple(f"{c} {s}" for c in scenes.COLOURS for s in scenes.SHAPES
+                 if (s if out_attribute == "shape" else c) not in out
+                 and (c, s) not in scenes.HELD_OUT_PAIRS)
+
+
+IN_KINDS = in_kinds("shape")
 LABEL_COUNTS = (3, 10, 30)
 
 
-def negative_bank(include_out_shapes: bool = True) -> tuple[str, ...]:
+def negative_bank(include_out: bool = True, out_attribute: str = "shape") -> tuple[str, ...]:
     """The fixed bank of negative words: every kind and shape name the world has, and the
-    backgrounds (``include_out_shapes=False``: without any word for the out-of-set shapes)."""
-    shapes = [s for s in scenes.SHAPES if include_out_shapes or s not in OUT_SHAPES]
-    return tuple([f"{c} {s}" for c in scenes.COLOURS for s in shapes] + shapes
+    backgrounds (``include_out=False``: without any word for the out-of-set values)."""
+    out = () if include_out else OUT_VALUES[out_attribute]
+    shapes = [s for s in scenes.SHAPES if s not in out]
+    colours = [c for c in scenes.COLOURS if c not in out]
+    return tuple([f"{c} {s}" for c in colours for s in shapes] + shapes
                  + [f"{b} background" for b in scenes.BACKGROUNDS])
 
 
-def study_frames(probe: SmallClipProbe, per_kind: int = 5, out_frames: int = 300, seed: int = 10):
-    """(in-set embeddings, their kind index into IN_KINDS, out-of-set embeddings)."""
+def study_frames(probe: SmallClipProbe, out_attribute: str = "shape", per_kind: int = 5,
+                 out_frames: int = 300, seed: int = 10):
+    """(in-set embeddings, their kind index into in_kinds(), out-of-set embeddings)."""
     size = probe.clip.image_size
     pairs, kinds = [], []
-    for k, kind in enumerate(IN_KINDS):
+    for k, kind in enumerate(in_kinds(out_attribute)):
         colour, shape = kind.split(" ")
         got = held_out_scenes(per_kind, seed=seed + k, colour=colour, shape=shape)
         pairs += got
         kinds += [k] * len(got)
     out_pairs = [pair for i in range(out_frames) for pair in held_out_scenes(
-        1, seed=seed + 500 + i, shape=OUT_SHAPES[i % len(OUT_SHAPES)])]
+        1, seed=seed + 500 + i, **{out_attribute: OUT_VALUES[out_attribute][i % 3]})]
     return (probe.embed_images(render_all(pairs, size)), np.array(kinds),
             probe.embed_images(render_all(out_pairs, size)))
 
 
 def _scores(probe: SmallClipProbe, x: np.ndarray, labels: Sequence[str], templates,
-            fitted: float) -> dict:
+            fitted: float, out_attribute: str) -> dict:
     """Every score of frames ``x`` for ``labels``: the node's two modes through the label set
     it would build (``build_label_set``), the others from the cosines."""
     emb = probe.prompts.ensemble(list(labels), list(templates))
@@ -58,8 +72,9 @@ def _scores(probe: SmallClipProbe, x: np.ndarray, labels: Sequence[str], templat
            "fitted_temperature": softmax(cos * fitted).max(axis=1),
            "max_cosine": cos.max(axis=1)}
     for name, mode, bank in (("softmax", "softmax", ()),
-                             ("neglabel", "neglabel", negative_bank(True)),
-                             ("neglabel_closed_bank", "neglabel", negative_bank(False))):
+                             ("neglabel", "neglabel", negative_bank(True, out_attribute)),
+                             ("neglabel_closed_bank", "neglabel",
+                              negative_bank(False, out_attribute))):
         spec = LabelSetSpec(labels=tuple(labels), templates=tuple(templates), score_mode=mode,
                             negative_labels=bank)
         label_set = build_label_set(spec, probe.prompts, probe.clip.logit_scale,
@@ -73,8 +88,10 @@ def _scores(probe: SmallClipProbe, x: np.ndarray, labels: Sequence[str], templat
 
 
 def run_study(probe: SmallClipProbe, templates: Sequence[str] = scenes.KIND_TEMPLATES,
-              draws: int = 30, seed: int = 0, refuse_at_10: float = 0.05) -> dict:
-    emb_in, kind, emb_out = study_frames(probe)
+              draws: int = 30, seed: int = 0, refuse_at_10: float = 0.05,
+              out_attribute: str = "shape") -> dict:
+    IN_KINDS = in_kinds(out_attribute)  # noqa: N806 (the module constant's per-study twin)
+    emb_in, kind, emb_out = study_frames(probe, out_attribute)
     label_emb = probe.prompts.ensemble(list(IN_KINDS), list(templates))
     # the per-model temperature: fitted once on a labelled 10-kind set of other frames
     rng = np.random.default_rng(seed + 99)
@@ -92,7 +109,7 @@ def run_study(probe: SmallClipProbe, templates: Sequence[str] = scenes.KIND_TEMP
             rows = np.isin(kind, chosen)
             labels = [IN_KINDS[i] for i in chosen]
             for part, x in (("in", emb_in[rows]), ("out", emb_out)):
-                got, cos = _scores(probe, x, labels, templates, fitted)
+                got, cos = _scores(probe, x, labels, templates, fitted, out_attribute)
                 for name, values in got.items():
                     pooled.setdefault(name, {}).setdefault(k, {}).setdefault(part, []).append(values)
                 if part == "in":
@@ -113,9 +130,10 @@ def run_study(probe: SmallClipProbe, templates: Sequence[str] = scenes.KIND_TEMP
                        "shift_out_accepted": round(abs(rows[3]["out_accepted"] - rows[30]["out_accepted"]), 4)}
     return {"label_counts": list(LABEL_COUNTS), "draws": draws, "in_kinds": len(IN_KINDS),
             "in_frames": int(len(emb_in)), "out_frames": int(len(emb_out)),
-            "out_shapes": list(OUT_SHAPES), "negative_share": NEGATIVE_SHARE,
-            "bank_sizes": {"neglabel": len(negative_bank(True)),
-                           "neglabel_closed_bank": len(negative_bank(False))},
+            "out_attribute": out_attribute, "out_values": list(OUT_VALUES[out_attribute]),
+            "negative_share": NEGATIVE_SHARE,
+            "bank_sizes": {"neglabel": len(negative_bank(True, out_attribute)),
+                           "neglabel_closed_bank": len(negative_bank(False, out_attribute))},
             "fitted_logit_scale": round(fitted, 2),
             "model_logit_scale": round(probe.clip.logit_scale, 2),
             "top1_accuracy_in_set": accuracy, "scores": table}
