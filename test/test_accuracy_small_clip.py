@@ -139,3 +139,34 @@ def test_memory_text_and_image_queries_return_the_right_place(small, tmp_path):
                 assert x0 <= best.keyframe.pose.position[0] <= x0 + 2.0, (kind, best)
     finally:
         store.close()
+
+
+def test_neglabel_threshold_keeps_its_meaning_from_3_to_30_labels(small, random_clip):
+    """One threshold (5 % of in-set frames refused at 10 labels): with neglabel the share
+    refused moves at most 5 points from 3 to 30 labels and in-set frames rank above
+    out-of-set ones; the softmax's refusals move by tens of points. Random weights rank at
+    chance."""
+    from clip_perception.training.score_study import run_study
+
+    got = run_study(small, draws=10, out_attribute="colour")["scores"]
+    assert got["neglabel"]["shift_in_refused"] <= 0.05, got["neglabel"]
+    assert got["softmax"]["shift_in_refused"] >= 0.2, got["softmax"]
+    assert min(row["auroc"] for row in got["neglabel"]["per_k"].values()) >= 0.8
+    assert all(got["neglabel"]["per_k"][k]["auroc"] > got["softmax"]["per_k"][k]["auroc"]
+               for k in (3, 10, 30))
+    rand = run_study(random_clip, draws=3, out_attribute="colour")["scores"]["neglabel"]
+    assert max(row["auroc"] for row in rand["per_k"].values()) < 0.7, rand
+
+
+def test_training_is_seeded():
+    """Two short runs with the same seed give the same weights; another seed does not."""
+    from clip_perception.core.model import hash_state_dict
+    from clip_perception.training.small_clip import TrainSettings, train
+
+    settings = TrainSettings(steps=3, batch=16, pool=48, warmup=1)
+    a, record = train(settings, log_every=0)
+    b, _ = train(settings, log_every=0)
+    c, _ = train(TrainSettings(steps=3, batch=16, pool=48, warmup=1, seed=1), log_every=0)
+    assert hash_state_dict(a.state_dict()) == hash_state_dict(b.state_dict())
+    assert hash_state_dict(a.state_dict()) != hash_state_dict(c.state_dict())
+    assert record["final_loss"] > 0 and record["settings"]["steps"] == 3
