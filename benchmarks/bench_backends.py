@@ -25,12 +25,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from clip_perception.core.backends import create_image_encoder, int8  # noqa: E402
+from clip_perception.core.backends import engines as engine_table  # noqa: E402
 from clip_perception.core.backends import onnx_export  # noqa: E402
 from clip_perception.core.backends import openvino_backend as ovb  # noqa: E402
 from clip_perception.core.backends import precision_choice as pc  # noqa: E402
 from clip_perception.core.backends import tensorrt_backend as trtb  # noqa: E402
 from clip_perception.core.backends.base import BackendUnavailable  # noqa: E402
-from clip_perception.core.backends.report import BackendAttempt  # noqa: E402
+from clip_perception.core.backends.choice_report import BackendAttempt  # noqa: E402
 from clip_perception.core.backends.engine_cache import ArtifactRefused  # noqa: E402
 from clip_perception.core.backends.torch_backend import TorchImageEncoder  # noqa: E402
 from clip_perception.core.backends.verify import TorchReference  # noqa: E402
@@ -90,7 +91,8 @@ def build_engines(clip, cache, threads, reference, notes, errors):
                 min_cosine=0.0, min_top1=0.0).value
         except ArtifactRefused as exc:
             notes.append(f"{name}: {exc}")
-    for precision in ovb.OV_PRECISIONS:
+    for precision in [e.precision for e in engine_table.ENGINES
+                      if e.backend == "openvino"]:
         try:
             engines[f"openvino {precision}"] = ovb.OpenVinoImageEncoder(
                 fp32_path, clip.image_size, precision, threads)

@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 
 from clip_perception.core.backends import BackendUnavailable, create_image_encoder
-from clip_perception.core.backends import int8
+from clip_perception.core.backends import engines, int8
 from clip_perception.core.backends import onnx_export
 from clip_perception.core import devices
-from clip_perception.core.backends import onnxruntime_backend as ortb
 from clip_perception.core.backends.engine_cache import ArtifactRefused
 from clip_perception.core.backends.verify import TorchReference
 from clip_perception.core.model import load_clip
@@ -34,12 +33,14 @@ class CountingQuantizer:
         int8.quantize_int8(src, dst, options)
 
 
-# Random weights give near-tie label decisions (the random text tower's label embeddings are
-# ~0.94 alike; median top-1 margin 0.002), so a recipe at cosine 0.9997 flips 2-5 of 128 photos:
-# tests of the acceptance mechanics (and of other recipes) lower the top-1 bar explicitly; the
-# policy itself is tested in test_backends_verification.py and on the stress model in
-# test_backends_stress_model.py.
-LENIENT_TOP1 = 0.95
+# Random weights give near-tie decisions: labels (the random text tower's label embeddings are
+# ~0.94 alike; median top-1 margin 0.002) and nearest images (this tiny model's photo embeddings
+# are alike too). int8 flips a few of 128 photos, and so few decisive photos remain that the tie
+# rule has no power and the strict rule judges, whose verdict moves with the CPU's int8 rounding.
+# Tests of the acceptance mechanics (and of other recipes) therefore do not judge decisions; the
+# decision rule is tested in test_backends_agreement.py (constructed data) and
+# test_backends_verification.py, and on the stress model in test_backends_stress_model.py.
+LENIENT_TOP1 = 0.0
 
 
 def test_int8_is_accepted_verified_and_really_quantised(clip, reference, tmp_path):
@@ -151,14 +152,15 @@ def test_int8_is_batch_independent(clip, reference, tmp_path):
     assert float(alone @ together) >= 0.99999
 
 
-def test_int8_on_cuda_is_unavailable():
+def test_int8_on_cuda_is_unavailable(clip):
     with pytest.raises(BackendUnavailable, match="'int8' is not supported.*'cuda'"):
-        ortb.check_precision("int8", "cuda")
+        create_image_encoder(clip, "onnxruntime", "int8", device="cuda")
 
 
 def test_threads_default_to_every_usable_core(clip, tmp_path):
-    enc = ortb.OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=tmp_path)
+    fp32 = engines.find("onnxruntime", "fp32")
+    enc = engines.build(fp32, clip, "cpu", cache_dir=tmp_path)
     assert enc.threads == devices.cpu_count()
-    one = ortb.OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=tmp_path, threads=1)
+    one = engines.build(fp32, clip, "cpu", cache_dir=tmp_path, threads=1)
     assert one.batches  # fp32 is batch-independent and faster per frame in batches
     assert one.threads == 1 and one.describe() == "onnxruntime (fp32, cpu)"

@@ -12,6 +12,7 @@ verification's verdict on that engine's own outputs."""
 import pytest
 
 from clip_perception.core.backends import create_image_encoder, encoder_diagnostics, int8
+from clip_perception.core.backends.engine_cache import ArtifactRefused
 from clip_perception.core.backends.onnx_export import ensure_image_onnx
 from clip_perception.core.backends.verify import TorchReference
 
@@ -20,8 +21,10 @@ REDUCED = ("int8", "bf16")
 
 def check_bars(reference, encoder):
     v = reference.verify(encoder)
-    assert v.ok and v.min_cosine >= 0.999 and v.top1_agreement >= 0.99, v
-    assert v.batch_cosine >= 0.99999, v
+    assert v.ok and v.min_cosine >= 0.999 and v.batch_cosine >= 0.99999, v
+    # this model's photos leave the rule power for both decisions (71-128 of 128 photos were
+    # decisive for int8, bf16 and fp32 on Zen 5; 22 are needed), so ties are judged
+    assert v.labels.powered and v.images.powered, v
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +60,14 @@ def test_auto_serves_a_verified_engine_and_judges_int8_by_the_rule_on_the_stress
         assert (int8_attempt.outcome == "refused") == (not v.ok), (str(int8_attempt), str(v))
     finally:
         int8_enc.close()
+
+
+def test_plain_dynamic_int8_is_refused_on_the_stress_model(outlier_vit_b_32_clip, cache):
+    """Dynamic per-tensor int8 without smoothing: the outliers break it (cosine 0.96-0.972 on
+    AVX2, AVX-512 VNNI and AMX CPUs), whatever the tie rule forgives."""
+    clip = outlier_vit_b_32_clip
+    reference = TorchReference(clip, persist_dir=cache)
+    with pytest.raises(ArtifactRefused, match="min cosine to reference") as refused:
+        int8.load_or_quantize_int8(clip, ensure_image_onnx(clip, cache), cache,
+                                   reference=reference, options=int8.DYNAMIC_INT8_OPTIONS)
+    assert refused.value.verification.min_cosine < 0.99

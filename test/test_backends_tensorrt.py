@@ -7,6 +7,7 @@ import pytest
 
 from clip_perception.cli import build_engine as build_engine_cli
 from clip_perception.core.backends import BackendUnavailable, create_image_encoder
+from clip_perception.core.backends import engines
 from clip_perception.core.backends import tensorrt_backend as trtb
 from clip_perception.core.backends.engine_cache import ArtifactKey, ArtifactRefused
 from clip_perception.core.backends.torch_backend import TorchImageEncoder
@@ -95,8 +96,8 @@ def test_corrupt_engine_is_rebuilt(clip, tmp_path, caplog):
 
 
 def test_trt_precision_errors():
-    with pytest.raises(BackendUnavailable, match="int8.*calibration"):
-        trtb.check_precision("int8")
+    assert "'int8' is not supported by the tensorrt" in engines.request_problem(
+        "tensorrt", "int8", "cuda")
 
 
 @pytest.mark.skipif(TRT_OK, reason="TensorRT is available here; this checks the error without it")

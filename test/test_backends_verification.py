@@ -50,7 +50,7 @@ def test_torch_itself_passes_everything(tiny_clip, reference):
     assert v.ok, v
     assert v.top1_agreement == 1.0 and v.min_cosine > 0.99999
     assert v.batch_cosine >= BATCH_INDEPENDENCE_COSINE
-    assert "top-1 agreement 100.0%" in str(v)
+    assert "label top-1 100.0%" in str(v) and "nearest image 100.0%" in str(v)
     assert reference.label_embeddings.shape[0] == len(GENERIC_LABELS)
 
 
@@ -69,7 +69,7 @@ def test_high_cosine_but_flipped_labels_is_refused(tiny_clip, reference):
     assert v.min_cosine >= 0.999
     if v.top1_agreement >= 0.99:
         pytest.fail(f"the nudge did not flip decisions ({v}); make it stronger")
-    assert not v.ok and "top-1 label agrees with fp32" in v.reason
+    assert not v.ok and "label top-1" in v.reason
 
 
 def test_batch_coupled_engine_is_refused(tiny_clip, reference):

@@ -38,6 +38,7 @@ from .outputs import NodeOutputs
 from ..core.pipeline.preparation import prepare_ahead
 from .reporting import pipeline_state, summary
 from . import memory as place_memory
+from .detections import DetectionInterface, detection_statuses, encode_in_chunks
 from .parameters import (StartupSettings, declare_parameters, empty_arrays_as_string_arrays,
                          encoder_spec, validate)
 
@@ -86,6 +87,7 @@ class ClipPerceptionNode(LifecycleNode):
         self.stats: Optional[PipelineStats] = None
         self.outputs: Optional[NodeOutputs] = None
         self.memory: Optional[place_memory.PlaceMemoryInterface] = None
+        self.detections: Optional[DetectionInterface] = None  # with detection_topics
         # ... and by activate (None while inactive). Set first: rclpy destroys half-built nodes.
         self.slots: Optional[LatestFrameSlots] = None
         self.worker: Optional[PerceptionWorker] = None
@@ -125,6 +127,7 @@ class ClipPerceptionNode(LifecycleNode):
             self._load_models()
             self._start_label_sets()
             self._create_outputs()
+            self.detections = DetectionInterface.for_node(self)  # None: no detection_topics
             self._start_memory()
         except CONFIGURE_ERRORS as exc:
             self.last_failure = str(exc)
@@ -179,6 +182,7 @@ class ClipPerceptionNode(LifecycleNode):
 
     def _release(self) -> None:
         self._stop_memory()
+        self.detections = DetectionInterface.release(self.detections)
         self._release_outputs()
         self._stop_label_sets()
         self._release_models()
@@ -246,7 +250,7 @@ class ClipPerceptionNode(LifecycleNode):
     def _start_worker(self) -> None:
         # Objects, not attributes: an encode abandoned by deactivate may return after cleanup.
         label_sets, outputs, encoder = self.label_sets, self.outputs, self.encoder
-        memory = self.memory
+        memory, detections = self.memory, self.detections
 
         def publish(results) -> None:
             outputs.publish(results, label_sets.current)
@@ -256,11 +260,11 @@ class ClipPerceptionNode(LifecycleNode):
         self.worker = PerceptionWorker(
             self.slots, self.stats, lambda: label_sets.current, self._decode,
             self.preprocessor.resize_crop, self.preprocessor.normalize,
-            encoder.encode_images, publish,
+            encode_in_chunks(encoder.encode_images, self.settings.max_batch), publish,
             max_batch=self.settings.max_batch, max_rate_hz=self._max_rate_hz,
             on_bad_frame=self._warn_bad_frame, on_error=self._warn_pipeline_error,
             prepare_ahead=lambda: prepare_ahead(encoder)[0],
-            batch_limit=lambda: None if encoder.batches else 1)
+            batch_limit=lambda: None if encoder.batches else 1, companion=detections)
         self.worker.start()
 
     def _stop_worker(self) -> None:
@@ -274,7 +278,11 @@ class ClipPerceptionNode(LifecycleNode):
         self._intake_spinner = IntakeSpinner(self)
         self.intake = FrameIntake(self._intake_spinner.node, list(self.settings.image_topics),
                                   self.slots, self.converter, self.settings.qos_reliability,
-                                  self.settings.qos_depth, resolve=self._intake_spinner.resolve)
+                                  self.settings.qos_depth, resolve=self._intake_spinner.resolve,
+                                  on_frame=self.detections and self.detections.inputs.on_frame)
+        if self.detections is not None:  # arrays, depth, camera_info beside the cameras
+            self.detections.subscribe(self._intake_spinner, self.settings.qos_reliability,
+                                      self.settings.qos_depth)
         self._intake_spinner.start()
 
     def _stop_intake(self) -> None:
@@ -335,7 +343,9 @@ class ClipPerceptionNode(LifecycleNode):
 
     # ---- per frame (worker thread) -----------------------------------------------------------
     def _decode(self, camera: str, frame):
-        """A SerializedFrame of ``camera`` -> RGB (worker and debug-image threads)."""
+        """A SerializedFrame of ``camera`` -> RGB (worker, debug image); kept for boxes' crops."""
+        if self.detections is not None and self.detections.wants(camera):
+            return frame.rgb(self._decoders[camera])
         return self._decoders[camera](frame.message)
 
     def _warn_bad_frame(self, camera: str, reason: str) -> None:
@@ -371,6 +381,7 @@ class ClipPerceptionNode(LifecycleNode):
             statuses = diagnostics.build_statuses(name, *self._pipeline_state())
             if self.memory is not None:
                 statuses.append(self.memory.diagnostic_status(name))
+            statuses += detection_statuses(name, self.detections)
         self.diagnostics_pub.publish(
             diagnostics.diagnostic_array(statuses, self.get_clock().now().to_msg()))
 

@@ -38,6 +38,9 @@ class NodeOutputs:
         self.label_info = node.create_publisher(LabelInfo, "~/label_info", latched)
         self.debug_image = node.create_publisher(Image, "~/debug_image", 2)
         self._label_info_version = 0
+        # True for a result whose camera's debug image shows its labelled boxes instead (drawn
+        # by ros.detections, which keeps the result for the labels drawn beside the boxes).
+        self.debug_boxes: Callable[[FrameResult], bool] = lambda result: False
         self._label_info_lock = threading.Lock()
         self.debug = DebugImageRenderer(
             wanted=lambda: self.debug_image.get_subscription_count() > 0,
@@ -55,7 +58,7 @@ class NodeOutputs:
             self._send(self.classification, classification_message(r, header))
             if r.landmarks:
                 self._send(self.landmarks, landmarks_message(r, header))
-        self.debug.offer(results)
+        self.debug.offer([r for r in results if not self.debug_boxes(r)])
 
     def publish_label_info(self, label_set: LabelSet) -> None:
         """Once per label-set version (called per batch and by the 1 Hz timer)."""

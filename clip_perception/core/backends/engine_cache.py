@@ -5,7 +5,8 @@ weights hash, precision, input shape, batch profile, library version and device 
 compute capability for TensorRT). Same key: load, never rebuild. Changed key: a different file
 is built. A file that is missing its key record, records another key, or fails to load is
 rebuilt with a warning. After every build or load the artifact is verified (see verify.py);
-a refused artifact is never served.
+a refused artifact is never served. (A verification is any object with ``ok``: verify.py's
+``Verification``; this module does not import verify, which builds on it.)
 
 Builder, loader and verifier are plain callables, so this logic is tested without a GPU.
 """
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Callable, Generic, Optional, TypeVar
 
 from .base import BackendUnavailable
-from .verify import Verification
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,7 +61,7 @@ class ArtifactKey:
 class ArtifactRefused(BackendUnavailable):
     """The artifact built or loaded fine but failed verification against the reference."""
 
-    def __init__(self, message: str, verification: Verification, path: Path):
+    def __init__(self, message: str, verification, path: Path):
         super().__init__(message)
         self.verification = verification
         self.path = path
@@ -77,7 +77,7 @@ class CachedArtifact(Generic[T]):
     path: Path
     key: ArtifactKey
     built: bool                 # True when this call built the file, False when it was loaded
-    verification: Optional[Verification]
+    verification: Optional[object]  # verify.Verification
     events: list = field(default_factory=list)  # human-readable history (for diagnostics)
 
 
@@ -111,7 +111,7 @@ def _close(value) -> None:
 
 def get_or_build(directory: str | os.PathLike, key: ArtifactKey, suffix: str,
                  build: Callable[[Path], None], load: Callable[[Path], T],
-                 verify: Optional[Callable[[T], Verification]] = None,
+                 verify: Optional[Callable[[T], object]] = None,
                  force_rebuild: bool = False) -> CachedArtifact[T]:
     """Return the verified artifact for ``key``, building it only when needed.
 

@@ -3,9 +3,12 @@
 The startup verification uses sample photographs; a robot's camera may see something else
 (night, glare, a texture that drives an outlier channel). ``RecheckingImageEncoder`` serves
 with the verified reduced-precision engine, keeps a copy of the first ``frames`` camera frames
-it encodes, then compares that engine with torch fp32 on them in a background thread (same rules
-as at startup: cosine, top-1 agreement on the generic labels, batch independence). On a failure
-it switches to an fp32 encoder and says why in ``recheck()`` (diagnostics) and the log.
+it encodes, then compares that engine with torch fp32 on them in a background thread, by the
+startup rule (verify.check_agreement: cosine, batch independence, and fp32's decisions with ties
+forgiven: the frame's top-1 generic label, and its nearest image, here among the photo set's fp32
+views, because consecutive frames of one camera are near-duplicates of each other whose order is
+all tie). On a failure it switches to an fp32 encoder and says why in ``recheck()``
+(diagnostics) and the log.
 """
 from __future__ import annotations
 
@@ -96,7 +99,8 @@ class RecheckingImageEncoder(ImageEncoder):
             ref = np.concatenate([ref_enc.encode_images(frames[i:i + self._max_batch])
                                   for i in range(0, len(frames), self._max_batch)])
             v = check_agreement(self._inner, frames, ref, self._reference.label_embeddings,
-                                self._max_batch, self._threshold, self._min_top1)
+                                self._max_batch, self._threshold, self._min_top1,
+                                gallery=self._reference.embeddings)
             if v.ok:
                 self._finish(PASSED, f"on the robot's frames: {v}")
                 return

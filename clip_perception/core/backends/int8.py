@@ -2,7 +2,7 @@
 verified against the torch reference before it serves.
 
 Trained CLIP's activation outlier channels break dynamic per-tensor int8 (cosine 0.96 on the
-stress model); by default the outliers are first migrated into the weights (smoothing.py,
+stress model); by default the outliers are first migrated into the weights (smoothquant.py,
 SmoothQuant) on a copy of the model, which is exported and then quantised.
 """
 from __future__ import annotations
@@ -13,9 +13,11 @@ import tempfile
 from pathlib import Path
 
 from ..artifacts import model_artifact_dir
+from .engine_cache import ArtifactKey, get_or_build
+from .onnx_export import export_image_tower
 from .onnxruntime_backend import OnnxRuntimeImageEncoder, import_onnxruntime
-from .smoothing import CALIBRATION_TAG, DEFAULT_ALPHA
-from .verify import DEFAULT_MIN_COSINE, DEFAULT_MIN_TOP1
+from .smoothquant import CALIBRATION_TAG, DEFAULT_ALPHA, calibration_batch, smoothed_copy
+from .verify import DEFAULT_MIN_COSINE, DEFAULT_MIN_TOP1, TorchReference
 
 # The MatMul weight format decides both speed and exactness on a CPU (benchmarks/RESULTS.md,
 # stress model, 128 natural photo views, AMD EPYC AVX2-only, 1 thread):
@@ -33,7 +35,7 @@ INT8_WEIGHT_OPTIONS = (("weight_type", "QUInt8"), ("per_channel", True), ("reduc
 # The first recipe, kept as the benchmark's baseline: no smoothing, 7-bit signed weights.
 DYNAMIC_INT8_OPTIONS = (("weight_type", "QInt8"), ("per_channel", True), ("reduce_range", True),
                         ("op_types_to_quantize", ("MatMul",)))
-# Smoothing (smoothing.py): without it min cosine 0.960 on the stress model, with alpha 0.5
+# Smoothing (smoothquant.py): without it min cosine 0.960 on the stress model, with alpha 0.5
 # 0.9997-0.9999, as on the random model without outliers.
 SMOOTHING_OPTIONS = (("smoothing_alpha", DEFAULT_ALPHA), ("calibration", CALIBRATION_TAG))
 INT8_OPTIONS = INT8_WEIGHT_OPTIONS + SMOOTHING_OPTIONS
@@ -42,8 +44,6 @@ SMOOTHED_S8_OPTIONS = DYNAMIC_INT8_OPTIONS + SMOOTHING_OPTIONS
 
 
 def int8_key(clip, options=INT8_OPTIONS):
-    from .engine_cache import ArtifactKey
-
     ort = import_onnxruntime()
     return ArtifactKey(kind="onnxruntime-int8", model=clip.identifier,
                        weights_hash=clip.weights_hash, precision="int8",
@@ -71,9 +71,6 @@ def load_or_quantize_int8(clip, fp32_path, cache_dir=None, threads: int = 0,
                           min_top1: float = DEFAULT_MIN_TOP1):
     """The cached int8 tower (a CachedArtifact whose value is the encoder); raises
     engine_cache.ArtifactRefused when it is not within ``min_cosine`` of the reference."""
-    from .engine_cache import get_or_build
-    from .verify import TorchReference
-
     reference = reference or TorchReference(clip)
     return get_or_build(
         model_artifact_dir(clip, cache_dir), int8_key(clip, options), ".onnx",
@@ -89,9 +86,6 @@ def _build(clip, fp32_path, out_path, options, quantize) -> None:
     if alpha is None:
         quantize(fp32_path, out_path, options)
         return
-    from .onnx_export import export_image_tower
-    from .smoothing import calibration_batch, smoothed_copy
-
     if dict(options).get("calibration") != CALIBRATION_TAG:
         raise ValueError(f"int8 options name calibration {dict(options).get('calibration')!r}; "
                          f"this version calibrates on {CALIBRATION_TAG!r}")

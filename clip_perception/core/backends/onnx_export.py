@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..artifacts import model_artifact_dir
 from .base import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable
+from .engine_cache import ArtifactKey, ArtifactRefused, get_or_build
 
 logger = logging.getLogger(__name__)
 DEFAULT_OPSET = 18
@@ -77,8 +78,6 @@ def export_onnx(module, example, path: Path, input_name: str, output_name: str,
 def image_export_key(clip, options=EXPORT_OPTIONS):
     import torch
 
-    from .engine_cache import ArtifactKey
-
     return ArtifactKey(kind="onnx-image", model=clip.identifier, weights_hash=clip.weights_hash,
                        precision="fp32", input_shape=(3, clip.image_size, clip.image_size),
                        batch_profile=(), library=f"torch {torch.__version__}", device="any",
@@ -88,8 +87,6 @@ def image_export_key(clip, options=EXPORT_OPTIONS):
 def ensure_image_onnx(clip, cache_dir=None, force_rebuild: bool = False) -> Path:
     """The exported fp32 image tower for ``clip``: exported once per key (model, weights,
     torch version, exporter options), recorded with its key, under the cross-process lock."""
-    from .engine_cache import get_or_build
-
     return get_or_build(model_artifact_dir(clip, cache_dir), image_export_key(clip), ".onnx",
                         build=lambda p: export_image_tower(clip, p), load=lambda p: p,
                         force_rebuild=force_rebuild).path
@@ -99,8 +96,6 @@ def with_image_onnx(clip, cache_dir, use):
     """``use(path)`` on the cached export (e.g. open and verify a session). If that fails
     because the file is corrupt or its output is refused, the tower is exported again once and
     ``use`` retried; a second failure is raised with its reason."""
-    from .engine_cache import ArtifactRefused
-
     path = ensure_image_onnx(clip, cache_dir)
     try:
         return use(path)

@@ -1,7 +1,7 @@
 """ONNX Runtime image backend (CPU execution provider, CUDA EP when present).
 
-Precisions: fp32 (the exported tower, same output as torch) and, on CPU, int8 (the quantised
-tower of ``int8.py``, accepted only if it stays within cosine 0.999 of the torch fp32 reference).
+A session on an ONNX file: the fp32 export or, on CPU, the int8 tower of ``int8.py``. Which file,
+and its verification against torch fp32, is the engine table's (engines.py).
 """
 from __future__ import annotations
 
@@ -15,13 +15,9 @@ import numpy as np
 from ..devices import cpu_count, is_cuda
 from .base import (ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable, ImageEncoder,
                    MissingCapability, check_batch)
-from .onnx_export import ensure_image_onnx, with_image_onnx
-from .verify import DEFAULT_MIN_COSINE, require_verified
 
 logger = logging.getLogger(__name__)
 
-ORT_CPU_PRECISIONS = ("fp32", "int8")
-ORT_CUDA_PRECISIONS = ("fp32",)
 
 def import_onnxruntime():
     try:
@@ -41,14 +37,16 @@ def cuda_provider_available() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
-def check_precision(precision: str, device: str) -> None:
-    allowed = ORT_CUDA_PRECISIONS if is_cuda(device) else ORT_CPU_PRECISIONS
-    if precision not in allowed:
-        raise BackendUnavailable(
-            f"precision '{precision}' is not supported by the onnxruntime backend on "
-            f"'{device}'; expected one of {allowed} (fp16 needs tensorrt)")
+def check_capability(precision: str, device: str) -> None:
+    """MissingCapability naming what this machine lacks to run ``precision`` (of the engine
+    table's onnxruntime rows) on ``device``: the library, its CUDA provider, its int8 kernels."""
+    ort = import_onnxruntime()
+    if is_cuda(device) and "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise MissingCapability(f"onnxruntime has no CUDAExecutionProvider (available: "
+                                f"{ort.get_available_providers()}); install onnxruntime-gpu",
+                                "onnxruntime's CUDAExecutionProvider")
     if precision == "int8":
-        check_int8_kernels(import_onnxruntime())
+        check_int8_kernels(ort)
 
 
 def check_int8_kernels(ort) -> None:
@@ -82,7 +80,8 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
     def __init__(self, onnx_path: str | os.PathLike, image_size: int, device: str = "cpu",
                  threads: int = 0, precision: str = "fp32", spinning: bool = False):
         ort = import_onnxruntime()
-        check_precision(precision, device)
+        if precision == "int8":
+            check_int8_kernels(ort)
         self.image_size = image_size
         self.precision = precision
         self.onnx_path = Path(onnx_path)
@@ -115,33 +114,6 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
         names = [i.name for i in self.session.get_inputs()]
         if names != [ONNX_INPUT_NAME]:
             raise ValueError(f"{self.onnx_path}: inputs {names}, expected [{ONNX_INPUT_NAME!r}]")
-
-    @classmethod
-    def from_clip(cls, clip, cache_dir=None, device: str = "cpu", threads: int = 0,
-                  precision: str = "fp32", spinning: bool = False, reference=None,
-                  min_cosine: float = DEFAULT_MIN_COSINE) -> "OnnxRuntimeImageEncoder":
-        """fp32: the exported tower. int8: the cached, verified quantised tower.
-
-        ``reference`` (a verify.TorchReference) is shared by callers that verify several
-        backends, so the torch reference runs once.
-        """
-        import_onnxruntime()  # fail before a (slow) export when onnxruntime is missing
-        check_precision(precision, device)
-        if precision == "fp32":
-            def use(path):
-                encoder = cls(path, clip.image_size, device=device, threads=threads,
-                              spinning=spinning)
-                if reference is not None:  # a stale or broken export must not serve unnoticed
-                    require_verified(encoder, reference, min_cosine, path)
-                return encoder
-
-            return with_image_onnx(clip, cache_dir, use)
-        fp32_path = ensure_image_onnx(clip, cache_dir)
-        from .int8 import load_or_quantize_int8  # int8 builds on this module's encoder
-
-        return load_or_quantize_int8(clip, fp32_path, cache_dir, threads=threads,
-                                     spinning=spinning, reference=reference,
-                                     min_cosine=min_cosine).value
 
     @property
     def batches(self) -> bool:  # type: ignore[override]

@@ -3,7 +3,8 @@
 Precisions: fp32, and bf16 where OpenVINO reports the CPU can run it natively (AMX or
 AVX-512 BF16: ``OPTIMIZATION_CAPABILITIES`` lists ``BF16``). Elsewhere OpenVINO would quietly
 run a bf16 request in fp32, so bf16 is refused there with the capabilities it found.
-Every model is verified against torch fp32 on natural photographs before it serves.
+The engine table (engines.py) exports the model and verifies the compiled one against torch fp32
+on natural photographs before it serves.
 """
 from __future__ import annotations
 
@@ -14,12 +15,9 @@ import numpy as np
 
 from ..devices import cpu_count
 from .base import BackendUnavailable, ImageEncoder, MissingCapability, check_batch
-from .onnx_export import with_image_onnx
-from .verify import DEFAULT_MIN_COSINE, require_verified
 
 logger = logging.getLogger(__name__)
 
-OV_PRECISIONS = ("fp32", "bf16")
 # precision -> the name of its ``openvino.Type`` member: the hint given to compile_model, and
 # the Type the compiled model must report back. OpenVINO answers with a Type object whose str()
 # is "<Type: 'bfloat16'>", so compare Types, never names (a substring test for "bf16" refused
@@ -53,14 +51,10 @@ def compiled_as(ov, compiled_type, precision: str) -> bool:
     return compiled_type == getattr(ov.Type, _TYPES[precision])
 
 
-def check_precision(precision: str, device: str, core=None) -> None:
-    """BackendUnavailable naming what is missing when openvino cannot run ``precision`` here."""
-    if device != "cpu":
-        raise BackendUnavailable(f"backend 'openvino' runs on device 'cpu' here, got '{device}' "
-                                 "(NVIDIA GPUs: use tensorrt or onnxruntime)")
-    if precision not in OV_PRECISIONS:
-        raise BackendUnavailable(f"precision '{precision}' is not supported by the openvino "
-                                 f"backend; expected one of {OV_PRECISIONS} (int8: onnxruntime)")
+def check_capability(precision: str, core=None) -> None:
+    """MissingCapability naming what this machine lacks to run ``precision`` (a precision of
+    the engine table's openvino rows) with openvino."""
+    core = core or import_openvino().Core()
     if precision == "bf16":
         caps = cpu_capabilities(core)
         if "BF16" not in caps:
@@ -74,9 +68,12 @@ class OpenVinoImageEncoder(ImageEncoder):
 
     def __init__(self, onnx_path, image_size: int, precision: str = "fp32", threads: int = 0,
                  device: str = "cpu"):
+        if precision not in _TYPES or device != "cpu":
+            raise ValueError(f"openvino runs {tuple(_TYPES)} on 'cpu', got {precision} on "
+                             f"'{device}'")
         ov = import_openvino()
         core = ov.Core()
-        check_precision(precision, device, core)
+        check_capability(precision, core)
         self.image_size = image_size
         self.precision = precision
         self.device = device
@@ -92,20 +89,6 @@ class OpenVinoImageEncoder(ImageEncoder):
         self._request = self._compiled.create_infer_request()
         self._output = self._compiled.output(0)
         self._lock = threading.Lock()  # one infer request: one caller at a time
-
-    @classmethod
-    def from_clip(cls, clip, cache_dir=None, precision: str = "fp32", threads: int = 0,
-                  reference=None, min_cosine: float = DEFAULT_MIN_COSINE,
-                  device: str = "cpu") -> "OpenVinoImageEncoder":
-        """The exported tower compiled by OpenVINO, verified when ``reference`` is given."""
-        check_precision(precision, device)  # before a (slow) export
-        def use(path):
-            encoder = cls(path, clip.image_size, precision, threads, device)
-            if reference is not None:
-                require_verified(encoder, reference, min_cosine, path)
-            return encoder
-
-        return with_image_onnx(clip, cache_dir, use)
 
     def encode_images(self, batch: np.ndarray) -> np.ndarray:
         batch = check_batch(batch, self.image_size)

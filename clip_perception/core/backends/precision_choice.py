@@ -19,7 +19,10 @@ import numpy as np
 
 from ..artifacts import model_artifact_dir
 from ..devices import cpu_identity
+from . import engines
 from .base import BackendUnavailable
+from .engine_cache import ArtifactRefused, atomic_write
+from .verify import DEFAULT_MIN_COSINE, DEFAULT_MIN_TOP1
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +32,25 @@ TIMING_SECONDS = 0.5  # per candidate and round, after one warm-up run
 # from elsewhere (a build, another process) then costs one round of one candidate, not its
 # whole verdict. One sequential 1 s run each once served OpenVINO fp32 over a 1.5x faster int8.
 TIMING_ROUNDS = 3
-# Order only breaks exact ties; otherwise the measured speed decides.
-CPU_CANDIDATES = (("openvino", "bf16"), ("onnxruntime", "int8"), ("openvino", "fp32"),
-                  ("onnxruntime", "fp32"))
 
 
 @dataclass(frozen=True)
 class Candidate:
+    """An engine of the table (engines.ENGINES) on one device."""
+
     backend: str
     precision: str
     device: str = "cpu"
+
+    @property
+    def engine(self):
+        return engines.find(self.backend, self.precision)
+
+
+def cpu_candidates(backend: str | None = None) -> list:
+    """The table's engines ``precision: auto`` times on a CPU (of ``backend`` when given);
+    their order only breaks exact ties, otherwise the measured speed decides."""
+    return [Candidate(e.backend, e.precision, "cpu") for e in engines.candidates("cpu", backend)]
 
 
 def library_versions() -> dict:
@@ -53,26 +65,15 @@ def library_versions() -> dict:
 
 def build_candidate(clip, candidate: Candidate, cache_dir, threads, reference):
     """The verified encoder for ``candidate``; BackendUnavailable (ArtifactRefused on failed
-    verification) says why not."""
-    if candidate.backend == "openvino":
-        from .openvino_backend import OpenVinoImageEncoder
-
-        return OpenVinoImageEncoder.from_clip(clip, cache_dir, candidate.precision, threads,
-                                              reference, device=candidate.device)
-    if candidate.backend == "onnxruntime":
-        from .onnxruntime_backend import OnnxRuntimeImageEncoder
-
-        return OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=cache_dir,
-                                                 device=candidate.device, threads=threads,
-                                                 precision=candidate.precision,
-                                                 reference=reference)
-    raise ValueError(f"no CPU candidate builder for backend {candidate.backend!r}")
+    verification, MissingCapability when this machine lacks something) says why not."""
+    engine = candidate.engine
+    if engine is None:
+        raise ValueError(f"{candidate} is not an engine of the table (engines.py)")
+    return engines.build(engine, clip, candidate.device, cache_dir, threads, reference)
 
 
 def try_candidate(clip, candidate, cache_dir, threads, reference, selection):
     """``build_candidate`` with every refusal or failure recorded on ``selection``; None then."""
-    from .engine_cache import ArtifactRefused
-
     c = candidate
     try:
         return build_candidate(clip, c, cache_dir, threads, reference)
@@ -111,8 +112,6 @@ def decision_key(clip, candidates, threads) -> dict:
     the chosen one is verified again at the caller's ``max_batch`` at every start; so the node
     (max_batch 8) and train_adapter (encode batch 32) share one decision and one engine, and
     training features come from the engine the node serves."""
-    from .verify import DEFAULT_MIN_COSINE, DEFAULT_MIN_TOP1
-
     return {"format": DECISION_FORMAT, "cpu": cpu_identity(), "libraries": library_versions(),
             "model": clip.identifier, "weights_hash": clip.weights_hash,
             "candidates": [[c.backend, c.precision, c.device] for c in candidates],
@@ -134,8 +133,6 @@ def read_decision(path: Path, key: dict):
 
 
 def write_decision(path: Path, key: dict, chosen: Candidate, results: list) -> None:
-    from .engine_cache import atomic_write
-
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(
         {"key": key, "chosen": [chosen.backend, chosen.precision, chosen.device],

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .base import ImageEncoder
+from .base import BackendUnavailable, ImageEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -159,8 +159,6 @@ class SwappingImageEncoder(ImageEncoder):
 
 
 def _is_unavailable(exc: Exception) -> bool:
-    from .base import BackendUnavailable
-
     return isinstance(exc, BackendUnavailable)
 
 

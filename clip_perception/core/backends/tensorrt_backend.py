@@ -17,14 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..artifacts import model_artifact_dir
 from ..embeddings import l2_normalize
 from .base import (ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable, ImageEncoder,
                    MissingCapability, check_batch)
+from .engine_cache import ArtifactKey, get_or_build
+from .onnx_export import ensure_image_onnx
+from .verify import DEFAULT_MIN_COSINE, TorchReference
 
 logger = logging.getLogger(__name__)
 
 ENGINE_SUFFIX = ".engine"
-TRT_PRECISIONS = ("fp16", "fp32")
 DEFAULT_WORKSPACE_BYTES = 1 << 30
 
 
@@ -70,7 +73,7 @@ def preflight(precision: str, device: str = "cuda") -> str:
     """Raise BackendUnavailable unless an engine of ``precision`` can be built on ``device``;
     returns 'tensorrt <version> on <GPU> sm_XY'."""
     trt = import_tensorrt()
-    check_precision(precision, trt)
+    check_builder(precision, trt)
     return f"tensorrt {trt.__version__} on {cuda_device_name(device)}"
 
 
@@ -82,12 +85,10 @@ def tensorrt_available(precision: str = "fp16", device: str = "cuda") -> tuple[b
         return False, str(exc)
 
 
-def check_precision(precision: str, trt=None) -> None:
-    if precision not in TRT_PRECISIONS:
-        raise BackendUnavailable(
-            f"precision '{precision}' is not supported by the tensorrt backend (int8 needs a "
-            f"calibration set, not implemented); expected one of {TRT_PRECISIONS}")
-    if precision == "fp16" and trt is not None and not hasattr(trt.BuilderFlag, "FP16"):
+def check_builder(precision: str, trt) -> None:
+    """MissingCapability when the installed TensorRT cannot build ``precision`` (of the engine
+    table's tensorrt rows; int8 has no row: it needs a calibration set, not implemented)."""
+    if precision == "fp16" and not hasattr(trt.BuilderFlag, "FP16"):
         # TensorRT 11 removed weak typing: fp16 then needs an fp16-typed ONNX with fp32
         # islands (ModelOpt AutoCast), which this package does not produce.
         raise MissingCapability(f"tensorrt {trt.__version__} has no BuilderFlag.FP16 "
@@ -113,7 +114,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, p
     import torch
 
     trt = import_tensorrt()
-    check_precision(precision, trt)
+    check_builder(precision, trt)
     with torch.cuda.device(cuda_index(device)):  # TensorRT builds for the current GPU
         _build(trt, onnx_path, engine_path, precision, image_size, max_batch, opt_batch,
                workspace_bytes)
@@ -232,10 +233,8 @@ class TensorRTImageEncoder(ImageEncoder):
 
 def engine_key(clip, precision: str, max_batch: int, opt_batch: int = 1, device: str = "cuda"):
     """Cache key of the engine for ``clip`` on ``device``'s GPU with the installed TensorRT."""
-    from .engine_cache import ArtifactKey
-
     trt = import_tensorrt()
-    check_precision(precision, trt)
+    check_builder(precision, trt)
     return ArtifactKey(kind="tensorrt", model=clip.identifier, weights_hash=clip.weights_hash,
                        precision=precision, input_shape=(3, clip.image_size, clip.image_size),
                        batch_profile=(1, min(max(1, opt_batch), max_batch), max_batch),
@@ -254,16 +253,10 @@ def load_or_build_engine(clip, precision: str = "fp16", max_batch: int = 8, cach
     Raises BackendUnavailable (TensorRT/CUDA missing), engine_cache.ArtifactBuildFailed or
     engine_cache.ArtifactRefused (below ``min_cosine``).
     """
-    from ..artifacts import model_artifact_dir
-    from .engine_cache import get_or_build
-    from .verify import DEFAULT_MIN_COSINE, TorchReference
-
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
     key = key or engine_key(clip, precision, max_batch, device=device)
     if onnx_path is None:
-        from .onnx_export import ensure_image_onnx
-
         onnx_path = ensure_image_onnx(clip, cache_dir)
     build = build or (lambda path: build_engine(onnx_path, path, precision, clip.image_size,
                                                 max_batch, device=device))

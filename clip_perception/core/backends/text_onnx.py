@@ -17,8 +17,9 @@ import numpy as np
 
 from ..artifacts import model_artifact_dir
 from ..embeddings import l2_normalize
-from .onnx_export import export_onnx, exporter_tag
+from . import onnxruntime_backend as ortb
 from .base import BackendUnavailable
+from .onnx_export import export_onnx, exporter_tag
 from .text_torch import TorchTextEncoder, pool_and_project, trimmed_length
 
 logger = logging.getLogger(__name__)
@@ -96,15 +97,14 @@ class OnnxRuntimeTextEncoder:
 
     def __init__(self, clip, cache_dir=None, threads: int = 0, batch_size: int = 256,
                  spinning: bool = False):
-        from .onnxruntime_backend import import_onnxruntime, session_options
 
-        ort = import_onnxruntime()
+        ort = ortb.import_onnxruntime()
         self.clip = clip
         self.batch_size = batch_size
         path = text_onnx_path(clip, cache_dir)
         if not path.is_file():
             export_text_tower(clip, path)
-        options = session_options(ort, threads, spinning)
+        options = ortb.session_options(ort, threads, spinning)
         self.session = ort.InferenceSession(str(path), sess_options=options,
                                             providers=["CPUExecutionProvider"])
         self.threads = options.intra_op_num_threads

@@ -15,7 +15,8 @@ import logging
 
 import numpy as np
 
-from ..preprocess import DEFAULT_RESIZE
+from ..preprocess import DEFAULT_RESIZE, Preprocessor
+from .photo_set import photo_views
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,6 @@ CALIBRATION_TAG = f"skimage-photos-4views-{CALIBRATION_RESIZE}-v2"
 
 def calibration_batch(preprocess) -> np.ndarray:
     """The preprocessed calibration views of the natural photographs."""
-    from ..preprocess import Preprocessor
-    from .photo_set import photo_views
-
     return Preprocessor(preprocess, CALIBRATION_RESIZE)(photo_views(views=CALIBRATION_VIEWS))
 
 

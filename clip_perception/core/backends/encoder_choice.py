@@ -1,7 +1,8 @@
 """Which image encoder serves: explicit backends exactly as asked, ``auto`` down the chain
 tensorrt -> openvino -> onnxruntime -> torch (``precision: auto`` on a CPU: the fastest verified
-engine, measured here; precision_choice.py). Every skip, refusal and choice is recorded on
-``encoder.selection`` (report.BackendSelection). When TensorRT is usable, the engine is
+engine, measured here; precision_choice.py). The engines, their devices, checks and builders
+are the table of engines.py. Every skip, refusal and choice is recorded on
+``encoder.selection`` (choice_report.BackendSelection). When TensorRT is usable, the engine is
 built/loaded in the background while the next backend serves (SwappingImageEncoder).
 """
 from __future__ import annotations
@@ -9,12 +10,15 @@ from __future__ import annotations
 import logging
 
 from ..artifacts import model_artifact_dir
-from ..devices import is_cuda, resolve_device, same_device
+from ..devices import is_cuda, resolve_device
+from . import engines
+from . import onnxruntime_backend as ortb
 from .base import BackendUnavailable, ImageEncoder
+from .choice_report import BackendSelection
 from .frame_recheck import DEFAULT_RECHECK_FRAMES, RecheckingImageEncoder
-from .options import validate_options
-from .report import BackendSelection
+from .precision_choice import Candidate, cpu_candidates, fastest_verified, try_candidate
 from .swapping import SwappingImageEncoder
+from .verify import TorchReference
 
 logger = logging.getLogger(__name__)
 
@@ -38,30 +42,31 @@ def create_image_encoder(clip, backend: str = "auto", precision: str = "fp32",
     first that many camera frames, in the background, and replaced by fp32 if it fails there
     (frame_recheck.py); 0 disables it.
     """
-    validate_options(backend, precision, device, max_batch)
+    engines.validate_options(backend, precision, device, max_batch)
     device = resolve_device(device)
-    from .verify import TorchReference
-
     reference = reference or TorchReference(
         clip, max_batch=max_batch, persist_dir=model_artifact_dir(clip, cache_dir))
     selection = BackendSelection(backend, precision, device)
     if backend == "auto":
         encoder = _auto(clip, precision, device, cache_dir, threads, max_batch, selection,
                         reference, background_build)
-    elif precision == "auto" and backend in ("onnxruntime", "openvino") and device == "cpu":
-        encoder = _measured(clip, [c for c in _cpu_candidates() if c.backend == backend],
-                            cache_dir, threads, max_batch, selection, reference)
+    elif precision == "auto" and device == "cpu" and len(cpu_candidates(backend)) > 1:
+        encoder = fastest_verified(clip, cpu_candidates(backend), cache_dir, threads,
+                                   max_batch, reference, selection)
         if encoder is None:
             raise BackendUnavailable(f"{backend} could not deliver a verified engine: "
                                      f"{selection.summary()}")
     else:
         if precision == "auto":
-            precision = "fp16" if backend == "tensorrt" else "fp32"
-        encoder = _explicit(clip, backend, precision, device, cache_dir, threads, max_batch,
-                            reference)
+            precision = engines.default_precision(backend)
+        encoder = engines.build_requested(backend, precision, device, clip, cache_dir, threads,
+                                          reference, max_batch)
         selection.add(backend, precision, encoder.device, "chosen")
     encoder.selection = selection
-    if recheck_frames and encoder.precision in ("int8", "bf16"):
+    row = engines.serving_row(encoder)
+    # A reduced CPU engine asked for on the CPU (on 'cuda' a CPU engine only serves until the
+    # TensorRT engine swaps in).
+    if recheck_frames and row is not None and row.reduced and not is_cuda(device):
         encoder = RecheckingImageEncoder(
             encoder, reference, lambda: _verified_fp32(clip, cache_dir, threads, reference,
                                                        max_batch),
@@ -76,43 +81,6 @@ def _verified_fp32(clip, cache_dir, threads, reference, max_batch):
                             max_batch)
 
 
-def _explicit(clip, backend, precision, device, cache_dir, threads, max_batch, reference):
-    if backend == "torch":
-        return _torch_encoder(clip, precision, device, threads)
-    if backend == "openvino":
-        from .openvino_backend import OpenVinoImageEncoder
-
-        return OpenVinoImageEncoder.from_clip(clip, cache_dir, precision, threads, reference,
-                                              device=device)
-    if backend == "onnxruntime":
-        from .onnxruntime_backend import OnnxRuntimeImageEncoder
-
-        return OnnxRuntimeImageEncoder.from_clip(clip, cache_dir=cache_dir, device=device,
-                                                 threads=threads, precision=precision,
-                                                 reference=reference)
-    if not is_cuda(device):
-        raise BackendUnavailable(f"backend 'tensorrt' needs device 'cuda' or 'cuda:N', "
-                                 f"got '{device}'")
-    from . import tensorrt_backend
-
-    tensorrt_backend.preflight(precision, device)
-    return tensorrt_backend.load_or_build_engine(clip, precision, max_batch, cache_dir,
-                                                 reference, device=device).value
-
-
-def _torch_encoder(clip, precision, device, threads: int = 0):
-    from .torch_backend import TorchImageEncoder
-
-    if precision != "fp32":
-        raise BackendUnavailable(f"precision '{precision}' is not supported by the torch "
-                                 "backend; expected 'fp32'")
-    if not same_device(clip.device, device):
-        raise BackendUnavailable(f"the torch backend runs where the model was loaded "
-                                 f"('{clip.device}'), but device '{device}' was requested; "
-                                 f"load the model with device='{device}'")
-    return TorchImageEncoder(clip, threads)
-
-
 def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, reference,
           background_build):
     trt_precision = None
@@ -121,25 +89,20 @@ def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, ref
                       f"device is '{device}'; tensorrt needs device 'cuda'",
                       lacks=f"a CUDA device (device is '{device}')")
     else:
-        from . import tensorrt_backend
-
-        trt_precision = precision if precision in tensorrt_backend.TRT_PRECISIONS else "fp16"
+        trt_precision = precision if engines.find("tensorrt", precision) else "fp16"
         if trt_precision != precision and precision != "auto":
             selection.add("tensorrt", precision, device, "skipped",
                           f"tensorrt has no {precision} path (needs calibration); trying fp16")
         try:
-            tensorrt_backend.preflight(trt_precision, device)
+            engines.find("tensorrt", trt_precision).check(device)
         except BackendUnavailable as exc:
             selection.skip("tensorrt", trt_precision, device, exc)
             trt_precision = None
 
     if trt_precision is not None and not background_build:
-        from . import tensorrt_backend
-
         try:
-            enc = tensorrt_backend.load_or_build_engine(clip, trt_precision, max_batch,
-                                                        cache_dir, reference,
-                                                        device=device).value
+            enc = engines.find("tensorrt", trt_precision).build(
+                clip, device, cache_dir, threads, reference, max_batch)
             selection.add("tensorrt", trt_precision, device, "chosen")
             return enc
         except BackendUnavailable as exc:
@@ -151,13 +114,11 @@ def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, ref
     if trt_precision is None:
         return fallback
 
-    from . import tensorrt_backend
-
     target = f"tensorrt ({trt_precision}, {device})"
+    engine = engines.find("tensorrt", trt_precision)
 
     def build():
-        return tensorrt_backend.load_or_build_engine(clip, trt_precision, max_batch, cache_dir,
-                                                     reference, device=device).value
+        return engine.build(clip, device, cache_dir, threads, reference, max_batch)
 
     # The fallback was recorded as "chosen"; relabel it: it serves until the engine is ready.
     last = selection.attempts.pop()
@@ -168,25 +129,9 @@ def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, ref
     return SwappingImageEncoder(fallback, build, target)
 
 
-def _cpu_candidates():
-    from .precision_choice import CPU_CANDIDATES, Candidate
-
-    return [Candidate(b, p, "cpu") for b, p in CPU_CANDIDATES]
-
-
-def _measured(clip, candidates, cache_dir, threads, max_batch, selection, reference):
-    from .precision_choice import fastest_verified
-
-    return fastest_verified(clip, candidates, cache_dir, threads, max_batch, reference,
-                            selection)
-
-
 def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, reference,
                      max_batch):
-    from .onnxruntime_backend import cuda_provider_available
-    from .precision_choice import Candidate, try_candidate
-
-    if is_cuda(device) and cuda_provider_available():
+    if is_cuda(device) and ortb.cuda_provider_available():
         candidates = [Candidate("onnxruntime", "fp32", device)]
         if precision not in ("auto", "fp32"):
             selection.add("onnxruntime", precision, device, "skipped",
@@ -206,10 +151,10 @@ def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, ref
     else:
         candidates = None
     if candidates is None:
-        everything = _cpu_candidates()
+        everything = cpu_candidates()
         if precision == "auto":
-            encoder = _measured(clip, everything, cache_dir, threads, max_batch, selection,
-                                reference)
+            encoder = fastest_verified(clip, everything, cache_dir, threads, max_batch,
+                                       reference, selection)
             return encoder if encoder is not None else _auto_torch(clip, precision, selection,
                                                                     threads)
         candidates = [c for c in everything if c.precision == precision]
@@ -227,7 +172,7 @@ def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, ref
 
 def _auto_torch(clip, precision, selection, threads: int = 0):
     torch_device = str(clip.device)
-    enc = _torch_encoder(clip, "fp32", torch_device, threads)
+    enc = engines.build(engines.find("torch", "fp32"), clip, torch_device, threads=threads)
     reason = "" if precision in ("fp32", "auto") else f"torch runs fp32 only ({precision} requested)"
     selection.add("torch", "fp32", torch_device, "chosen", reason)
     return enc
