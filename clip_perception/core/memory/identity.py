@@ -1,8 +1,12 @@
 """Which model made a memory's embeddings, recorded on its collections and checked on open:
 cosines between two models' embeddings mean nothing, so opening a memory with another model
-raises ModelMismatch with both named."""
+raises ModelMismatch with both named.
+
+The record is JSON in the collection's description, written at creation: Milvus Lite 2.5 does
+not implement altering collection properties (where earlier releases kept it; still read)."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from .errors import ModelMismatch, StoreError
@@ -30,6 +34,21 @@ class ModelIdentity:
                 PROP_PREFIX + "dim": str(self.embed_dim), PROP_PREFIX + "schema": SCHEMA_VERSION,
                 PROP_PREFIX + "load_model": self.load[0],
                 PROP_PREFIX + "load_pretrained": self.load[1]}
+
+    def description(self) -> str:
+        return json.dumps(self.properties(), sort_keys=True)
+
+    @classmethod
+    def of_collection(cls, described: dict, where: str) -> "ModelIdentity":
+        """From describe_collection's answer: the description's JSON, else the properties."""
+        props = dict(described.get("properties") or {})
+        try:
+            record = json.loads(described.get("description") or "{}")
+        except ValueError:
+            record = {}
+        if isinstance(record, dict):
+            props.update(record)
+        return cls.from_properties(props, where)
 
     @classmethod
     def from_properties(cls, props: dict, where: str) -> "ModelIdentity":

@@ -11,9 +11,11 @@ connection is closed, and Milvus Lite's in-process server released, when the las
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -69,6 +71,10 @@ def unit_rows(v: np.ndarray) -> np.ndarray:
 def _client(resolved: str, token: str, where: str):
     from pymilvus import MilvusClient
 
+    if not is_server(resolved):
+        with warnings.catch_warnings():  # milvus-lite 2.5 reads its version via pkg_resources
+            warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
+            importlib.import_module("milvus_lite")
     try:
         return MilvusClient(resolved, token=token) if token else MilvusClient(resolved)
     except Exception as exc:  # pymilvus raises config, connection and gRPC errors here
@@ -117,7 +123,7 @@ class Collection:
     ``embedding`` when missing, checked against the model record when present."""
 
     def __init__(self, connection: Connection, model: ModelIdentity, name: str,
-                 schema: Callable[[int], object]):
+                 schema: Callable[[int, str], object]):
         self.conn = connection.acquire()
         self.uri, self.collection, self.model = connection.uri, name, model
         self.where = f"memory {self.uri} collection '{name}'"
@@ -142,8 +148,9 @@ class Collection:
     def _open_or_create(self) -> None:
         c = self._client
         if c.has_collection(self.collection):
-            props = c.describe_collection(self.collection).get("properties", {})
-            self.model.require_same(ModelIdentity.from_properties(props, self.where), self.where)
+            stored = ModelIdentity.of_collection(c.describe_collection(self.collection),
+                                                 self.where)
+            self.model.require_same(stored, self.where)
         else:
             self._create()
         c.load_collection(self.collection)
@@ -154,12 +161,12 @@ class Collection:
         # FLAT: exact search, identical results on Milvus Lite and on a server (which may be
         # given another index with the same client code)
         index.add_index(field_name="embedding", index_type="FLAT", metric_type=METRIC)
-        c.create_collection(self.collection, schema=self._schema(self.model.embed_dim),
-                            consistency_level="Strong")
+        # the model record (identity.py) is the collection's description
+        schema = self._schema(self.model.embed_dim, self.model.description())
+        c.create_collection(self.collection, schema=schema, consistency_level="Strong")
         # sync=False: waiting for the index calls AllocTimestamp, which Milvus Lite 3.x lacks;
         # a FLAT index has nothing to build anyway
         c.create_index(self.collection, index, sync=False)
-        c.alter_collection_properties(self.collection, properties=self.model.properties())
         logger.info("created %s for %s (%d-d)", self.where, self.model.identifier,
                     self.model.embed_dim)
 
@@ -226,8 +233,7 @@ def stored_identity(uri: str, collection: str, token: Optional[str] = None) -> M
     try:
         if not client.has_collection(collection):
             raise StoreError(f"{where} does not exist; build it with build_memory or the node")
-        props = client.describe_collection(collection).get("properties", {})
-        return ModelIdentity.from_properties(props, where)
+        return ModelIdentity.of_collection(client.describe_collection(collection), where)
     finally:
         client.close()
         _release_embedded(resolved)

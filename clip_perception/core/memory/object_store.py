@@ -54,10 +54,11 @@ def objects_collection(collection: str) -> str:
     return collection + OBJECTS_SUFFIX
 
 
-def _schema(dim: int):
+def _schema(dim: int, description: str):
     from pymilvus import DataType, MilvusClient
 
-    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
+                                   description=description)
     s.add_field("id", DataType.INT64, is_primary=True)
     s.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
     s.add_field("mean_length", DataType.DOUBLE)

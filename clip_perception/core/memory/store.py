@@ -46,10 +46,11 @@ class Candidates:
         return np.stack([k.embedding for k in self.keyframes]).astype(np.float32)
 
 
-def _schema(dim: int):
+def _schema(dim: int, description: str):
     from pymilvus import DataType, MilvusClient
 
-    s = MilvusClient.create_schema(auto_id=True, enable_dynamic_field=False)
+    s = MilvusClient.create_schema(auto_id=True, enable_dynamic_field=False,
+                                   description=description)
     s.add_field("id", DataType.INT64, is_primary=True)
     s.add_field("embedding", DataType.FLOAT_VECTOR, dim=dim)
     for name in ("x", "y", "z", "qx", "qy", "qz", "qw"):
