@@ -30,6 +30,7 @@ from clip_perception.core.backends import openvino_backend as ovb  # noqa: E402
 from clip_perception.core.backends import precision_choice as pc  # noqa: E402
 from clip_perception.core.backends import tensorrt_backend as trtb  # noqa: E402
 from clip_perception.core.backends.base import BackendUnavailable  # noqa: E402
+from clip_perception.core.backends.report import BackendAttempt  # noqa: E402
 from clip_perception.core.backends.engine_cache import ArtifactRefused  # noqa: E402
 from clip_perception.core.backends.torch_backend import TorchImageEncoder  # noqa: E402
 from clip_perception.core.backends.verify import TorchReference  # noqa: E402
@@ -48,8 +49,34 @@ def time_calls(fn, arg, calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def build_engines(clip, cache, threads, reference, notes):
-    """name -> encoder for every engine measurable here; unmeasurable ones go to ``notes``."""
+def busy_jiffies() -> tuple:
+    """(monotonic s, busy jiffies of the machine, jiffies of this process) from /proc."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    own = os.times()
+    hz = os.sysconf("SC_CLK_TCK")
+    return (time.monotonic(), sum(fields) - fields[3] - fields[4],
+            (own.user + own.system + own.children_user + own.children_system) * hz)
+
+
+def foreign_share(before, after) -> float:
+    """Share of all cores used by other processes between two busy_jiffies() readings."""
+    wall = (after[0] - before[0]) * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
+    return max(0.0, ((after[1] - before[1]) - (after[2] - before[2])) / wall) if wall else 0.0
+
+
+def skipped(backend, precision, exc, notes, errors) -> None:
+    """A row this machine cannot measure: a note when it lacks a capability, else an error."""
+    attempt = BackendAttempt(backend, precision, "cpu", "skipped" if getattr(exc, "lacks", "")
+                             else "failed", str(exc), getattr(exc, "lacks", ""))
+    (errors if attempt.unexplained else notes).append(f"not measured: {attempt}")
+    print(f"[bench] {'ERROR ' if attempt.unexplained else ''}not measured: {attempt}",
+          file=sys.stderr, flush=True)
+
+
+def build_engines(clip, cache, threads, reference, notes, errors):
+    """name -> encoder for every engine measurable here; a row skipped because this machine
+    lacks something goes to ``notes``, any other skip to ``errors`` (the run then fails)."""
     engines = {TORCH: TorchImageEncoder(clip)}
     engines["onnxruntime fp32"] = create_image_encoder(clip, "onnxruntime", "fp32",
                                                        cache_dir=cache, threads=threads)
@@ -68,27 +95,33 @@ def build_engines(clip, cache, threads, reference, notes):
             engines[f"openvino {precision}"] = ovb.OpenVinoImageEncoder(
                 fp32_path, clip.image_size, precision, threads)
         except BackendUnavailable as exc:
-            notes.append(f"openvino {precision}: not measurable here: {exc}")
-    trt_ok, trt_why = trtb.tensorrt_available("fp16")
-    if not trt_ok:
-        notes.append(f"tensorrt fp16: not measurable here: {trt_why}")
+            skipped("openvino", precision, exc, notes, errors)
+    try:
+        trtb.preflight("fp16")
+    except BackendUnavailable as exc:
+        skipped("tensorrt", "fp16", exc, notes, errors)
     return engines
 
 
 def measure_model(label, clip, args, cache):
-    notes, setup = [], []
+    notes, setup, errors = [], [], []
     t0 = time.perf_counter()
     reference = TorchReference(clip, max_batch=args.max_batch)
     _ = (reference.embeddings, reference.label_embeddings)  # computed once, timed here
     setup.append(f"torch reference on {len(reference.inputs)} photo views "
                  f"{time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
-    engines = build_engines(clip, cache, args.threads, reference, notes)
+    engines = build_engines(clip, cache, args.threads, reference, notes, errors)
     setup.append(f"exports/quantisation {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
     auto = create_image_encoder(clip, "auto", "auto", cache_dir=cache, threads=args.threads,
                                 max_batch=args.max_batch, reference=reference)
     chosen = [a for a in auto.selection.attempts if a.outcome == "chosen"][0]
+    for a in auto.selection.attempts:
+        if a.outcome in ("skipped", "failed", "refused"):
+            print(f"[bench] auto: {'ERROR ' if a.unexplained else ''}{a}", file=sys.stderr,
+                  flush=True)
+    errors += [f"auto: {a}" for a in auto.selection.unexplained]
     setup.append(f"auto decision {time.perf_counter() - t0:.1f} s")
     # auto builds int8 with the default recipe: of the int8 rows, that is the "default" one
     auto_name = next((n for n, e in engines.items() if (e.name, e.precision) ==
@@ -116,13 +149,14 @@ def measure_model(label, clip, args, cache):
     for n in engines:
         v = verdict[n]
         rows.append({"model": label, "engine": n, "auto_choice": n == auto_name,
+                     "cpu": args.cpu["model"], "isa": devices.isa_label(args.cpu["isa"]),
                      "ips_b1": med(ips[(n, 1)]), "ips_bmax": med(ips[(n, args.max_batch)]),
                      "vs_torch_b1": med(ratio[(n, 1)]),
                      "vs_torch_bmax": med(ratio[(n, args.max_batch)]),
                      "min_cosine": v.min_cosine, "top1_agreement": v.top1_agreement,
                      "batch_cosine": v.batch_cosine, "passes": v.ok,
                      "refusal": v.reason})
-    return {"rows": rows, "notes": notes, "setup": setup, "auto": str(chosen),
+    return {"rows": rows, "notes": notes, "errors": errors, "setup": setup, "auto": str(chosen),
             "auto_attempts": [str(a) for a in auto.selection.attempts]}
 
 
@@ -132,13 +166,14 @@ def _or_dash(value, fmt) -> str:
 
 
 def markdown(result, max_batch) -> str:
-    lines = [f"| model | engine | img/s b1 | img/s b{max_batch} | vs torch b1 | "
+    lines = [f"| CPU | ISA | model | engine | img/s b1 | img/s b{max_batch} | vs torch b1 | "
              f"vs torch b{max_batch} | min cosine | top-1 agree | batch-indep. cosine | "
-             "verified |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "verified |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m in result["models"].values():
         for r in m["rows"]:
             name = f"**{r['engine']}** (auto)" if r["auto_choice"] else r["engine"]
-            lines.append(f"| {r['model']} | {name} | {r['ips_b1']:.1f} | {r['ips_bmax']:.1f} | "
+            lines.append(f"| {r['cpu']} | {r['isa']} | {r['model']} | {name} | "
+                         f"{r['ips_b1']:.1f} | {r['ips_bmax']:.1f} | "
                          f"{r['vs_torch_b1']:.2f}x | {r['vs_torch_bmax']:.2f}x | "
                          f"{r['min_cosine']:.5f} | {_or_dash(r['top1_agreement'], '.1%')} | "
                          f"{_or_dash(r['batch_cosine'], '.6f')} | "
@@ -147,11 +182,13 @@ def markdown(result, max_batch) -> str:
     for label, m in result["models"].items():
         lines.append(f"- {label}: auto chose: {m['auto']}")
         lines += [f"  - {n}" for n in m["notes"]]
+        lines += [f"  - ERROR (a skip that is not a missing capability): {e}" for e in m["errors"]]
         lines.append(f"  - setup: {'; '.join(m['setup'])}")
     cpu = result["cpu"]
-    lines.append(f"- CPU: {cpu['model']}, ISA: {', '.join(cpu['isa']) or 'none of interest'}; "
+    lines.append(f"- CPU: {cpu['model']}, ISA flags: {', '.join(cpu['isa']) or 'none of interest'}; "
                  f"{result['cores']} cores; threads {result['threads'] or 'all'}; load average "
-                 f"before/after {result['load'][0]:.2f}/{result['load'][1]:.2f}")
+                 f"before/after {result['load'][0]:.2f}/{result['load'][1]:.2f}; other processes "
+                 f"used {result['foreign_cpu']:.0%} of the cores during the run (/proc/stat)")
     lines.append(f"- libraries: {result['libraries']}")
     return "\n".join(lines)
 
@@ -174,22 +211,29 @@ def main(argv=None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
+    busy_before = busy_jiffies()
     tmp = Path(tempfile.mkdtemp(prefix="bench_backends_"))
     writers = {"random": write_random_vit_b_32, "stress": write_outlier_vit_b_32}
-    result = {"cpu": devices.cpu_identity(), "libraries": pc.library_versions(),
+    args.cpu = devices.cpu_identity()
+    result = {"cpu": args.cpu, "isa": devices.isa_label(args.cpu["isa"]),
+              "libraries": pc.library_versions(),
               "cores": os.cpu_count(), "threads": args.threads, "models": {}}
     for label in args.models:
         clip = load_clip(writers[label](tmp / label))
         result["models"][label] = measure_model(label, clip, args, tmp / "cache")
         print(f"[bench] {label} done", file=sys.stderr, flush=True)
     result["load"] = [load_before, os.getloadavg()[0]]
+    result["foreign_cpu"] = foreign_share(busy_before, busy_jiffies())
     text = markdown(result, args.max_batch)
     print(text)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     if args.markdown:
         args.markdown.write_text(text + "\n")
-    return 0
+    errors = [e for m in result["models"].values() for e in m["errors"]]
+    for e in errors:
+        print(f"[bench] ERROR: {e}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@
 Arguments:
   params_file   parameters YAML (default: this package's config/clip_perception.yaml)
   image_topics  overrides image_topics when not empty, as a YAML list string
+  model, pretrained, backend, precision
+                override the node's parameter of the same name when not empty, e.g.
+                model:=local-dir:/models/vit_b_32 or backend:=onnxruntime precision:=fp32
   namespace     namespace of the node (its outputs are <namespace>/clip_perception/...)
   autostart     true (default): the node configures and activates itself, as an unmanaged
                 node; false: it waits unconfigured for a lifecycle manager (Nav2's
@@ -28,8 +31,20 @@ from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 
 
+# Launch arguments that override the node parameter of the same name when not empty.
+ENGINE_ARGUMENTS = {
+    "model": "CLIP model: open_clip name, hf-hub:org/repo or local-dir:/path",
+    "pretrained": "pretrained tag or checkpoint path",
+    "backend": "auto, tensorrt, openvino, onnxruntime or torch",
+    "precision": "auto, fp32, fp16, bf16 or int8",
+}
+
+
 def _node(context):
     params = [LaunchConfiguration("params_file").perform(context)]
+    overrides = {name: LaunchConfiguration(name).perform(context).strip()
+                 for name in ENGINE_ARGUMENTS}
+    params.append({name: value for name, value in overrides.items() if value})
     topics = LaunchConfiguration("image_topics").perform(context).strip()
     if topics:
         parsed = yaml.safe_load(topics)
@@ -57,6 +72,9 @@ def generate_launch_description():
                               description="Parameters YAML for the node"),
         DeclareLaunchArgument("image_topics", default_value="",
                               description="Camera topics as a YAML list; empty: from params_file"),
+        *[DeclareLaunchArgument(name, default_value="",
+                                description=f"{text}; empty: from params_file")
+          for name, text in ENGINE_ARGUMENTS.items()],
         DeclareLaunchArgument("namespace", default_value="", description="Node namespace"),
         DeclareLaunchArgument("autostart", default_value="true",
                               description="Configure + activate at start; false: leave it to a "

@@ -7,6 +7,7 @@ import pytest
 from clip_perception.core.backends import (BackendUnavailable, SwappingImageEncoder,
                                            create_image_encoder, encoder_diagnostics)
 from clip_perception.core.backends import int8
+from clip_perception.core.backends.base import MissingCapability
 from clip_perception.core.backends import onnxruntime_backend as ortb
 from clip_perception.core.backends import openvino_backend as ovb
 from clip_perception.core.backends import tensorrt_backend as trtb
@@ -68,7 +69,8 @@ def test_auto_falls_back_to_torch_when_onnxruntime_and_openvino_are_missing(clip
                                                                             monkeypatch):
     def missing(name):
         def fail():
-            raise BackendUnavailable(f"{name} is not importable (No module named '{name}')")
+            raise MissingCapability(f"{name} is not importable (No module named '{name}')",
+                                    f"the {name} library")
         return fail
 
     monkeypatch.setattr(ortb, "import_onnxruntime", missing("onnxruntime"))
@@ -78,6 +80,7 @@ def test_auto_falls_back_to_torch_when_onnxruntime_and_openvino_are_missing(clip
     assert outcomes(enc)[1:] == [("openvino", "fp32", "skipped"),
                                  ("onnxruntime", "fp32", "skipped"), ("torch", "fp32", "chosen")]
     assert "No module named 'openvino'" in enc.selection.summary()
+    assert not enc.selection.unexplained
     with pytest.raises(BackendUnavailable, match="openvino is not importable"):
         create_image_encoder(clip, backend="openvino", cache_dir=cache)
 
@@ -115,7 +118,7 @@ def fake_tensorrt(monkeypatch) -> list:
         enc.name, enc.precision = "tensorrt", precision
         return CachedArtifact(enc, cache_dir, None, True, None)
 
-    monkeypatch.setattr(trtb, "tensorrt_available", lambda *a, **kw: (True, "fake trt"))
+    monkeypatch.setattr(trtb, "preflight", lambda *a, **kw: "fake trt")
     monkeypatch.setattr(trtb, "load_or_build_engine", fake_engine)
     return built
 
@@ -137,7 +140,7 @@ def test_auto_with_tensorrt_refused_keeps_serving_and_reports(clip, cache, monke
     def refused(*a, **kw):
         raise BackendUnavailable("tensorrt fp16 artifact refused: min cosine 0.95 < 0.999")
 
-    monkeypatch.setattr(trtb, "tensorrt_available", lambda *a, **kw: (True, "fake trt"))
+    monkeypatch.setattr(trtb, "preflight", lambda *a, **kw: "fake trt")
     monkeypatch.setattr(trtb, "load_or_build_engine", refused)
     enc = create_image_encoder(clip, backend="auto", precision="fp16", device="cuda",
                                cache_dir=cache, reference=reference)
@@ -191,6 +194,7 @@ def test_auto_precision_on_cpu_serves_a_verified_timed_candidate(clip, cache, re
     assert len(chosen) == 1 and (enc.name, enc.precision) == (chosen[0].backend,
                                                               chosen[0].precision)
     assert "img/s at batch 1" in chosen[0].reason or "re-verified now" in chosen[0].reason
+    assert not enc.selection.unexplained, enc.selection.summary()
     # every candidate this CPU can run is accounted for: timed (chosen / slower) or refused
     int8_outcome = [o for b, p, o in outcomes(enc) if (b, p) == ("onnxruntime", "int8")]
     assert int8_outcome and int8_outcome[0] in ("chosen", "slower", "refused"), outcomes(enc)

@@ -1,14 +1,17 @@
 """precision: auto on a CPU: verified candidates are timed, the fastest serves, the decision is
-cached by machine/libraries/model; timings are replaced by fixed numbers (deterministic)."""
+cached by machine/libraries/model; timings are replaced by fixed numbers, and the CPU's
+OpenVINO capabilities by those of an AMX or an AVX2-only CPU (engine_fakes: real OpenVINO
+Types and compile), so the outcome is the same on any machine."""
 import json
 
 import pytest
 
 from clip_perception.core.backends import create_image_encoder, encoder_diagnostics, int8
-from clip_perception.core.backends import openvino_backend as ovb
 from clip_perception.core.backends import precision_choice as pc
 from clip_perception.core import devices
 from clip_perception.core.backends.verify import TorchReference
+
+import engine_fakes as fakes
 
 SPEEDS = {("openvino", "fp32"): 20.0, ("onnxruntime", "fp32"): 18.0,
           ("onnxruntime", "int8"): 35.0, ("openvino", "bf16"): 50.0}
@@ -42,26 +45,39 @@ def reference(tiny_clip):
     return TorchReference(tiny_clip)
 
 
+@pytest.fixture(autouse=True)
+def avx2_cpu(monkeypatch):
+    """By default an AVX2-only CPU (no BF16); a test may switch to an AMX one."""
+    fakes.use_openvino(monkeypatch, fakes.AVX2_CAPABILITIES)
+
+
+@pytest.mark.parametrize("cpu", ["amx", "avx2"])
 def test_fastest_verified_candidate_serves_and_the_rest_are_reported(
-        tiny_clip, reference, tmp_path, timed, lenient_int8):
+        tiny_clip, reference, tmp_path, timed, lenient_int8, monkeypatch, cpu):
+    if cpu == "amx":
+        fakes.use_openvino(monkeypatch, fakes.AMX_CAPABILITIES)
     enc = create_image_encoder(tiny_clip, backend="auto", precision="auto", cache_dir=tmp_path,
                                reference=reference)
-    assert (enc.name, enc.precision) == ("onnxruntime", "int8")
     attempts = {(a.backend, a.precision): a for a in enc.selection.attempts}
-    assert attempts[("onnxruntime", "int8")].outcome == "chosen"
-    assert "35.0 img/s" in attempts[("onnxruntime", "int8")].reason
+    fastest = ("openvino", "bf16") if cpu == "amx" else ("onnxruntime", "int8")
+    assert (enc.name, enc.precision) == fastest
+    assert attempts[fastest].outcome == "chosen"
+    assert f"{SPEEDS[fastest]} img/s" in attempts[fastest].reason
     assert attempts[("openvino", "fp32")].outcome == "slower"
     assert "20.0 img/s" in attempts[("openvino", "fp32")].reason
-    if "BF16" not in ovb.cpu_capabilities():
+    if cpu == "amx":
+        assert attempts[("onnxruntime", "int8")].outcome == "slower"
+        assert "35.0 img/s" in attempts[("onnxruntime", "int8")].reason
+    else:
         assert attempts[("openvino", "bf16")].outcome == "skipped"
+        assert attempts[("openvino", "bf16")].lacks == "AMX or AVX-512 BF16"
         assert "AMX or AVX-512 BF16" in attempts[("openvino", "bf16")].reason
+    assert not enc.selection.unexplained, enc.selection.summary()
     diag = encoder_diagnostics(enc)
     candidates = [v for k, v in diag.items() if k.startswith("candidate")]
-    assert any("onnxruntime int8 on cpu: chosen" in c for c in candidates)
+    assert any(f"{fastest[0]} {fastest[1]} on cpu: chosen" in c for c in candidates)
     assert any("openvino fp32 on cpu: slower (20.0 img/s" in c for c in candidates)
-    expected = sorted(k for k in SPEEDS if k in {
-        ("openvino", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")}
-        or (k == ("openvino", "bf16") and "BF16" in ovb.cpu_capabilities()))
+    expected = sorted(k for k in SPEEDS if k != ("openvino", "bf16") or cpu == "amx")
     # interleaved rounds: every candidate once per round, so load bursts hit them alike
     n = len(expected)
     assert len(timed) == n * pc.TIMING_ROUNDS
@@ -113,6 +129,19 @@ def test_explicit_backend_with_auto_precision_measures_its_own_candidates(
     enc = create_image_encoder(tiny_clip, backend="openvino", precision="auto",
                                cache_dir=tmp_path, reference=reference)
     assert enc.name == "openvino" and all(name == "openvino" for name, _ in timed)
+
+
+def test_a_skip_that_is_not_a_missing_capability_is_a_failure(tiny_clip, reference, tmp_path,
+                                                             timed, lenient_int8, monkeypatch):
+    """A CPU that says BF16 but whose compiled model is f32 (the shape of issue 19's bug: a
+    bf16 engine lost for a reason other than the hardware) is reported as failed, loudly."""
+    fakes.use_openvino(monkeypatch, fakes.AMX_CAPABILITIES, quiet_fallback=True)
+    enc = create_image_encoder(tiny_clip, backend="auto", precision="auto", cache_dir=tmp_path,
+                               reference=reference)
+    (bad,) = enc.selection.unexplained
+    assert (bad.backend, bad.precision, bad.outcome) == ("openvino", "bf16", "failed")
+    assert "<Type: 'float32'>, not bf16" in bad.reason and not bad.lacks
+    assert enc.precision == "int8"  # the node still serves the fastest verified engine
 
 
 def test_cpu_identity_names_model_and_isa():

@@ -69,9 +69,9 @@ def test_text_query_scores_are_the_raw_cosines(tmp_path, drive_bags, tiny_model_
                                  "--k", "3", "--min-separation", "100"])
     assert len(places) == 1  # everything within 100 m: one place
     # independent reference: the tiny model's own embeddings of the three scenes and texts
-    from clip_perception.cli.memory_options import Encoders
+    from clip_perception.core.encoders import EncoderSpec, open_encoders
 
-    enc = Encoders.load(tiny_model_id, None, "cpu", "torch", None)
+    enc = open_encoders(EncoderSpec(model=tiny_model_id, backend="torch", device="cpu"))
     scenes = enc.images([scene_image(s) for s in "ABC"])
     texts = enc.texts(["a red door", "a plant"], ["a photo of {}."])
     expected = (scenes @ texts.T).max(axis=0)

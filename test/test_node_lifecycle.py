@@ -1,6 +1,9 @@
 """The managed node in its own process, driven through the standard lifecycle services
-(~/change_state, ~/get_state) from this process, with ~/label_info and ~/debug_image received
-here: what a Nav2-style lifecycle manager and an RViz user see."""
+(~/change_state, ~/get_state) from this process, with ~/label_info, ~/debug_image and /rosout
+received here: what a Nav2-style lifecycle manager and an RViz user see.
+
+The process is started as ``launch_ros`` starts it, with ``-r __node:=NAME`` (which renames
+every node of a process) and ``-r __ns:=...``, plus a camera topic remapping."""
 from __future__ import annotations
 
 import itertools
@@ -21,6 +24,7 @@ if not hasattr(vision, "LabelInfo"):
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from rcl_interfaces.msg import Log  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
@@ -28,8 +32,10 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from sensor_msgs.msg import Image  # noqa: E402
 from vision_msgs.msg import Classification, LabelInfo  # noqa: E402
 
-NODE = "/lifecycle_test/clip_perception"
+NODE_NAME = "lc_node"  # given by -r __node:=, as launch_ros's Node(name=...) does
+NODE = f"/lifecycle_test/{NODE_NAME}"
 CAM = "/lifecycle_test/image_raw"
+CAM_PARAM = "/lifecycle_test/camera_in"  # the node's image_topics; remapped to CAM
 LABELS = ["cup", "apple", "pear"]
 _stamps = itertools.count(1_800_000_000 * 10 ** 9, 1_000_000)
 
@@ -40,8 +46,9 @@ class LifecycleClient:
         self.pub = node.create_publisher(Image, CAM, QoSProfile(
             depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
         self.results, self.diagnostics = Collector(), Collector()
-        self.label_info, self.debug = Collector(), Collector()
+        self.label_info, self.debug, self.rosout = Collector(), Collector(), Collector()
         node.create_subscription(Classification, NODE + "/classification", self.results, 50)
+        node.create_subscription(Log, "/rosout", self.rosout, 1000)
         node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics, 50)
         self.change = node.create_client(ChangeState, NODE + "/change_state")
         self.get = node.create_client(GetState, NODE + "/get_state")
@@ -57,6 +64,16 @@ class LifecycleClient:
     def transition(self, transition_id: int) -> bool:
         return self.call(self.change, ChangeState.Request(
             transition=Transition(id=transition_id))).success
+
+    def logged(self, text: str, timeout: float = 10.0):
+        """A /rosout line of the node (logger ``lifecycle_test.lc_node``) containing text."""
+        return self.rosout.wait_for(lambda msgs: next(
+            (m for m in msgs if m.name.endswith(NODE_NAME) and text in m.msg), None), timeout)
+
+    def node_names(self) -> list[str]:
+        return sorted(f"{ns.rstrip('/')}/{n}"
+                      for n, ns in self.node.get_node_names_and_namespaces()
+                      if ns.startswith("/lifecycle_test"))
 
     def state(self) -> str:
         return self.call(self.get, GetState.Request()).current_state.label
@@ -109,9 +126,10 @@ def managed(tiny_model_id, tmp_path_factory, client):
     """autostart:=false, as under a lifecycle manager."""
     log = tmp_path_factory.mktemp("lifecycle_log") / "node.log"
     proc = NodeProcess(log, dict(
-        model=tiny_model_id, backend="torch", autostart=False, image_topics=[CAM],
+        model=tiny_model_id, backend="torch", autostart=False, image_topics=[CAM_PARAM],
         labels=LABELS, prompt_templates=["a photo of a {}."], score_threshold=0.0),
-        extra_ros_args=("-r", "__ns:=/lifecycle_test"))
+        extra_ros_args=("-r", f"__node:={NODE_NAME}", "-r", "__ns:=/lifecycle_test",
+                        "-r", f"{CAM_PARAM}:={CAM}"))
     try:
         assert wait_until(lambda: client.get.service_is_ready() or proc.proc.poll() is not None,
                           60, 0.1) and proc.proc.poll() is None, proc.output()
@@ -180,14 +198,30 @@ def test_label_change_sends_new_label_info(managed, client):
     assert info.threshold == pytest.approx(0.4)
 
 
+def test_every_node_of_the_process_has_its_own_name(managed, client):
+    """Under -r __node:=NAME the camera intake's helper node keeps a name of its own (NAME +
+    '_intake'), and the camera remapping given to the process applies to its subscription."""
+    assert wait_until(lambda: f"{NODE}_intake" in client.node_names(), 10), client.node_names()
+    assert client.node_names() == [NODE, f"{NODE}_intake"]
+    assert client.node.count_subscribers(CAM) == 1 and client.node.count_subscribers(
+        CAM_PARAM) == 0
+    assert "share an exact name" not in managed.output()
+    assert "already registered" not in managed.output(), managed.output()
+
+
 def test_deactivate_stops_results_and_activate_resumes(managed, client):
     assert client.transition(Transition.TRANSITION_DEACTIVATE)
     assert client.state() == "inactive"
     assert wait_until(lambda: client.pub.get_subscription_count() == 0, 10)
     assert client.frames_until(client.results, timeout=2.0) is None
     assert client.node.count_publishers(NODE + "/classification") == 1  # kept while inactive
+    # logged after the intake's helper node was destroyed: the node's /rosout publisher lives on
+    assert client.logged("deactivated: intake and publishing stopped") is not None, \
+        [m.msg for m in client.rosout.messages]
+    assert client.node_names() == [NODE]
     assert client.transition(Transition.TRANSITION_ACTIVATE)
     assert client.frames_until(client.results) is not None, "no results after re-activation"
+    assert client.logged(f"active: listening on {CAM} (Image)") is not None
 
 
 def test_cleanup_releases_and_configure_again_works(managed, client):

@@ -21,7 +21,8 @@ def parse_args(argv=None):
                    help="open_clip pretrained tag (openai) or checkpoint path")
     p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
     p.add_argument("--max-batch", type=int, default=8, help="largest batch the engine accepts")
-    p.add_argument("--cache-dir", default=None, help="default: ~/.cache/clip_perception")
+    p.add_argument("--cache-dir", default=None,
+                   help="default: $CLIP_PERCEPTION_CACHE_DIR, else ~/.cache/clip_perception")
     p.add_argument("--rebuild", action="store_true", help="rebuild even if a cached engine exists")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)

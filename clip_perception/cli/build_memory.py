@@ -17,8 +17,8 @@ from ..core.backends import BackendUnavailable
 from ..core.memory import KeyframePolicy, ModelIdentity, PlaceMemoryError, open_store
 from ..core.memory.bag_builder import build_from_bag
 from ..core.model import ModelLoadError
-from .memory_options import (EXIT_INPUT_ERROR, Encoders, add_memory_arguments,
-                             add_model_arguments, setup_logging)
+from .memory_options import (EXIT_INPUT_ERROR, add_memory_arguments, add_model_arguments,
+                             load_encoders, setup_logging)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,8 +60,7 @@ def main(argv=None) -> int:
         if args.batch < 1 or not args.max_pose_gap > 0:
             raise PlaceMemoryError(f"--batch must be >= 1 and --max-pose-gap > 0, got "
                                    f"{args.batch} and {args.max_pose_gap}")
-        enc = Encoders.load(args.model, args.pretrained, args.device, args.backend,
-                            args.cache_dir)
+        enc = load_encoders(args)
         store = open_store(args.memory, ModelIdentity.of(enc.clip), args.collection)
         try:
             before = store.count()

@@ -1,19 +1,14 @@
-"""Options and model plumbing shared by build_memory and query_memory (the node's code path:
-load_clip, create_image_encoder, the preprocessor and the prompt cache)."""
+"""Options shared by build_memory and query_memory: the memory, and the node's model and engine
+choices with the node's defaults, opened by core.encoders like the node's own engines."""
 from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
 
-import numpy as np
-
-from ..core.backends import BACKENDS, create_image_encoder
+from ..core.backends import BACKENDS, PRECISIONS
+from ..core.encoders import EncoderSpec, Encoders, open_encoders
 from ..core.memory.store import DEFAULT_COLLECTION, DEFAULT_URI
-from ..core.model import load_clip
-from ..core.preprocess import Preprocessor
-from ..core.backends.text_selection import create_text_encoder
-from ..core.prompts import PromptEmbeddingCache
+from ..core.preprocess import RESIZE_METHODS
 
 EXIT_INPUT_ERROR = 2
 
@@ -29,57 +24,54 @@ def add_memory_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_model_arguments(p: argparse.ArgumentParser, required: bool) -> None:
-    """The node's model and encoder choices; without ``required`` the model defaults to the
-    one the memory records."""
-    g = p.add_argument_group("model")
+    """The node's model and engine choices, with the node's defaults (core.encoders); without
+    ``required`` the model defaults to the one the memory records."""
+    g = p.add_argument_group("model and engine (as the node's parameters of the same name)")
+    d = EncoderSpec()
     model_default = "%(default)s" if required else "the model the memory was built with"
-    for flag, default, text in (
-            ("--model", "ViT-B-32" if required else None,
-             f"open_clip name, 'hf-hub:org/repo' or 'local-dir:/path' (default: {model_default})"),
-            ("--pretrained", None, "pretrained tag or checkpoint (default: 'openai' for "
-                                   "built-in names, empty for local-dir:/hf-hub:)"),
-            ("--device", "cpu", "torch device (default: %(default)s)"),
-            ("--cache-dir", None, "engine cache folder (default: ~/.cache/clip_perception)")):
-        g.add_argument(flag, default=default, help=text)
-    g.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help="image encoder backend, fp32; torch/onnxruntime also for the text "
-                        "tower (default: %(default)s)")
+    g.add_argument("--model", default=d.model if required else None,
+                   help=f"open_clip name, 'hf-hub:org/repo' or 'local-dir:/path' "
+                        f"(default: {model_default})")
+    g.add_argument("--pretrained", default=None,
+                   help="pretrained tag or checkpoint (default: the model's own, as the node's "
+                        "empty 'pretrained')")
+    g.add_argument("--backend", default=d.backend, choices=BACKENDS,
+                   help="image encoder backend (default: %(default)s)")
+    g.add_argument("--precision", default=d.precision, choices=PRECISIONS,
+                   help="image encoder precision (default: %(default)s)")
+    g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N "
+                                                      "(default: %(default)s)")
+    g.add_argument("--threads", type=int, default=d.threads,
+                   help="CPU engine threads, as 'encoder_threads' (default: every core)")
+    g.add_argument("--max-batch", type=int, default=d.max_batch,
+                   help="largest batch of one engine call (default: %(default)s)")
+    g.add_argument("--preprocess-resize", default=d.preprocess_resize, choices=RESIZE_METHODS,
+                   help="frame resize (default: %(default)s)")
+    g.add_argument("--cache-dir", default=None,
+                   help="engine cache folder (default: $CLIP_PERCEPTION_CACHE_DIR, else "
+                        "~/.cache/clip_perception)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def encoder_spec(args, model: str | None = None, pretrained: str | None = None) -> EncoderSpec:
+    """The engine options of these arguments (``model``/``pretrained`` override them, e.g. the
+    memory's own model)."""
+    if args.threads < 0 or args.max_batch < 1:
+        raise ValueError(f"--threads must be >= 0 and --max-batch >= 1, got {args.threads} and "
+                         f"{args.max_batch}")
+    return EncoderSpec(model=model or args.model,
+                       pretrained=pretrained if model else args.pretrained,
+                       backend=args.backend, precision=args.precision, device=args.device,
+                       cache_dir=args.cache_dir, threads=args.threads, max_batch=args.max_batch,
+                       preprocess_resize=args.preprocess_resize)
+
+
+def load_encoders(args, model: str | None = None, pretrained: str | None = None) -> Encoders:
+    """The node's engines for these arguments (core.encoders.open_encoders)."""
+    return open_encoders(encoder_spec(args, model, pretrained))
 
 
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("clip_perception").setLevel(logging.DEBUG if verbose else logging.INFO)
-
-
-def default_pretrained(model: str, pretrained):
-    if pretrained is None and not model.startswith(("local-dir:", "hf-hub:")):
-        return "openai"
-    return pretrained or None
-
-
-@dataclass
-class Encoders:
-    """The model and the encoders the node uses, for frames, images and texts."""
-
-    clip: object
-    image_encoder: object
-    preprocessor: Preprocessor
-    cache_dir: str | None
-    text_backend: str = "auto"
-
-    @classmethod
-    def load(cls, model: str, pretrained, device: str, backend: str, cache_dir) -> "Encoders":
-        clip = load_clip(model, default_pretrained(model, pretrained), device)
-        encoder = create_image_encoder(clip, backend=backend, precision="fp32", device=device,
-                                       cache_dir=cache_dir)
-        text_backend = backend if backend in ("torch", "onnxruntime") else "auto"
-        return cls(clip, encoder, Preprocessor(clip.preprocess), cache_dir, text_backend)
-
-    def images(self, frames: list[np.ndarray]) -> np.ndarray:
-        return self.image_encoder.encode_images(self.preprocessor(frames))
-
-    def texts(self, texts: list[str], templates) -> np.ndarray:
-        encoder = create_text_encoder(self.clip, self.text_backend, cache_dir=self.cache_dir)
-        return PromptEmbeddingCache(encoder.encode).ensemble(texts, templates)

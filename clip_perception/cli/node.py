@@ -9,7 +9,7 @@ import sys
 def main(argv=None) -> int:
     # Before torch (and its OpenMP runtime) loads: OpenMP threads that spin at every barrier
     # made torch eager 3-8x slower whenever another thread took one of the cores (measured on
-    # 2 cores: 0.3 img/s spinning vs 1.0-1.3 passive, benchmarks/NODE_RESULTS.md). A value
+    # 2 cores: 0.3 img/s spinning vs 1.0-1.3 passive, docs/results/node.md). A value
     # set by the user wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import rclpy

@@ -27,7 +27,7 @@ from ..core.memory.places import DEFAULT_K
 from ..core.model import ModelLoadError
 from ..core.vocabulary.spec import DEFAULT_LANDMARK_TEMPLATES
 from .memory_options import (EXIT_INPUT_ERROR, Encoders, add_memory_arguments,
-                             add_model_arguments, setup_logging)
+                             add_model_arguments, load_encoders, setup_logging)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         identity = stored_identity(args.memory, args.collection)
         model = args.model or identity.load[0]
         pretrained = args.pretrained if args.model else identity.load[1]
-        enc = Encoders.load(model, pretrained, args.device, args.backend, args.cache_dir)
+        enc = load_encoders(args, model, pretrained)
         store = open_store(args.memory, type(identity).of(enc.clip), args.collection)
         try:
             queries = _query_embeddings(args, enc)

@@ -4,7 +4,7 @@ Why: glibc serves every allocation above its mmap threshold (128 KB, growing onl
 after frees) with a new mapping and unmaps it on free, so each 640x480 frame buffer (a 900 KB
 message take, the decoded frame, the normalised batch) is page-faulted in again; on our KVM
 machines that fault-in cost ~1.5 ms per message in the executor thread alone
-(benchmarks/NODE_RESULTS.md). With a fixed high threshold and a trim threshold above it, freed
+(docs/results/node.md). With a fixed high threshold and a trim threshold above it, freed
 frame buffers stay in the heap and are reused.
 """
 from __future__ import annotations

@@ -49,6 +49,18 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+# How benchmark tables name the ISA classes that decide engines: (label, any of these flags).
+ISA_CLASSES = (("AVX2", ("avx2",)), ("AVX-512", ("avx512f",)), ("AVX-512 BF16", ("avx512_bf16",)),
+               ("VNNI", ("avx512_vnni", "avx_vnni")), ("AMX", ("amx_bf16", "amx_int8")))
+
+
+def isa_label(isa) -> str:
+    """'AVX2, AVX-512, AVX-512 BF16, VNNI, no AMX' from cpu_identity()['isa']: every class
+    named, present or absent, so a table row says what the CPU lacks too."""
+    have = set(isa)
+    return ", ".join(label if have & set(flags) else f"no {label}" for label, flags in ISA_CLASSES)
+
+
 def cpu_identity() -> dict:
     """CPU model name and which of ISA_FLAGS it has (Linux /proc/cpuinfo; 'unknown' and no
     flags elsewhere)."""

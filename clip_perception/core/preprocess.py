@@ -9,7 +9,7 @@ antialiased), CenterCrop, ToTensor (/255), Normalize. The resize has two impleme
   tenths of a percent of pixels and is 2-3.5x faster (640x480: 0.8 vs 2.9 ms on one core with
   warm caches, 1.9 vs 4.2 ms inside the node after each int8 encode).
   cv2's resizes are faster still but use other filters (up to 16-35 levels off, embedding cosine
-  below 0.9999 on fine textures: benchmarks/NODE_RESULTS.md).
+  below 0.9999 on fine textures: docs/results/node.md).
 - ``exact``: PIL itself, resampling only the crop region.
 
 /255, normalise and HWC->CHW are fused into one numpy pass.

@@ -7,7 +7,7 @@ slot by a newer one are never deserialized.
 
 Why a thread of its own (``IntakeSpinner``): rclpy's MultiThreadedExecutor cost 2.6-10 ms of
 CPU, mostly in Python threads holding the GIL, per 640x480 message; a SingleThreadedExecutor
-that serves only the camera subscriptions ~1.3-1.7 ms (benchmarks/NODE_RESULTS.md). The node's
+that serves only the camera subscriptions ~1.3-1.7 ms (docs/results/node.md). The node's
 own executor keeps its services, parameters, timers and other subscriptions, so a slow service
 call (e.g. ~/query_places) never holds up frame intake.
 """
@@ -54,17 +54,25 @@ class IntakeSpinner:
     """A helper node ``<node>_intake`` in the node's namespace, spun by its own
     SingleThreadedExecutor thread; the camera subscriptions live on it.
 
-    Topic names resolve as on the main node (same namespace; global remappings apply);
-    remappings aimed at the main node's name only do not.
+    Its name is its own under any remapping: it ignores the process-wide arguments
+    (``use_global_arguments=False``), because ``launch_ros`` starts the process with
+    ``-r __node:=NAME``, which would rename every node of it to NAME: two nodes sharing one
+    name, and destroying the helper on deactivate took the main node's /rosout publisher
+    (rcl keeps one per node name) with it. Topics are resolved and remapped by the main node
+    (``resolve``), so every remapping given to the process or to the main node applies to the
+    camera topics exactly as it would on the main node.
     """
+
+    SUFFIX = "_intake"
 
     def __init__(self, node):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
 
         self.node = rclpy.create_node(
-            node.get_name() + "_intake", namespace=node.get_namespace(), context=node.context,
-            start_parameter_services=False)
+            node.get_name() + self.SUFFIX, namespace=node.get_namespace(), context=node.context,
+            use_global_arguments=False, start_parameter_services=False)
+        self.resolve = node.resolve_topic_name
         self._executor = SingleThreadedExecutor(context=node.context)
         self._executor.add_node(self.node)
         self._thread: Optional[threading.Thread] = None
@@ -89,8 +97,8 @@ class IntakeSpinner:
 
 
 class FrameIntake:
-    """Subscribes ``node`` (the ``IntakeSpinner``'s) to every camera topic; callbacks put
-    ``SerializedFrame``s in ``slots``.
+    """Subscribes ``node`` (the ``IntakeSpinner``'s) to every camera topic, as ``resolve``
+    names it (the main node's resolution); callbacks put ``SerializedFrame``s in ``slots``.
 
     ``decode(camera, frame)`` (worker thread) deserializes and converts to HxWx3 uint8 RGB,
     raising ``FrameDecodeError`` for a bad frame; ``header(frame)`` is the source header the
@@ -99,7 +107,7 @@ class FrameIntake:
 
     def __init__(self, node, cameras: Sequence[str], slots: LatestFrameSlots,
                  converter: ImageConverter, reliability: str, depth: int,
-                 callback_group=None):
+                 callback_group=None, resolve: Callable[[str], str] = lambda topic: topic):
         self.slots = slots
         self.converter = converter
         self._decoders: dict[str, Callable[[Any], np.ndarray]] = {
@@ -109,7 +117,7 @@ class FrameIntake:
         for topic in cameras:
             msg_type = image_message_type(topic)
             self.subscriptions[topic] = node.create_subscription(
-                msg_type, topic, self._callback(topic, msg_type), qos,
+                msg_type, resolve(topic), self._callback(topic, msg_type), qos,
                 callback_group=callback_group, raw=True)
 
     def _callback(self, camera: str, msg_type) -> Callable[[bytes], None]:

@@ -23,15 +23,13 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
-from ..core.backends import BackendUnavailable, create_image_encoder
+from ..core.backends import BackendUnavailable
+from ..core.encoders import EncoderSpec, Encoders, open_encoders
 from ..core.memory import ModelIdentity, PlaceMemoryError
-from ..core.model import ModelLoadError, load_clip
+from ..core.model import ModelLoadError
 from ..core.pipeline import LatestFrameSlots, PerceptionWorker, PipelineStats
 from ..core.vocabulary import LabelSetBuilder, LabelSetManager, LabelSetSpec, SpecError
 from .throttle import WarningThrottle
-from ..core.preprocess import Preprocessor
-from ..core.prompts import PromptEmbeddingCache
-from ..core.backends.text_selection import create_text_encoder
 from . import diagnostics, logging_bridge
 from .conversions import ImageConverter
 from .intake import FrameIntake, IntakeSpinner
@@ -49,6 +47,15 @@ BAD_FRAME_WARNING_PERIOD = 5.0  # seconds between bad-frame warnings, per camera
 STOP_TIMEOUT = 3.0
 CONFIGURE_ERRORS = (ModelLoadError, BackendUnavailable, SpecError, PlaceMemoryError)
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+
+
+def encoder_spec(settings: StartupSettings) -> EncoderSpec:
+    """The node's parameters as the core spec every tool opens its engines with."""
+    return EncoderSpec(model=settings.model, pretrained=settings.pretrained or None,
+                       backend=settings.backend, precision=settings.precision,
+                       device=settings.device, cache_dir=settings.engine_cache_dir or None,
+                       threads=settings.encoder_threads, max_batch=settings.max_batch,
+                       preprocess_resize=settings.preprocess_resize)
 
 
 def _transition(callback):
@@ -81,6 +88,7 @@ class ClipPerceptionNode(LifecycleNode):
         self.state, self.last_failure = "unconfigured", ""
         # Made by configure (None before and after cleanup) ...
         self.clip = self.encoder = self.preprocessor = self.text_encoder = None
+        self.encoders: Optional[Encoders] = None
         self.label_sets: Optional[LabelSetManager] = None
         self._label_set_builder: Optional[LabelSetBuilder] = None
         self.stats: Optional[PipelineStats] = None
@@ -185,23 +193,19 @@ class ClipPerceptionNode(LifecycleNode):
 
     # ---- configure / cleanup steps ---------------------------------------------------------
     def _load_models(self) -> None:
-        s = self.settings
-        self.clip = load_clip(s.model, s.pretrained or None, s.device)
-        self.encoder = create_image_encoder(
-            self.clip, backend=s.backend, precision=s.precision, device=s.device,
-            cache_dir=s.engine_cache_dir or None, threads=s.encoder_threads,
-            max_batch=s.max_batch)
-        self.preprocessor = Preprocessor(self.clip.preprocess, s.preprocess_resize)
-        # Label changes are the slow path on CPU: the ONNX text tower (exported once per model
-        # into the engine cache) when it imports and matches torch, else torch (logged).
-        self.text_encoder = create_text_encoder(
-            self.clip, "auto", cache_dir=s.engine_cache_dir or None, threads=s.encoder_threads)
-        self._prompt_cache = PromptEmbeddingCache(self.text_encoder.encode)
+        # core.encoders: the same engines train_adapter and the memory tools open for the same
+        # options. Label changes use the ONNX text tower when it imports and matches torch.
+        opened = open_encoders(encoder_spec(self.settings))
+        self.encoders = opened
+        self.clip, self.encoder = opened.clip, opened.image_encoder
+        self.preprocessor, self.text_encoder = opened.preprocessor, opened.text_encoder
+        self._prompt_cache = opened.prompt_cache
 
     def _release_models(self) -> None:
         if self.encoder is not None:
             self.encoder.close()
         self.clip = self.encoder = self.preprocessor = self.text_encoder = None
+        self.encoders = None
 
     def _start_label_sets(self) -> None:
         # Builds use the model of this configure, even one abandoned by cleanup/shutdown. The
@@ -278,7 +282,7 @@ class ClipPerceptionNode(LifecycleNode):
         self._intake_spinner = IntakeSpinner(self)
         self.intake = FrameIntake(self._intake_spinner.node, list(self.settings.image_topics),
                                   self.slots, self.converter, self.settings.qos_reliability,
-                                  self.settings.qos_depth)
+                                  self.settings.qos_depth, resolve=self._intake_spinner.resolve)
         self._intake_spinner.start()
 
     def _stop_intake(self) -> None:

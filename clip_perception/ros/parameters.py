@@ -64,7 +64,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "else cpu), 'cpu', 'cuda' or 'cuda:N'.", False, "auto, cpu, cuda or cuda:N"),
     ParamSpec("engine_cache_dir", STRING, "",
               "Folder for exported ONNX files and TensorRT engines; empty = "
-              "~/.cache/clip_perception.", False),
+              "$CLIP_PERCEPTION_CACHE_DIR, else ~/.cache/clip_perception.", False),
     ParamSpec("encoder_threads", INTEGER, 0,
               "CPU threads for the onnxruntime image and text encoders; 0 = every core this "
               "process may use.", False, ">= 0",

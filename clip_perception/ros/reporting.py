@@ -21,7 +21,7 @@ def prepare_ahead(encoder) -> tuple[bool, str]:
     cores = cpu_count()
     if 0 < encoder.threads < cores:
         return True, f"encoder uses {encoder.threads} of {cores} cores"
-    # Measured (benchmarks/NODE_RESULTS.md): preparing alongside an encoder that keeps
+    # Measured (docs/results/node.md): preparing alongside an encoder that keeps
     # every core busy only competes with it for the CPU; the serial path is as fast.
     return False, f"encoder on {device} uses all {cores} cores"
 

@@ -1,11 +1,13 @@
 """What a training or evaluation run computes with: the CLIP model, the image encoder the node
-will serve (same ``create_image_encoder``, backend and precision options as the node), the
+will serve (opened by ``core.encoders`` from the same options and defaults as the node), the
 feature cache and the zero-shot classifier of ``core.scoring``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from ..core import encoders as core_encoders
+from ..core.encoders import DEFAULT_MODEL, EncoderSpec
 from ..core.scoring import ZeroShotClassifier
 from ..core.backends.text_torch import TorchTextEncoder
 from ..core.preprocess import DEFAULT_RESIZE
@@ -16,9 +18,11 @@ from .features import FeatureCache
 
 @dataclass
 class ModelSpec:
-    model: str = "ViT-B-32"
-    pretrained: str | None = "openai"
-    device: str = "cpu"
+    """The node's engine options (same defaults: core.encoders.EncoderSpec) plus the run's own."""
+
+    model: str = DEFAULT_MODEL
+    pretrained: str | None = None  # the model's default ('openai' for an architecture name)
+    device: str = "auto"
     backend: str = "auto"  # the node's defaults: features come from the engine it serves
     precision: str = "auto"
     threads: int = 0
@@ -26,6 +30,16 @@ class ModelSpec:
     use_feature_cache: bool = True
     encode_batch: int = 32
     preprocess_resize: str = DEFAULT_RESIZE  # the node's 'preprocess_resize'
+
+    def encoder_spec(self) -> EncoderSpec:
+        """The engine options as core.encoders takes them. ``auto`` waits for a TensorRT
+        build instead of encoding with a stand-in meanwhile, so every feature comes from the
+        one engine; one encoder call takes ``encode_batch`` images."""
+        return EncoderSpec(model=self.model, pretrained=self.pretrained, backend=self.backend,
+                           precision=self.precision, device=self.device,
+                           cache_dir=self.cache_dir, threads=self.threads,
+                           max_batch=self.encode_batch,
+                           preprocess_resize=self.preprocess_resize, background_build=False)
 
 
 @dataclass
@@ -36,27 +50,22 @@ class PromptSpec:
 
 def load_model(spec: ModelSpec):
     """(CLIP model, feature cache or None)."""
-    from ..core.model import load_clip
-
-    clip = load_clip(spec.model, spec.pretrained, spec.device)
+    try:
+        encoder_spec = spec.encoder_spec().resolved()
+    except ValueError as exc:  # e.g. an invalid --device
+        raise TrainingInputError(str(exc)) from exc
+    clip = core_encoders.load_model(encoder_spec)
     cache = FeatureCache.for_model(clip, spec.cache_dir) if spec.use_feature_cache else None
     return clip, cache
 
 
 def create_encoder(spec: ModelSpec, clip, encoder=None):
     """The image encoder the node would serve with these options, built only after the frames
-    were read (an export or engine build should not precede an input error). ``auto`` waits
-    for a TensorRT build instead of encoding with a stand-in meanwhile, so every feature comes
-    from the one engine."""
+    were read (an export or engine build should not precede an input error)."""
     if encoder is not None:
         return encoder
-    from ..core.backends import create_image_encoder
-
     try:
-        return create_image_encoder(clip, backend=spec.backend, precision=spec.precision,
-                                    device=spec.device, cache_dir=spec.cache_dir,
-                                    threads=spec.threads, max_batch=spec.encode_batch,
-                                    background_build=False)
+        return core_encoders.open_image_encoder(spec.encoder_spec(), clip)
     except ValueError as exc:  # an invalid option (BackendUnavailable is not one)
         raise TrainingInputError(str(exc)) from exc
 

@@ -75,7 +75,7 @@ class TrainConfig:
     blend: float = 0.5  # the pipeline trains one head per blend of its grid
     seed: int = 0
     # torch threads while training: the head's matmuls are small, and on our 2 shared cores an
-    # epoch took 5x longer with 2 threads than with 1 (benchmarks/TRAINING_RESULTS.md); 0
+    # epoch took 5x longer with 2 threads than with 1 (docs/results/training.md); 0
     # keeps torch's setting.
     threads: int = 1
 

@@ -5,6 +5,7 @@ import argparse
 import logging
 
 from ..core.backends import BACKENDS, PRECISIONS
+from ..core.encoders import DEFAULT_MODEL
 from ..core.model import default_pretrained
 from ..core.preprocess import DEFAULT_RESIZE, RESIZE_METHODS
 from ..core.prompts import DEFAULT_TEMPLATES, parse_label_prompts
@@ -15,12 +16,14 @@ from .sources import SourceSpec
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="ViT-B-32",
+    g.add_argument("--model", default=DEFAULT_MODEL,
                    help="open_clip model name, 'hf-hub:org/repo' or 'local-dir:/path' (default: %(default)s)")
     g.add_argument("--pretrained", default=None,
                    help="open_clip pretrained tag or checkpoint path (default: 'openai' for built-in "
                         "model names, empty for local-dir:/hf-hub:)")
-    g.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    g.add_argument("--device", default="auto",
+                   help="torch device, as the node's 'device': auto (cuda when usable, else "
+                        "cpu), cpu, cuda, cuda:N (default: %(default)s)")
     # Features come from the engine the node will serve: give the node's backend/precision.
     g.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="image encoder backend, as the node's 'backend' parameter: the head is "
@@ -32,7 +35,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--preprocess-resize", default=DEFAULT_RESIZE, choices=RESIZE_METHODS,
                    help="frame resize, as the node's 'preprocess_resize' (default: %(default)s)")
     g.add_argument("--cache-dir", default=None,
-                   help="artifact and feature cache folder (default: ~/.cache/clip_perception)")
+                   help="artifact and feature cache folder (default: "
+                        "$CLIP_PERCEPTION_CACHE_DIR, else ~/.cache/clip_perception)")
     g.add_argument("--no-feature-cache", action="store_true",
                    help="encode every frame again instead of reading/writing the feature cache")
     g.add_argument("--encode-batch", type=int, default=32, help="images per encoder call (default: %(default)s)")

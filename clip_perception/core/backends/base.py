@@ -16,6 +16,15 @@ class BackendUnavailable(ClipPerceptionError, RuntimeError):
     """A backend cannot run here; the message names what is missing."""
 
 
+class MissingCapability(BackendUnavailable):
+    """This machine lacks what the engine needs (a library, a GPU, a CPU feature): the one
+    reason for skipping a candidate that is not an error. ``lacks`` names it."""
+
+    def __init__(self, message: str, lacks: str):
+        super().__init__(message)
+        self.lacks = lacks
+
+
 class ImageEncoder(abc.ABC):
     """``encode_images((N, 3, S, S) float32) -> (N, D) float32``, rows L2-normalised."""
 

@@ -5,6 +5,7 @@ tower of ``int8.py``, accepted only if it stays within cosine 0.999 of the torch
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -12,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..devices import cpu_count, is_cuda
-from .base import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable, ImageEncoder, check_batch
+from .base import (ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable, ImageEncoder,
+                   MissingCapability, check_batch)
 from .onnx_export import ensure_image_onnx, with_image_onnx
 from .verify import DEFAULT_MIN_COSINE, require_verified
 
@@ -25,8 +27,9 @@ def import_onnxruntime():
     try:
         import onnxruntime
     except ImportError as exc:
-        raise BackendUnavailable(f"onnxruntime is not importable ({exc}); "
-                                 "install 'onnxruntime' or 'onnxruntime-gpu'") from exc
+        raise MissingCapability(f"onnxruntime is not importable ({exc}); "
+                                "install 'onnxruntime' or 'onnxruntime-gpu'",
+                                "the onnxruntime library") from exc
     return onnxruntime
 
 
@@ -44,6 +47,22 @@ def check_precision(precision: str, device: str) -> None:
         raise BackendUnavailable(
             f"precision '{precision}' is not supported by the onnxruntime backend on "
             f"'{device}'; expected one of {allowed} (fp16 needs tensorrt)")
+    if precision == "int8":
+        check_int8_kernels(import_onnxruntime())
+
+
+def check_int8_kernels(ort) -> None:
+    """int8 needs the CPU execution provider (its MatMulInteger kernels: u8u8 with 32-bit sums
+    on any x86 CPU) and onnxruntime's quantisation tool; BackendUnavailable naming what is
+    missing."""
+    providers = ort.get_available_providers()
+    if "CPUExecutionProvider" not in providers:
+        raise MissingCapability(f"onnxruntime int8 runs on its CPUExecutionProvider; this "
+                                f"build offers {providers}", "onnxruntime's CPUExecutionProvider")
+    if importlib.util.find_spec("onnxruntime.quantization") is None:
+        raise MissingCapability("onnxruntime int8 needs onnxruntime.quantization, which this "
+                                f"onnxruntime {ort.__version__} lacks",
+                                "onnxruntime.quantization")
 
 
 def session_options(ort, threads: int = 0, spinning: bool = False):
@@ -71,9 +90,10 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
         self.threads = options.intra_op_num_threads
         if is_cuda(device):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise BackendUnavailable(
+                raise MissingCapability(
                     f"device '{device}' requested but onnxruntime has no CUDAExecutionProvider "
-                    f"(available: {ort.get_available_providers()}); install onnxruntime-gpu")
+                    f"(available: {ort.get_available_providers()}); install onnxruntime-gpu",
+                    "onnxruntime's CUDAExecutionProvider")
             index = int(device[5:]) if device.startswith("cuda:") else 0
             providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
         elif device == "cpu":
@@ -86,10 +106,11 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
                 self.session.get_providers()[0] != "CUDAExecutionProvider":
             # onnxruntime quietly drops to the CPU when the CUDA EP cannot start (e.g. cuDNN
             # missing); a cuda request must not end up on the CPU without anyone knowing.
-            raise BackendUnavailable(
+            raise MissingCapability(
                 f"device '{device}' requested but onnxruntime could not start its "
                 f"CUDAExecutionProvider (session providers: {self.session.get_providers()}); "
-                "check the CUDA/cuDNN libraries onnxruntime-gpu needs")
+                "check the CUDA/cuDNN libraries onnxruntime-gpu needs",
+                "the CUDA/cuDNN libraries of onnxruntime-gpu")
         self.device = device
         names = [i.name for i in self.session.get_inputs()]
         if names != [ONNX_INPUT_NAME]:

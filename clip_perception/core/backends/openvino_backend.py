@@ -13,23 +13,26 @@ import threading
 import numpy as np
 
 from ..devices import cpu_count
-from .base import BackendUnavailable, ImageEncoder, check_batch
+from .base import BackendUnavailable, ImageEncoder, MissingCapability, check_batch
 from .onnx_export import with_image_onnx
 from .verify import DEFAULT_MIN_COSINE, require_verified
 
 logger = logging.getLogger(__name__)
 
 OV_PRECISIONS = ("fp32", "bf16")
-_HINTS = {"fp32": "f32", "bf16": "bf16"}
-_COMPILED_TYPES = {"fp32": "float32", "bf16": "bf16"}  # how OpenVINO names them back
+# precision -> the name of its ``openvino.Type`` member: the hint given to compile_model, and
+# the Type the compiled model must report back. OpenVINO answers with a Type object whose str()
+# is "<Type: 'bfloat16'>", so compare Types, never names (a substring test for "bf16" refused
+# every bf16 model on AMX CPUs).
+_TYPES = {"fp32": "f32", "bf16": "bf16"}
 
 
 def import_openvino():
     try:
         import openvino
     except ImportError as exc:
-        raise BackendUnavailable(f"openvino is not importable ({exc}); install 'openvino' "
-                                 "(pip install openvino)") from exc
+        raise MissingCapability(f"openvino is not importable ({exc}); install 'openvino' "
+                                "(pip install openvino)", "the openvino library") from exc
     return openvino
 
 
@@ -44,6 +47,12 @@ def cpu_name(core=None) -> str:
     return str(core.get_property("CPU", "FULL_DEVICE_NAME"))
 
 
+def compiled_as(ov, compiled_type, precision: str) -> bool:
+    """True when OpenVINO's reported ``INFERENCE_PRECISION_HINT`` (an ``openvino.Type``) is
+    ``precision``'s Type."""
+    return compiled_type == getattr(ov.Type, _TYPES[precision])
+
+
 def check_precision(precision: str, device: str, core=None) -> None:
     """BackendUnavailable naming what is missing when openvino cannot run ``precision`` here."""
     if device != "cpu":
@@ -55,9 +64,9 @@ def check_precision(precision: str, device: str, core=None) -> None:
     if precision == "bf16":
         caps = cpu_capabilities(core)
         if "BF16" not in caps:
-            raise BackendUnavailable(
+            raise MissingCapability(
                 f"openvino bf16 needs a CPU with AMX or AVX-512 BF16; this CPU "
-                f"({cpu_name(core)}) offers {', '.join(caps)}")
+                f"({cpu_name(core)}) offers {', '.join(caps)}", "AMX or AVX-512 BF16")
 
 
 class OpenVinoImageEncoder(ImageEncoder):
@@ -73,11 +82,11 @@ class OpenVinoImageEncoder(ImageEncoder):
         self.device = device
         self.onnx_path = onnx_path
         self.threads = threads if threads > 0 else cpu_count()
-        config = {"INFERENCE_PRECISION_HINT": _HINTS[precision],
+        config = {"INFERENCE_PRECISION_HINT": _TYPES[precision],
                   "INFERENCE_NUM_THREADS": self.threads, "PERFORMANCE_HINT": "LATENCY"}
         self._compiled = core.compile_model(core.read_model(str(onnx_path)), "CPU", config)
-        got = str(self._compiled.get_property("INFERENCE_PRECISION_HINT"))
-        if _COMPILED_TYPES[precision] not in got:
+        got = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        if not compiled_as(ov, got, precision):
             raise BackendUnavailable(f"openvino compiled {onnx_path} for {got}, not "
                                      f"{precision} as requested")
         self._request = self._compiled.create_infer_request()

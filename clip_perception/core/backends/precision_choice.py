@@ -76,9 +76,10 @@ def try_candidate(clip, candidate, cache_dir, threads, reference, selection):
     c = candidate
     try:
         return build_candidate(clip, c, cache_dir, threads, reference)
-    except BackendUnavailable as exc:
-        outcome = "refused" if isinstance(exc, ArtifactRefused) else "skipped"
-        selection.add(c.backend, c.precision, c.device, outcome, str(exc))
+    except ArtifactRefused as exc:  # a verdict of the verification, not a skip
+        selection.add(c.backend, c.precision, c.device, "refused", str(exc))
+    except BackendUnavailable as exc:  # skipped if this machine lacks something, else failed
+        selection.skip(c.backend, c.precision, c.device, exc)
     except Exception as exc:  # e.g. an export or compile error: recorded, logged as a warning
         selection.add(c.backend, c.precision, c.device, "failed", f"{type(exc).__name__}: {exc}")
     return None
@@ -155,7 +156,7 @@ def fastest_verified(clip, candidates, cache_dir, threads, max_batch, reference,
         if encoder is not None:
             for r in record["results"]:
                 selection.add(r["backend"], r["precision"], r["device"], r["outcome"],
-                              r["reason"] + " (cached decision)")
+                              r["reason"] + " (cached decision)", r.get("lacks", ""))
             selection.add(chosen.backend, chosen.precision, encoder.device, "chosen",
                           f"fastest verified here, decided {record['measured_at']} "
                           f"({path.name}); re-verified now")
@@ -187,7 +188,7 @@ def fastest_verified(clip, candidates, cache_dir, threads, max_batch, reference,
                if a.outcome in ("refused", "skipped", "failed") and
                (a.backend, a.precision) in {(c.backend, c.precision) for c in candidates}]
     results += [{"backend": a.backend, "precision": a.precision, "device": a.device,
-                 "outcome": a.outcome, "reason": a.reason} for a in refused]
+                 "outcome": a.outcome, "reason": a.reason, "lacks": a.lacks} for a in refused]
     selection.add(best.backend, best.precision, encoder.device, "chosen",
                   f"fastest verified: {best_rate:.1f} img/s at batch 1")
     write_decision(path, key, best, results)

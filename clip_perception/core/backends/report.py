@@ -16,10 +16,21 @@ class BackendAttempt:
     device: str
     outcome: str   # chosen | slower | skipped | refused | failed | building | serving until swap
     reason: str = ""
+    # For a skip: what this machine lacks (a library, a GPU, a CPU feature). A skip without it
+    # is a request no engine offers; "failed" is an error. Both are "unexplained".
+    lacks: str = ""
 
     def __str__(self) -> str:
         text = f"{self.backend} {self.precision} on {self.device}: {self.outcome}"
+        if self.lacks:
+            text += f" [this machine lacks {self.lacks}]"
         return f"{text} ({self.reason})" if self.reason else text
+
+    @property
+    def unexplained(self) -> bool:
+        """Skipped for a reason other than a missing capability, or failed: an error in a
+        benchmark, a failure in a test."""
+        return self.outcome == "failed" or (self.outcome == "skipped" and not self.lacks)
 
 
 @dataclass
@@ -35,15 +46,27 @@ class BackendSelection:
     def skipped(self) -> list:
         return [a for a in self.attempts if a.outcome in ("skipped", "refused", "failed")]
 
+    @property
+    def unexplained(self) -> list:
+        """Attempts skipped for a reason other than a missing capability, or failed."""
+        return [a for a in self.attempts if a.unexplained]
+
     def summary(self) -> str:
         return "; ".join(str(a) for a in self.attempts)
 
-    def add(self, backend, precision, device, outcome, reason="") -> None:
-        attempt = BackendAttempt(backend, precision, device, outcome, reason)
+    def add(self, backend, precision, device, outcome, reason="", lacks="") -> None:
+        attempt = BackendAttempt(backend, precision, device, outcome, reason, lacks)
         self.attempts.append(attempt)
-        # A refusal or failure is worth a warning; a skip for a missing library/GPU is not.
-        log = logger.warning if outcome in ("refused", "failed") else logger.info
+        # A refusal, failure or unexplained skip is worth a warning; a missing capability not.
+        log = logger.warning if outcome in ("refused", "failed") or attempt.unexplained \
+            else logger.info
         log("image backend (%s requested): %s", self.requested, attempt)
+
+    def skip(self, backend, precision, device, exc: Exception) -> None:
+        """Record why ``exc`` (a BackendUnavailable) keeps this engine from serving: skipped
+        when it is a missing capability, failed otherwise."""
+        lacks = getattr(exc, "lacks", "")
+        self.add(backend, precision, device, "skipped" if lacks else "failed", str(exc), lacks)
 
 
 def encoder_diagnostics(encoder: ImageEncoder) -> dict:

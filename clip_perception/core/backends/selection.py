@@ -118,7 +118,8 @@ def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, ref
     trt_precision = None
     if not is_cuda(device):
         selection.add("tensorrt", precision, device, "skipped",
-                      f"device is '{device}'; tensorrt needs device 'cuda'")
+                      f"device is '{device}'; tensorrt needs device 'cuda'",
+                      lacks=f"a CUDA device (device is '{device}')")
     else:
         from . import tensorrt_backend
 
@@ -126,9 +127,10 @@ def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, ref
         if trt_precision != precision and precision != "auto":
             selection.add("tensorrt", precision, device, "skipped",
                           f"tensorrt has no {precision} path (needs calibration); trying fp16")
-        ok, why = tensorrt_backend.tensorrt_available(trt_precision, device)
-        if not ok:
-            selection.add("tensorrt", trt_precision, device, "skipped", why)
+        try:
+            tensorrt_backend.preflight(trt_precision, device)
+        except BackendUnavailable as exc:
+            selection.skip("tensorrt", trt_precision, device, exc)
             trt_precision = None
 
     if trt_precision is not None and not background_build:
@@ -194,11 +196,12 @@ def _auto_cpu_or_ort(clip, precision, device, cache_dir, threads, selection, ref
             # torch on a GPU beats onnxruntime on the CPU by far.
             selection.add("onnxruntime", precision, device, "skipped",
                           "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu); "
-                          "torch on cuda is faster than onnxruntime on cpu")
+                          "torch on cuda is faster than onnxruntime on cpu",
+                          lacks="onnxruntime's CUDAExecutionProvider")
             return _auto_torch(clip, precision, selection, threads)
         selection.add("onnxruntime", precision, device, "skipped",
                       "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu); "
-                      "trying the CPU engines")
+                      "trying the CPU engines", lacks="onnxruntime's CUDAExecutionProvider")
         candidates = None
     else:
         candidates = None

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..embeddings import l2_normalize
-from .base import ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable, ImageEncoder, check_batch
+from .base import (ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, BackendUnavailable, ImageEncoder,
+                   MissingCapability, check_batch)
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +32,9 @@ def import_tensorrt():
     try:
         import tensorrt
     except ImportError as exc:
-        raise BackendUnavailable(
+        raise MissingCapability(
             f"TensorRT is not importable ({exc}); install NVIDIA's 'tensorrt' Python package "
-            "(JetPack ships it on Jetson)") from exc
+            "(JetPack ships it on Jetson)", "the tensorrt library") from exc
     return tensorrt
 
 
@@ -51,15 +52,16 @@ def cuda_device_name(device: str = "cuda") -> str:
     try:
         import torch
     except ImportError as exc:
-        raise BackendUnavailable(f"torch is not importable ({exc}); TensorRT buffers are "
-                                 "torch CUDA tensors") from exc
+        raise MissingCapability(f"torch is not importable ({exc}); TensorRT buffers are "
+                                "torch CUDA tensors", "torch") from exc
     if not torch.cuda.is_available():
-        raise BackendUnavailable("CUDA is not available to torch (no GPU, no driver, or a "
-                                 "CPU-only torch build); TensorRT needs a CUDA GPU")
+        raise MissingCapability("CUDA is not available to torch (no GPU, no driver, or a "
+                                "CPU-only torch build); TensorRT needs a CUDA GPU", "a CUDA GPU")
     index = cuda_index(device)
     if index >= torch.cuda.device_count():
-        raise BackendUnavailable(f"device '{device}' requested but only "
-                                 f"{torch.cuda.device_count()} CUDA device(s) are present")
+        raise MissingCapability(f"device '{device}' requested but only "
+                                f"{torch.cuda.device_count()} CUDA device(s) are present",
+                                f"CUDA device {device}")
     major, minor = torch.cuda.get_device_capability(index)
     return f"{torch.cuda.get_device_name(index)} sm_{major}{minor}"
 
@@ -88,8 +90,9 @@ def check_precision(precision: str, trt=None) -> None:
     if precision == "fp16" and trt is not None and not hasattr(trt.BuilderFlag, "FP16"):
         # TensorRT 11 removed weak typing: fp16 then needs an fp16-typed ONNX with fp32
         # islands (ModelOpt AutoCast), which this package does not produce.
-        raise BackendUnavailable(f"tensorrt {trt.__version__} has no BuilderFlag.FP16 "
-                                 "(strongly typed only); use precision fp32 or TensorRT 10")
+        raise MissingCapability(f"tensorrt {trt.__version__} has no BuilderFlag.FP16 "
+                                "(strongly typed only); use precision fp32 or TensorRT 10",
+                                "TensorRT with BuilderFlag.FP16 (10.x)")
 
 
 # Layers that overflow or lose too much in fp16 in a CLIP ViT: LayerNorm (variance of

@@ -1,0 +1,171 @@
+"""Every backend x precision's acceptance logic against what the libraries really return:
+OpenVINO's own ``Type`` objects and property values (real, and a Core reporting other CPUs'
+capabilities), TensorRT 10/11's BuilderFlag (a faithful fake module: tensorrt is not
+installable here), onnxruntime's providers. The outcome of every test is the same on any CPU."""
+import openvino
+import pytest
+
+from clip_perception.core.backends import BackendUnavailable
+from clip_perception.core.backends.base import MissingCapability
+from clip_perception.core.backends import onnx_export
+from clip_perception.core.backends import onnxruntime_backend as ortb
+from clip_perception.core.backends import openvino_backend as ovb
+from clip_perception.core.backends import tensorrt_backend as trtb
+
+import engine_fakes as fakes
+
+
+@pytest.fixture(scope="module")
+def onnx_path(tiny_clip, tmp_path_factory):
+    return onnx_export.ensure_image_onnx(tiny_clip, tmp_path_factory.mktemp("capabilities"))
+
+
+# ---- OpenVINO ----------------------------------------------------------------------------
+
+def test_openvino_names_bf16_bfloat16_so_types_are_compared_not_names():
+    # The regression of issue 19: OpenVINO's name of the type has no "bf16" in it.
+    assert str(openvino.Type.bf16) == "<Type: 'bfloat16'>"
+    assert "bf16" not in str(openvino.Type.bf16)
+    assert ovb.compiled_as(openvino, openvino.Type.bf16, "bf16")
+    assert ovb.compiled_as(openvino, openvino.Type.f32, "fp32")
+    assert not ovb.compiled_as(openvino, openvino.Type.f32, "bf16")
+    assert not ovb.compiled_as(openvino, openvino.Type.bf16, "fp32")
+
+
+def test_real_compiled_model_reports_a_type_and_bf16_is_accepted_exactly_when_it_is_bf16(
+        tiny_clip, onnx_path):
+    """Real OpenVINO on this CPU: a bf16 request is served iff the compiled model says bf16
+    (true where OPTIMIZATION_CAPABILITIES lists BF16), refused naming the Type otherwise."""
+    core = openvino.Core()
+    caps = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert "FP32" in caps and all(isinstance(c, str) for c in caps)
+    compiled = core.compile_model(core.read_model(str(onnx_path)), "CPU",
+                                  {"INFERENCE_PRECISION_HINT": "bf16"})
+    reported = compiled.get_property("INFERENCE_PRECISION_HINT")
+    assert isinstance(reported, openvino.Type)
+    assert reported in (openvino.Type.bf16, openvino.Type.f32)
+    fp32 = ovb.OpenVinoImageEncoder(onnx_path, tiny_clip.image_size, "fp32", threads=1)
+    assert fp32.precision == "fp32"
+    if "BF16" in caps and reported == openvino.Type.bf16:
+        assert ovb.OpenVinoImageEncoder(onnx_path, tiny_clip.image_size, "bf16",
+                                        threads=1).precision == "bf16"
+    else:
+        with pytest.raises(BackendUnavailable):
+            ovb.OpenVinoImageEncoder(onnx_path, tiny_clip.image_size, "bf16", threads=1)
+
+
+@pytest.mark.parametrize("capabilities, accepted", [(fakes.AMX_CAPABILITIES, True),
+                                                    (fakes.AVX2_CAPABILITIES, False)])
+def test_bf16_follows_the_cpus_reported_capabilities(monkeypatch, tiny_clip, onnx_path,
+                                                     capabilities, accepted):
+    fakes.use_openvino(monkeypatch, capabilities)
+    if accepted:
+        ovb.check_precision("bf16", "cpu")
+        enc = ovb.OpenVinoImageEncoder(onnx_path, tiny_clip.image_size, "bf16", threads=1)
+        assert enc.describe() == "openvino (bf16, cpu)"
+    else:
+        with pytest.raises(MissingCapability, match="AMX or AVX-512 BF16.*FP32, INT8") as info:
+            ovb.check_precision("bf16", "cpu")
+        assert info.value.lacks == "AMX or AVX-512 BF16"
+    ovb.check_precision("fp32", "cpu")  # fp32 on every CPU
+
+
+def test_bf16_quietly_compiled_as_f32_is_refused_with_the_reported_type(monkeypatch, tiny_clip,
+                                                                        onnx_path):
+    fakes.use_openvino(monkeypatch, fakes.AMX_CAPABILITIES, quiet_fallback=True)
+    with pytest.raises(BackendUnavailable, match=r"compiled .* for <Type: 'float32'>, not bf16") \
+            as info:
+        ovb.OpenVinoImageEncoder(onnx_path, tiny_clip.image_size, "bf16", threads=1)
+    assert not isinstance(info.value, MissingCapability)  # not the hardware: an error
+
+
+@pytest.mark.parametrize("precision, device, match", [
+    ("int8", "cpu", "int8: onnxruntime"), ("fp16", "cpu", "expected one of"),
+    ("fp32", "cuda", "runs on device 'cpu'")])
+def test_openvino_refuses_what_it_has_no_path_for(precision, device, match):
+    with pytest.raises(BackendUnavailable, match=match) as info:
+        ovb.check_precision(precision, device)
+    assert not isinstance(info.value, MissingCapability)  # a request no engine offers
+
+
+# ---- TensorRT ----------------------------------------------------------------------------
+
+def test_tensorrt_10_builds_fp16_and_fp32_on_a_gpu(monkeypatch):
+    fakes.use_tensorrt(monkeypatch, "10.13.0")
+    fakes.use_gpu(monkeypatch, "NVIDIA Orin", (8, 7))
+    for precision in ("fp16", "fp32"):
+        ok, what = trtb.tensorrt_available(precision, "cuda")
+        assert ok and what == "tensorrt 10.13.0 on NVIDIA Orin sm_87"
+    ok, why = trtb.tensorrt_available("int8", "cuda")
+    assert not ok and "calibration" in why
+
+
+def test_tensorrt_11_without_weak_typing_refuses_fp16_and_keeps_fp32(monkeypatch):
+    module = fakes.use_tensorrt(monkeypatch, "11.0.0")
+    assert not hasattr(module.BuilderFlag, "FP16")
+    fakes.use_gpu(monkeypatch)
+    ok, why = trtb.tensorrt_available("fp16", "cuda")
+    assert not ok and "no BuilderFlag.FP16" in why
+    with pytest.raises(MissingCapability):
+        trtb.preflight("fp16", "cuda")
+    assert trtb.tensorrt_available("fp32", "cuda")[0]
+
+
+def test_tensorrt_without_a_gpu_or_beyond_the_gpu_count_says_so(monkeypatch):
+    import torch
+
+    fakes.use_tensorrt(monkeypatch)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    ok, why = trtb.tensorrt_available("fp16", "cuda")
+    assert not ok and "CUDA is not available" in why
+    with pytest.raises(MissingCapability) as info:
+        trtb.preflight("fp16", "cuda")
+    assert info.value.lacks == "a CUDA GPU"
+    fakes.use_gpu(monkeypatch, count=1)
+    ok, why = trtb.tensorrt_available("fp16", "cuda:1")
+    assert not ok and "only 1 CUDA device" in why
+
+
+# ---- onnxruntime -------------------------------------------------------------------------
+
+def test_onnxruntime_cuda_provider_is_read_from_the_library(monkeypatch):
+    real = ortb.import_onnxruntime().get_available_providers()
+    assert "CPUExecutionProvider" in real
+    assert ortb.cuda_provider_available() == ("CUDAExecutionProvider" in real)
+    fakes.use_onnxruntime_providers(monkeypatch, ["CUDAExecutionProvider",
+                                                  "CPUExecutionProvider"])
+    assert ortb.cuda_provider_available()
+    fakes.use_onnxruntime_providers(monkeypatch, ["CPUExecutionProvider"])
+    assert not ortb.cuda_provider_available()
+
+
+def test_onnxruntime_int8_needs_the_cpu_provider_and_the_quantiser(monkeypatch):
+    ortb.check_precision("int8", "cpu")  # the real library has both
+    fakes.use_onnxruntime_providers(monkeypatch, ["CUDAExecutionProvider"])
+    with pytest.raises(MissingCapability, match="CPUExecutionProvider"):
+        ortb.check_precision("int8", "cpu")
+    fakes.use_onnxruntime_providers(monkeypatch, ["CPUExecutionProvider"])
+    monkeypatch.setattr(ortb.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(MissingCapability, match="onnxruntime.quantization"):
+        ortb.check_precision("int8", "cpu")
+
+
+@pytest.mark.parametrize("precision, device", [("int8", "cuda"), ("fp16", "cuda"),
+                                               ("fp16", "cpu"), ("bf16", "cpu")])
+def test_onnxruntime_refuses_what_it_has_no_path_for(precision, device):
+    with pytest.raises(BackendUnavailable, match="not supported by the onnxruntime backend"):
+        ortb.check_precision(precision, device)
+
+
+# ---- what benchmark rows say about the CPU -------------------------------------------------
+
+@pytest.mark.parametrize("isa, label", [
+    (["avx2"], "AVX2, no AVX-512, no AVX-512 BF16, no VNNI, no AMX"),
+    (["avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni"],
+     "AVX2, AVX-512, AVX-512 BF16, VNNI, no AMX"),
+    (["avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8"],
+     "AVX2, AVX-512, AVX-512 BF16, VNNI, AMX")])
+def test_isa_label_names_every_class_present_or_absent(isa, label):
+    from clip_perception.core.devices import isa_label
+
+    assert isa_label(isa) == label
