@@ -25,7 +25,7 @@ def test_every_parameter_is_described_and_classified():
     assert set(LIVE_PARAMETERS) == {
         "labels", "prompt_templates", "label_prompts", "top_k", "score_threshold", "landmarks",
         "landmark_templates", "landmark_smoothing", "adapter_path", "adapter_blend",
-        "max_rate_hz", "stall_timeout"}
+        "max_rate_hz", "stall_timeout", "crop_padding", "max_detections_per_frame"}
     assert {"autostart", "model", "pretrained", "backend", "precision", "device", "engine_cache_dir",
             "image_topics", "qos_reliability", "qos_depth", "max_batch",
             "preprocess_resize"} <= set(RESTART_PARAMETERS)

@@ -1,4 +1,5 @@
-"""~/debug_image: the source frame with the top labels and one bar per landmark drawn on it.
+"""~/debug_image: the source frame with the top labels and one bar per landmark drawn on it,
+and, for a camera with another detector's boxes, each box with its top label and score.
 
 Rendered on a thread of its own from the newest result only (older ones are replaced, never
 queued), and only while someone subscribes, so the worker never waits for drawing. The frame
@@ -17,7 +18,7 @@ from ..core.pipeline import FrameResult
 
 MAX_LABELS = 3
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
-_WHITE, _BAR, _PANEL = (255, 255, 255), (80, 200, 255), (0, 0, 0)
+_WHITE, _BAR, _PANEL, _BOX = (255, 255, 255), (80, 200, 255), (0, 0, 0), (60, 230, 60)
 
 
 def render(rgb: np.ndarray, result: FrameResult, max_labels: int = MAX_LABELS) -> np.ndarray:
@@ -26,6 +27,9 @@ def render(rgb: np.ndarray, result: FrameResult, max_labels: int = MAX_LABELS) -
     height, width = out.shape[:2]
     scale = max(0.3, min(width, height) / 800.0)
     line = max(8, int(28 * scale))
+    detections = getattr(result, "detections", None)  # ros.detections.DetectionsView
+    if detections is not None:
+        draw_boxes(out, detections.boxes, scale)
     lines = [f"{h.label} {h.score:.2f}" for h in result.classification.hypotheses[:max_labels]]
     landmarks = result.landmarks
     rows = len(lines) + len(landmarks)
@@ -50,6 +54,23 @@ def render(rgb: np.ndarray, result: FrameResult, max_labels: int = MAX_LABELS) -
                     scale * 0.8, _WHITE, 1, cv2.LINE_AA)
         y += line
     return out
+
+
+def draw_boxes(out: np.ndarray, boxes, scale: float) -> None:
+    """Each LabelledBox's rectangle with '<top label> <score>' above it, in place."""
+    height, width = out.shape[:2]
+    for box in boxes:
+        cx, cy, w, h = box.bbox
+        x0, y0 = int(round(max(0, cx - w / 2))), int(round(max(0, cy - h / 2)))
+        x1, y1 = int(round(min(width - 1, cx + w / 2))), int(round(min(height - 1, cy + h / 2)))
+        cv2.rectangle(out, (x0, y0), (x1, y1), _BOX, max(1, int(2 * scale)))
+        text = f"{box.label} {box.score:.2f}"
+        (tw, th), base = cv2.getTextSize(text, _FONT, scale * 0.8, 1)
+        top = y0 - th - base - 2 if y0 - th - base - 2 >= 0 else min(y0 + 1, height - th - base)
+        cv2.rectangle(out, (x0, top), (min(width - 1, x0 + tw + 4), top + th + base + 2), _BOX,
+                      -1)
+        cv2.putText(out, text, (x0 + 2, top + th + 1), _FONT, scale * 0.8, _PANEL, 1,
+                    cv2.LINE_AA)
 
 
 class DebugImageRenderer:

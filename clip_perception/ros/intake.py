@@ -31,6 +31,16 @@ class SerializedFrame:
     data: bytes
     msg_type: Any
     _message: Optional[Any] = field(default=None, repr=False)
+    _rgb: Optional[np.ndarray] = field(default=None, repr=False)
+    _rgb_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def rgb(self, convert: Callable[[Any], np.ndarray]) -> np.ndarray:
+        """``convert(message)``, run once and kept: a frame whose boxes are labelled is
+        decoded once for its crops, its classification and its debug image."""
+        with self._rgb_lock:
+            if self._rgb is None:
+                self._rgb = convert(self.message)
+            return self._rgb
 
     @property
     def message(self):
@@ -107,8 +117,10 @@ class FrameIntake:
 
     def __init__(self, node, cameras: Sequence[str], slots: LatestFrameSlots,
                  converter: ImageConverter, reliability: str, depth: int,
-                 callback_group=None, resolve: Callable[[str], str] = lambda topic: topic):
+                 callback_group=None, resolve: Callable[[str], str] = lambda topic: topic,
+                 on_frame: Optional[Callable[[str, SerializedFrame], None]] = None):
         self.slots = slots
+        self._on_frame = on_frame  # also sees every frame (the detection path's stamp buffer)
         self.converter = converter
         self._decoders: dict[str, Callable[[Any], np.ndarray]] = {
             topic: converter.for_topic(topic) for topic in cameras}
@@ -121,10 +133,13 @@ class FrameIntake:
                 callback_group=callback_group, raw=True)
 
     def _callback(self, camera: str, msg_type) -> Callable[[bytes], None]:
-        put = self.slots.put
+        put, observe = self.slots.put, self._on_frame
 
         def store(data: bytes) -> None:
-            put(camera, SerializedFrame(data, msg_type))
+            frame = SerializedFrame(data, msg_type)
+            put(camera, frame)
+            if observe is not None:
+                observe(camera, frame)
         return store
 
     def decode(self, camera: str, frame: SerializedFrame) -> np.ndarray:

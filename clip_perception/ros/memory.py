@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -109,6 +109,22 @@ class PlaceMemoryInterface:
         self._log.info(f"place memory: {self.store.count()} keyframes, "
                        f"{self.objects.store.count()} objects in {self.store.where}; "
                        f"poses from {self.poses.describe()}")
+
+    @classmethod
+    def for_node(cls, node) -> Optional["PlaceMemoryInterface"]:
+        """The node's memory (configure), or None without memory.enabled: queries encoded like
+        landmarks; with the node's detection path, its FrameDetections become objects."""
+        if not node.settings.memory.enabled:
+            return None
+        label_sets, cache, encoder = node.label_sets, node._prompt_cache, node.encoder
+        preprocessor, converter = node.preprocessor, node.converter
+        memory = cls(node, node.settings.memory, ModelIdentity.of(node.clip),
+                     lambda t: cache.ensemble(t, label_sets.current.spec.landmark_templates),
+                     lambda msg: encoder.encode_images(preprocessor([converter.image_to_rgb(msg)])))
+        if node.detections is not None:
+            node.detections.sink = memory.observe_detections
+            node.detections.keep_crops = node.settings.memory.thumbnail_size > 0
+        return memory
 
     # ---- poses ---------------------------------------------------------------------------------
     def _pose_source(self, s: MemorySettings):

@@ -25,7 +25,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 
 from ..core.backends import BackendUnavailable
 from ..core.encoders import EncoderSpec, Encoders, open_encoders
-from ..core.memory import ModelIdentity, PlaceMemoryError
+from ..core.memory import PlaceMemoryError
 from ..core.model import ModelLoadError
 from ..core.pipeline import LatestFrameSlots, PerceptionWorker, PipelineStats
 from ..core.vocabulary import LabelSetBuilder, LabelSetManager, LabelSetSpec, SpecError
@@ -37,6 +37,7 @@ from .liveness import LivenessMonitor
 from .outputs import NodeOutputs
 from .reporting import pipeline_state, prepare_ahead, summary
 from . import memory as place_memory
+from .detections import DetectionInterface, detection_statuses, encode_in_chunks
 from .parameters import (StartupSettings, declare_parameters, empty_arrays_as_string_arrays,
                          validate)
 
@@ -94,6 +95,7 @@ class ClipPerceptionNode(LifecycleNode):
         self.stats: Optional[PipelineStats] = None
         self.outputs: Optional[NodeOutputs] = None
         self.memory: Optional[place_memory.PlaceMemoryInterface] = None
+        self.detections: Optional[DetectionInterface] = None  # with detection_topics
         # ... and by activate (None while inactive). Set first: rclpy destroys half-built nodes.
         self.slots: Optional[LatestFrameSlots] = None
         self.worker: Optional[PerceptionWorker] = None
@@ -133,6 +135,7 @@ class ClipPerceptionNode(LifecycleNode):
             self._load_models()
             self._start_label_sets()
             self._create_outputs()
+            self.detections = DetectionInterface.for_node(self)  # None: no detection_topics
             self._start_memory()
         except CONFIGURE_ERRORS as exc:
             self.last_failure = str(exc)
@@ -187,6 +190,7 @@ class ClipPerceptionNode(LifecycleNode):
 
     def _release(self) -> None:
         self._stop_memory()
+        self.detections = DetectionInterface.release(self.detections)
         self._release_outputs()
         self._stop_label_sets()
         self._release_models()
@@ -235,15 +239,8 @@ class ClipPerceptionNode(LifecycleNode):
             outputs.close()
 
     def _start_memory(self) -> None:
-        """memory.enabled: keyframes of published batches; queries encoded like landmarks."""
-        if not self.settings.memory.enabled:
-            return
-        label_sets, cache, encoder = self.label_sets, self._prompt_cache, self.encoder
-        preprocessor, converter = self.preprocessor, self.converter
-        self.memory = place_memory.PlaceMemoryInterface(
-            self, self.settings.memory, ModelIdentity.of(self.clip),
-            lambda t: cache.ensemble(t, label_sets.current.spec.landmark_templates),
-            lambda msg: encoder.encode_images(preprocessor([converter.image_to_rgb(msg)])))
+        """memory.enabled: keyframes of published batches, objects of labelled boxes."""
+        self.memory = place_memory.PlaceMemoryInterface.for_node(self)  # None: not enabled
 
     def _stop_memory(self) -> None:
         memory, self.memory = self.memory, None
@@ -254,21 +251,23 @@ class ClipPerceptionNode(LifecycleNode):
     def _start_worker(self) -> None:
         # Objects, not attributes: an encode abandoned by deactivate may return after cleanup.
         label_sets, outputs, encoder = self.label_sets, self.outputs, self.encoder
-        memory = self.memory
+        memory, detections = self.memory, self.detections
 
         def publish(results) -> None:
             outputs.publish(results, label_sets.current)
+            if detections is not None:
+                detections.frames_published(results)
             if memory is not None and self.state == "active":
                 memory.observe(place_memory.observations(results))
         self.slots = LatestFrameSlots(list(self.settings.image_topics), self.stats)
         self.worker = PerceptionWorker(
             self.slots, self.stats, lambda: label_sets.current, self._decode,
             self.preprocessor.resize_crop, self.preprocessor.normalize,
-            encoder.encode_images, publish,
+            encode_in_chunks(encoder.encode_images, self.settings.max_batch), publish,
             max_batch=self.settings.max_batch, max_rate_hz=self._max_rate_hz,
             on_bad_frame=self._warn_bad_frame, on_error=self._warn_pipeline_error,
             prepare_ahead=lambda: prepare_ahead(encoder)[0],
-            batch_limit=lambda: None if encoder.batches else 1)
+            batch_limit=lambda: None if encoder.batches else 1, companion=detections)
         self.worker.start()
 
     def _stop_worker(self) -> None:
@@ -282,11 +281,18 @@ class ClipPerceptionNode(LifecycleNode):
         self._intake_spinner = IntakeSpinner(self)
         self.intake = FrameIntake(self._intake_spinner.node, list(self.settings.image_topics),
                                   self.slots, self.converter, self.settings.qos_reliability,
-                                  self.settings.qos_depth, resolve=self._intake_spinner.resolve)
+                                  self.settings.qos_depth, resolve=self._intake_spinner.resolve,
+                                  on_frame=self.detections and
+                                  self.detections.inputs.on_frame)
+        if self.detections is not None:  # arrays, depth, camera_info beside the cameras
+            self.detections.subscribe(self._intake_spinner.node, self.settings.qos_reliability,
+                                      self.settings.qos_depth)
         self._intake_spinner.start()
 
     def _stop_intake(self) -> None:
         spinner, self._intake_spinner, self.intake = self._intake_spinner, None, None
+        if self.detections is not None:
+            self.detections.unsubscribe()
         if spinner is not None:
             spinner.close()  # its executor, then the helper node and its subscriptions
 
@@ -317,6 +323,8 @@ class ClipPerceptionNode(LifecycleNode):
             self._accepted_spec = spec
             self._max_rate_hz = live.max_rate_hz
             self.liveness.stall_timeout = live.stall_timeout
+            if self.detections is not None:
+                self.detections.set_live(live.crop_padding, live.max_detections_per_frame)
             if self.worker is not None:
                 self.worker.max_rate_hz = live.max_rate_hz
             if rebuild:
@@ -332,7 +340,10 @@ class ClipPerceptionNode(LifecycleNode):
 
     # ---- per frame (worker thread) -----------------------------------------------------------
     def _decode(self, camera: str, frame):
-        """A SerializedFrame of ``camera`` -> RGB (worker and debug-image threads)."""
+        """A SerializedFrame of ``camera`` -> RGB (worker and debug-image threads); kept on
+        the frame for a camera with boxes (decoded once for crops, classification, debug)."""
+        if self.detections is not None and self.detections.wants(camera):
+            return frame.rgb(self._decoders[camera])
         return self._decoders[camera](frame.message)
 
     def _warn_bad_frame(self, camera: str, reason: str) -> None:
@@ -368,6 +379,7 @@ class ClipPerceptionNode(LifecycleNode):
             statuses = diagnostics.build_statuses(name, *pipeline_state(self))
             if self.memory is not None:
                 statuses.append(self.memory.diagnostic_status(name))
+            statuses += detection_statuses(name, self.detections)
         self.diagnostics_pub.publish(
             diagnostics.diagnostic_array(statuses, self.get_clock().now().to_msg()))
 

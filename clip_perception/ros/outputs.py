@@ -38,6 +38,8 @@ class NodeOutputs:
         self.label_info = node.create_publisher(LabelInfo, "~/label_info", latched)
         self.debug_image = node.create_publisher(Image, "~/debug_image", 2)
         self._label_info_version = 0
+        # Cameras whose debug image shows their labelled boxes (drawn from ros.detections).
+        self.debug_boxes: Callable[[str], bool] = lambda camera: False
         self._label_info_lock = threading.Lock()
         self.debug = DebugImageRenderer(
             wanted=lambda: self.debug_image.get_subscription_count() > 0,
@@ -55,7 +57,7 @@ class NodeOutputs:
             self._send(self.classification, classification_message(r, header))
             if r.landmarks:
                 self._send(self.landmarks, landmarks_message(r, header))
-        self.debug.offer(results)
+        self.debug.offer([r for r in results if not self.debug_boxes(r.frame.camera)])
 
     def publish_label_info(self, label_set: LabelSet) -> None:
         """Once per label-set version (called per batch and by the 1 Hz timer)."""

@@ -21,6 +21,8 @@ from ..core.vocabulary import (ADAPTER_BLEND_FROM_FILE, DEFAULT_LANDMARK_TEMPLAT
                                SpecError, name_list_problem)
 from ..core.memory.settings import MemorySettings, MemorySettingsError
 from ..core.prompts import DEFAULT_TEMPLATES
+from ..core.detections.settings import DetectionSettings
+from .detection_parameters import detection_parameters, validate_detections, validate_live
 
 RELIABILITY_CHOICES = ("best_effort", "reliable")
 
@@ -93,6 +95,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "Compressed images (JPEG/PNG) larger than this many pixels are refused before "
               "decoding (a small PNG can decompress to gigabytes).", False, "1..1e9",
               int_range=(1, 1_000_000_000)),
+    # ---- another detector's boxes (topics: restart; crop_padding, max_detections: live) ----
+    *detection_parameters(ParamSpec, STRING_ARRAY, DOUBLE, INTEGER),
     # ---- label set (live) --------------------------------------------------------------------
     ParamSpec("labels", STRING_ARRAY, ["person", "chair", "door"],
               "Labels for ~/classification.", True, "non-empty, no blanks or duplicates"),
@@ -194,6 +198,7 @@ class StartupSettings:
     image16_scale: Optional[float]  # None: each frame's own maximum
     max_image_pixels: int
     memory: MemorySettings = MemorySettings()
+    detections: DetectionSettings = DetectionSettings()
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,8 @@ class LiveSettings:
     label_set: LabelSetSpec
     max_rate_hz: float
     stall_timeout: float
+    crop_padding: float = DetectionSettings.crop_padding
+    max_detections_per_frame: int = DetectionSettings.max_detections_per_frame
 
 
 def _choice(name: str, value: str, choices) -> str:
@@ -263,7 +270,8 @@ def validate(values: Mapping[str, Any]) -> tuple[StartupSettings, LiveSettings]:
         qos_depth=_range("qos_depth", int(v["qos_depth"]), 1, 100), image16_scale=scale16,
         autostart=bool(v["autostart"]),
         max_image_pixels=_range("max_image_pixels", int(v["max_image_pixels"]), 1,
-                                1_000_000_000), memory=_memory(v))
+                                1_000_000_000), memory=_memory(v),
+        detections=validate_detections(v, topics, ParameterError))
     max_rate = _range("max_rate_hz", float(v["max_rate_hz"]), 0.0, 1000.0)
     try:
         spec = LabelSetSpec.from_values(
@@ -276,7 +284,9 @@ def validate(values: Mapping[str, Any]) -> tuple[StartupSettings, LiveSettings]:
     except SpecError as exc:
         raise ParameterError(exc.parameter, exc.reason) from None
     stall = _range("stall_timeout", float(v["stall_timeout"]), 0.5, 3600.0)
-    return startup, LiveSettings(label_set=spec, max_rate_hz=max_rate, stall_timeout=stall)
+    padding, max_detections = validate_live(v, ParameterError)
+    return startup, LiveSettings(label_set=spec, max_rate_hz=max_rate, stall_timeout=stall,
+                                 crop_padding=padding, max_detections_per_frame=max_detections)
 
 
 def empty_arrays_as_string_arrays(params: list) -> list:
@@ -302,7 +312,8 @@ def declare_parameters(node) -> dict[str, Any]:
     """Declare every parameter on ``node`` (descriptions, ranges, read-only); returns the values.
 
     Empty string-array defaults need care: rclpy infers the type of ``[]`` as a byte array, so
-    those are declared by type and, when no override was given, set to a typed empty array.
+    those are declared by type and, when no override was given, set to a typed empty array; a
+    read-only one (detection_topics, ...) is declared writable, set, then made read-only.
     """
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
     from rclpy.parameter import Parameter
@@ -310,7 +321,7 @@ def declare_parameters(node) -> dict[str, Any]:
     types = {STRING: Parameter.Type.STRING, STRING_ARRAY: Parameter.Type.STRING_ARRAY,
              INTEGER: Parameter.Type.INTEGER, DOUBLE: Parameter.Type.DOUBLE,
              BOOL: Parameter.Type.BOOL}
-    unset_arrays = []
+    unset_arrays, read_only_later = [], {}
     for p in PARAMETERS:
         restart = "" if p.live else " Read-only: restart the node to change it."
         descriptor = ParameterDescriptor(
@@ -323,14 +334,18 @@ def declare_parameters(node) -> dict[str, Any]:
             descriptor.floating_point_range = [FloatingPointRange(
                 from_value=p.float_range[0], to_value=p.float_range[1], step=0.0)]
         if p.type == STRING_ARRAY and not p.default:
+            if not p.live:
+                read_only_later[p.name] = descriptor
+                descriptor = ParameterDescriptor(
+                    name=p.name, type=descriptor.type, description=descriptor.description,
+                    additional_constraints=descriptor.additional_constraints)
             node.declare_parameter(p.name, Parameter.Type.STRING_ARRAY, descriptor)
             if node.get_parameter_or(p.name).type_ == Parameter.Type.NOT_SET:
                 unset_arrays.append(p.name)
         else:
             node.declare_parameter(p.name, p.default, descriptor)
     for name in unset_arrays:
-        if PARAMETERS_BY_NAME[name].live:
-            node.set_parameters([Parameter(name, Parameter.Type.STRING_ARRAY, [])])
-        else:  # read-only parameters cannot be set after declaration
-            raise ParameterError(name, "has no default and was not given")
+        node.set_parameters([Parameter(name, Parameter.Type.STRING_ARRAY, [])])
+    for name, descriptor in read_only_later.items():
+        node.set_descriptor(name, descriptor)
     return {p.name: node.get_parameter(p.name).value for p in PARAMETERS}

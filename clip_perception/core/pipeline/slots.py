@@ -35,6 +35,7 @@ class LatestFrameSlots:
         self._stats = stats
         self._cond = threading.Condition()
         self._closed = False
+        self._woken = False  # wake(): a waiting take returns now, even with no frame
         self._changes = 0  # bumped by put/take/close/poke; the preparer waits on it
         self._turn = 0  # take() count; _served[camera] = the take that last served it
         self._served = {c: -1 for c in cameras}
@@ -55,9 +56,10 @@ class LatestFrameSlots:
     def take(self, max_batch: int, timeout: Optional[float] = None) -> list[PendingFrame]:
         """Up to ``max_batch`` frames (oldest arrival first); [] on timeout or after close."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._closed or any(self._slots.values()),
-                                       timeout):
+            if not self._cond.wait_for(lambda: self._closed or self._woken or
+                                       any(self._slots.values()), timeout):
                 return []
+            self._woken = False
             if self._closed:
                 return []
             waiting = self._waiting(max_batch)
@@ -88,6 +90,14 @@ class LatestFrameSlots:
         with self._cond:
             self._cond.wait_for(lambda: self._changes != seen or self._closed, timeout)
             return self._changes
+
+    def wake(self) -> None:
+        """Make a waiting (or the next) ``take`` return now, with whatever frames wait (maybe
+        none): the worker has other work (detection crops) ready."""
+        with self._cond:
+            self._woken = True
+            self._changes += 1
+            self._cond.notify_all()
 
     def poke(self) -> None:
         """Wake ``wait_for_change`` callers (the worker's state changed)."""

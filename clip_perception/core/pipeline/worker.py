@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -32,6 +32,27 @@ class FrameResult:
     crop: Optional[np.ndarray] = None
 
 
+class CompanionBatch(Protocol):
+    """Rows encoded in the same engine call as a batch's frames (e.g. detection crops)."""
+    inputs: Sequence[np.ndarray]  # (S, S, 3) uint8 each, preprocessed like a frame
+
+    def finish(self, embeddings: np.ndarray, label_set: LabelSet) -> None: ...
+
+    def fail(self, reason: str) -> None: ...
+
+
+class BatchCompanion(Protocol):
+    """``take(label_set)``: rows to add to the next batch, or None; never raises.
+    ``waiting()``: something to encode even without a frame."""
+
+    def take(self, label_set: LabelSet) -> Optional[CompanionBatch]: ...
+
+    def waiting(self) -> bool: ...
+
+    def attach(self, wake: Callable[[], None]) -> None:
+        """``wake()`` makes the worker look for work now (called when rows become ready)."""
+
+
 class PerceptionWorker:
     """decode -> preprocess -> encode (one call per batch) -> score -> publish.
 
@@ -50,6 +71,9 @@ class PerceptionWorker:
     that move between CPU and GPU (a TensorRT engine swapped in). ``batch_limit``, asked before
     every take, caps the batch below ``max_batch`` (1 for an encoder that runs frames one at a
     time: batching would only make each camera's result wait for the others'); None = no cap.
+    ``companion`` (detection crops) adds rows to a batch: encoded in the same call after the
+    frames, handed back with ``finish`` after the frames are published; its rows may be the
+    whole batch when no frame waits (it wakes the worker with ``slots.wake``).
     """
 
     CLAIM_TIMEOUT = 2.0  # s; a preparation in progress takes ~ms; past this, redo it here
@@ -66,7 +90,8 @@ class PerceptionWorker:
                  on_error: Callable[[str], None] = lambda reason: None,
                  prepare_ahead: "bool | Callable[[], bool]" = True,
                  planner: Optional[JustInTimePlanner] = None,
-                 batch_limit: Callable[[], Optional[int]] = lambda: None):
+                 batch_limit: Callable[[], Optional[int]] = lambda: None,
+                 companion: Optional["BatchCompanion"] = None):
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self.slots, self.stats = slots, stats
@@ -83,6 +108,9 @@ class PerceptionWorker:
         self._preparer_wanted = callable(prepare_ahead) or bool(prepare_ahead)
         self.planner = planner or JustInTimePlanner()
         self.prepared = PreparedFrames(stats.preparation_wasted)
+        self._companion = companion
+        if companion is not None:
+            companion.attach(slots.wake)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._preparer: Optional[threading.Thread] = None
@@ -134,7 +162,7 @@ class PerceptionWorker:
             if delay > 0 and self._stop.wait(delay):
                 return
             frames = self.slots.take(self.batch_size, timeout=0.2)
-            if frames:
+            if frames or (self._companion is not None and self._companion.waiting()):
                 self.rate.started()
                 self.process(frames)
                 self._start_preparer_if_wanted()
@@ -185,34 +213,42 @@ class PerceptionWorker:
             crops.append(prepared.crop)
             kept.append(frame)
             ahead += prepared.ahead
-        if not kept:
+        extra = self._companion.take(label_set) if self._companion is not None else None
+        if not kept and extra is None:
             return []
         self.stats.frames_prepared_ahead(ahead)
         self.planner.batch_started(len(kept), self.rate.next_start())
         self.slots.poke()  # the preparer re-plans for this batch
         try:
-            return self._encode_score_publish(kept, crops, label_set)
+            return self._encode_score_publish(kept, crops, label_set, extra)
         finally:
             self.planner.batch_finished()
 
     def _encode_score_publish(self, kept: list[PendingFrame], crops: list[np.ndarray],
-                              label_set: LabelSet) -> list[FrameResult]:
+                              label_set: LabelSet,
+                              extra: Optional["CompanionBatch"] = None) -> list[FrameResult]:
         cameras = [f.camera for f in kept]
+        rows = list(crops) + (list(extra.inputs) if extra is not None else [])
         try:
             t0 = time.perf_counter()
-            batch = self._normalize(np.stack(crops))
-            embeddings = self._encode(batch)
+            embeddings = self._encode(self._normalize(np.stack(rows)))
             t1 = time.perf_counter()
-            results = self._score(kept, embeddings, label_set, crops)
+            results = self._score(kept, embeddings[:len(kept)], label_set, crops)
             t2 = time.perf_counter()
         except Exception as exc:
             reason = f"inference failed for {len(kept)} frame(s): {type(exc).__name__}: {exc}"
             logger.debug("pipeline error", exc_info=True)
-            self.stats.frames_failed(cameras, reason)
+            if kept:
+                self.stats.frames_failed(cameras, reason)
+            if extra is not None:
+                extra.fail(reason)
             self._on_error(reason)
             return []
         try:
-            self._publish(results)
+            if results:
+                self._publish(results)
+            if extra is not None:  # its own errors are its own (counted there)
+                extra.finish(embeddings[len(kept):], label_set)
             t3 = time.perf_counter()
         except Exception as exc:
             reason = f"publishing failed: {type(exc).__name__}: {exc}"
@@ -225,7 +261,8 @@ class PerceptionWorker:
         self.stats.stage("publish", t3 - t2)
         for f in kept:
             self.stats.stage("age", now - f.received)
-        self.stats.frames_processed(cameras)
+        if kept:
+            self.stats.frames_processed(cameras)
         return results
 
     def _score(self, frames: Sequence[PendingFrame], embeddings: np.ndarray,
