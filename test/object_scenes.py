@@ -10,10 +10,10 @@ import numpy as np
 
 T0 = 1_700_000_000 * 10 ** 9
 OBJECTS = {"A": (5.0, 0.6, 0.1), "B": (6.0, -0.7, -0.1)}  # map, metres
-FX = FY = 60.0
-W, H = 128, 96
+FX = FY = 120.0
+W, H = 160, 120
 CX, CY = W / 2, H / 2
-SIZE = 0.5  # m, each object's width and height
+SIZE = 0.8  # m, each object's width and height (a square facing the camera)
 # optical frame -> robot (x forward, y left, z up): optical z = robot x, x = -y, y = -z
 OPTICAL_Q = (-0.5, 0.5, -0.5, 0.5)
 CAMERA_HZ, POSE_HZ = 5.0, 20.0
@@ -63,3 +63,24 @@ def texture(name: str, size: int = 32) -> np.ndarray:
     from conftest import natural_like_image
 
     return natural_like_image(size, size, seed={"A": 5, "B": 6}[name])
+
+
+def render(t: float):
+    """The camera image (RGB) and its aligned depth (m, NaN = no return) at t: each object a
+    textured square at its true depth on a grey background; and the boxes, name -> bbox."""
+    import cv2
+
+    rgb = np.full((H, W, 3), 90, np.uint8)
+    depth = np.full((H, W), np.nan, np.float32)
+    boxes = {}
+    for name in sorted(OBJECTS, key=lambda n: -in_camera(t, n)[2]):  # far first
+        u, v, side, _ = box = box_at(t, name)
+        x0, y0 = int(round(u - side / 2)), int(round(v - side / 2))
+        x1, y1 = int(round(u + side / 2)), int(round(v + side / 2))
+        if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
+            continue
+        rgb[y0:y1, x0:x1] = cv2.resize(texture(name), (x1 - x0, y1 - y0),
+                                       interpolation=cv2.INTER_AREA)
+        depth[y0:y1, x0:x1] = in_camera(t, name)[2]
+        boxes[name] = box
+    return rgb, depth, boxes
