@@ -114,7 +114,7 @@ def test_each_objects_own_crop_finds_it_where_it_is(drive):
         # recorded on the memory thread: wait until every box of the drive is merged in
         def merged():
             objects = query_crop(h, name)
-            return objects if objects and objects[0].observations >= n_frames - 1 else None
+            return objects if objects and objects[0].observations == n_frames else None
         objects = wait_until(merged, 30, 0.2)
         assert objects, f"{name}: not merged: {query_crop(h, name)}"
         best = objects[0]

@@ -50,10 +50,11 @@ def test_keyframes_and_objects_through_a_milvus_server(server_uri):
     store = open_store(server_uri, MODEL, "server_test")
     objects = open_object_store(store)
     assert store.count() == 30 and objects.count() == 2
-    best = query_places(store, embs[11][None], k=1, min_separation=0.5).places[0]
+    # written just now: fresh (a query may otherwise be served before the server's next tick)
+    best = query_places(store, embs[11][None], k=1, min_separation=0.5, fresh=True).places[0]
     assert best.keyframe.keyframe_id == ids[11] and best.score == pytest.approx(1.0, abs=1e-5)
     for name, where in OBJECTS.items():
-        m = query_objects(objects, base[name][None], k=1).matches[0]
+        m = query_objects(objects, base[name][None], k=1, fresh=True).matches[0]
         assert m.object.observations == len(frames)
         assert np.linalg.norm(m.object.position - np.array(where)) < 0.02
     objects.close()

@@ -173,14 +173,30 @@ class PlaceMemoryInterface:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                item = self._queue.get(timeout=RETRY_PERIOD)
+                first = self._queue.get(timeout=RETRY_PERIOD)
             except queue.Empty:
                 if self.recorder.pending:
                     self._record((KEYFRAMES, []))
                 if self.objects.recorder.pending:
                     self._record((OBJECTS, []))
                 continue
-            self._record(item)
+            for item in self._drain(first):
+                self._record(item)
+
+    def _drain(self, first: tuple[str, list]) -> list[tuple[str, list]]:
+        """``first`` and whatever else is queued, one batch per kind: what arrived while the
+        store was busy is written in one call (a store call costs the same for one row or
+        many: ~20 ms per write on Milvus Lite, ~200 ms per fresh search on a server)."""
+        batches = {KEYFRAMES: [], OBJECTS: []}
+        kind, items = first
+        batches[kind] += items
+        for _ in range(QUEUE_BATCHES):
+            try:
+                kind, items = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            batches[kind] += items
+        return [(k, v) for k, v in batches.items() if v]
 
     def _record(self, item: tuple[str, list]) -> None:
         kind, batch = item

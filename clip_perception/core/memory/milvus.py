@@ -34,6 +34,12 @@ MAX_THUMBNAIL = 65535  # Milvus VARCHAR limit; thumbnails are base64 JPEG, a few
 # Inner product over L2-normalised vectors is the cosine, and no engine re-normalises the
 # stored vectors per query (Milvus Lite 3.x did, ~40 % of its search time).
 METRIC = "IP"
+# Reads: a query (~/query_places, ~/query_objects, query_memory) is served "Bounded": a server
+# answers at once from what it has (it may miss rows written in the last seconds), where
+# "Strong" waits for the server's next time tick (~200 ms per search on the 2.3 server here);
+# the object recorder must see its own last writes to merge into them and asks "Strong".
+# Milvus Lite answers both at once and never misses a row.
+QUERY_CONSISTENCY, FRESH_CONSISTENCY = "Bounded", "Strong"
 # Milvus Lite 3.x searched unsealed ("growing") rows far slower than sealed ones; the store
 # seals after this many inserted rows so a query sees at most this many unsealed.
 FLUSH_EVERY = 500

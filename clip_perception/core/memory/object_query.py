@@ -33,8 +33,10 @@ class ObjectQuery:
     scores: np.ndarray  # (len(candidates),) mean cosine over the queries
 
 
-def query_objects(store: ObjectStore, queries: np.ndarray, k: int = DEFAULT_K) -> ObjectQuery:
-    """k == 0 means the default (3)."""
+def query_objects(store: ObjectStore, queries: np.ndarray, k: int = DEFAULT_K,
+                  fresh: bool = False) -> ObjectQuery:
+    """k == 0 means the default (3). ``fresh``: include objects written in the last seconds
+    on a server (slower there)."""
     if k < 0:
         raise PlaceMemoryError(f"k must be >= 0 (0 = default {DEFAULT_K}), got {k}")
     k = k or DEFAULT_K
@@ -43,7 +45,7 @@ def query_objects(store: ObjectStore, queries: np.ndarray, k: int = DEFAULT_K) -
         raise PlaceMemoryError("no query: expected at least one text or an image")
     queries = l2_normalize(queries)
     limit = max(100, CANDIDATES_PER_OBJECT * k)
-    found = {o.object_id: o for per_query in store.search(queries, limit, with_thumbnails=False)
+    found = {o.object_id: o for per_query in store.search(queries, limit, fresh=fresh)
              for o in per_query}
     candidates = [found[i] for i in sorted(found)]
     if not candidates:

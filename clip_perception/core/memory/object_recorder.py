@@ -126,7 +126,7 @@ class ObjectRecorder:
             d = self.policy.distance
             hits = self.store.search(np.stack([o.embedding for o in group]), CANDIDATES,
                                      box_filter(where.min(axis=0) - d, where.max(axis=0) + d,
-                                                positioned), with_thumbnails=True)
+                                                positioned), with_thumbnails=True, fresh=True)
             for per_obs in hits:
                 for obj in per_obs:
                     found.setdefault(obj.object_id, obj)

@@ -17,7 +17,8 @@ import numpy as np
 
 from .geometry import Pose
 from .identity import ModelIdentity
-from .milvus import MAX_TEXT, MAX_THUMBNAIL, METRIC, Collection, Connection, StoreError
+from .milvus import (FRESH_CONSISTENCY, MAX_TEXT, MAX_THUMBNAIL, METRIC, QUERY_CONSISTENCY,
+                     Collection, Connection, StoreError)
 
 OBJECTS_SUFFIX = "_objects"  # the object collection of memory collection C is C + this
 _POSE = ("sx", "sy", "sz", "sqx", "sqy", "sqz", "sqw")
@@ -134,15 +135,18 @@ class ObjectStore(Collection):
         return objects
 
     def search(self, queries: np.ndarray, limit: int, where: str = "",
-               with_thumbnails: bool = False) -> list[list[MemoryObject]]:
+               with_thumbnails: bool = False, fresh: bool = False) -> list[list[MemoryObject]]:
         """The ``limit`` nearest objects (cosine) per query row among those matching the
-        filter ``where``, best first, with their embeddings."""
+        filter ``where``, best first, with their embeddings. ``fresh``: see every row written
+        so far (the recorder's merge; see milvus.QUERY_CONSISTENCY)."""
         queries = self.check_queries(queries)
         fields = list(ROW_FIELDS) + ["embedding"] + (["thumbnail"] if with_thumbnails else [])
         with self._lock:
             hits = self._call(self._client.search, self.collection, data=queries.tolist(),
                               filter=where, limit=limit, anns_field="embedding",
-                              search_params={"metric_type": METRIC}, output_fields=fields)
+                              search_params={"metric_type": METRIC}, output_fields=fields,
+                              consistency_level=FRESH_CONSISTENCY if fresh else
+                              QUERY_CONSISTENCY)
         return [[_object(dict(h["entity"], id=h["id"])) for h in per_query]
                 for per_query in hits]
 

@@ -14,9 +14,9 @@ import numpy as np
 
 from .geometry import Pose
 from .identity import ModelIdentity
-from .milvus import (DEFAULT_URI, FLUSH_EVERY, MAX_TEXT, MAX_THUMBNAIL, METRIC, Collection,
-                     Connection, StoreError, resolve_uri, stored_identity as _stored_identity,
-                     unit_rows)
+from .milvus import (DEFAULT_URI, FLUSH_EVERY, FRESH_CONSISTENCY, MAX_TEXT, MAX_THUMBNAIL,
+                     METRIC, QUERY_CONSISTENCY, Collection, Connection, StoreError, resolve_uri,
+                     stored_identity as _stored_identity, unit_rows)
 
 __all__ = ["DEFAULT_COLLECTION", "DEFAULT_URI", "FLUSH_EVERY", "Candidates", "Keyframe",
            "KeyframeStore", "ModelIdentity", "open_store", "resolve_uri", "stored_identity"]
@@ -104,15 +104,19 @@ class KeyframeStore(Collection):
         return [int(i) for i in result["ids"]]
 
     # ---- reads ---------------------------------------------------------------------------------
-    def search(self, queries: np.ndarray, limit: int) -> list[list[Keyframe]]:
+    def search(self, queries: np.ndarray, limit: int, fresh: bool = False
+               ) -> list[list[Keyframe]]:
         """The ``limit`` nearest keyframes (cosine) for each query row, best first, with their
-        embeddings (one call: re-scoring needs no second round trip)."""
+        embeddings (one call: re-scoring needs no second round trip). ``fresh``: wait until
+        every row written so far is searchable (see milvus.QUERY_CONSISTENCY)."""
         queries = self.check_queries(queries)
         with self._lock:
             hits = self._call(self._client.search, self.collection, data=queries.tolist(),
                               limit=limit, anns_field="embedding",
                               search_params={"metric_type": METRIC},
-                              output_fields=list(ROW_FIELDS) + ["embedding"])
+                              output_fields=list(ROW_FIELDS) + ["embedding"],
+                              consistency_level=FRESH_CONSISTENCY if fresh else
+                              QUERY_CONSISTENCY)
         return [[_keyframe(dict(h["entity"], id=h["id"])) for h in per_query]
                 for per_query in hits]
 
