@@ -84,3 +84,96 @@ def render(t: float):
         depth[y0:y1, x0:x1] = in_camera(t, name)[2]
         boxes[name] = box
     return rgb, depth, boxes
+
+
+def write_objects_bag(path, depth: bool = True):
+    """rosbag2 (mcap) of the drive: /camera/image_raw (rgb8), /camera/depth (16UC1 mm, aligned),
+    /camera/camera_info, /detector/boxes (vision_msgs/Detection2DArray of both objects, the
+    detector's class 'thing') and /camera_pose (PoseStamped of the optical frame in map). The
+    boxes are recorded 40 ms after their frame, the poses 30 ms after their stamp."""
+    from pathlib import Path
+
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    ts = get_typestore(Stores.ROS2_KILTED)
+    repo = Path(__file__).resolve().parents[1]
+    types = {}
+    for name in ("ObjectHypothesis", "ObjectHypothesisWithPose", "Point2D", "Pose2D",
+                 "BoundingBox2D", "Detection2D", "Detection2DArray"):
+        f = repo / "msgs" / "vision_msgs" / "msg" / f"{name}.msg"
+        types.update(get_types_from_msg(f.read_text(), f"vision_msgs/msg/{name}"))
+    ts.register(types)
+    T = ts.types
+    Header = T["std_msgs/msg/Header"]
+
+    def header(t_ns, frame):
+        return Header(stamp=T["builtin_interfaces/msg/Time"](sec=t_ns // 10 ** 9,
+                                                             nanosec=t_ns % 10 ** 9),
+                      frame_id=frame)
+
+    messages = []
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        conns = {n: w.add_connection(n, t, typestore=ts) for n, t in (
+            ("/camera/image_raw", "sensor_msgs/msg/Image"),
+            ("/camera/depth", "sensor_msgs/msg/Image"),
+            ("/camera/camera_info", "sensor_msgs/msg/CameraInfo"),
+            ("/detector/boxes", "vision_msgs/msg/Detection2DArray"),
+            ("/camera_pose", "geometry_msgs/msg/PoseStamped"))}
+
+        def put(topic, t_ns, msg, msgtype):
+            messages.append((t_ns, conns[topic], ts.serialize_cdr(msg, msgtype)))
+
+        for t in pose_times():
+            t_ns = T0 + int(round(t * 1e9))
+            p, q = camera_pose(t)
+            put("/camera_pose", t_ns + 30_000_000, T["geometry_msgs/msg/PoseStamped"](
+                header=header(t_ns, "map"), pose=T["geometry_msgs/msg/Pose"](
+                    position=T["geometry_msgs/msg/Point"](x=p[0], y=p[1], z=p[2]),
+                    orientation=T["geometry_msgs/msg/Quaternion"](x=q[0], y=q[1], z=q[2],
+                                                                  w=q[3]))),
+                "geometry_msgs/msg/PoseStamped")
+        for t in frame_times():
+            t_ns = T0 + int(round(t * 1e9))
+            rgb, depth_m, boxes = render(t)
+            put("/camera/image_raw", t_ns, T["sensor_msgs/msg/Image"](
+                header=header(t_ns, "cam_optical"), height=H, width=W, encoding="rgb8",
+                is_bigendian=0, step=W * 3, data=rgb.reshape(-1)), "sensor_msgs/msg/Image")
+            if depth:
+                mm = np.nan_to_num(np.round(depth_m * 1000), nan=0).astype("<u2")
+                put("/camera/depth", t_ns + 1, T["sensor_msgs/msg/Image"](
+                    header=header(t_ns, "cam_optical"), height=H, width=W, encoding="16UC1",
+                    is_bigendian=0, step=W * 2, data=mm.view(np.uint8).reshape(-1)),
+                    "sensor_msgs/msg/Image")
+                info = T["sensor_msgs/msg/CameraInfo"](
+                    header=header(t_ns, "cam_optical"), height=H, width=W,
+                    distortion_model="plumb_bob", d=np.zeros(5),
+                    k=np.array([FX, 0, CX, 0, FY, CY, 0, 0, 1], float),
+                    r=np.eye(3).reshape(-1), p=np.zeros(12), binning_x=0, binning_y=0,
+                    roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0,
+                                                              width=0, do_rectify=False))
+                put("/camera/camera_info", t_ns + 2, info, "sensor_msgs/msg/CameraInfo")
+            dets = []
+            for i, name in enumerate(sorted(boxes)):
+                cx, cy, w_, h_ = boxes[name]
+                dets.append(T["vision_msgs/msg/Detection2D"](
+                    header=header(t_ns, "cam_optical"), id=f"det{i}",
+                    results=[T["vision_msgs/msg/ObjectHypothesisWithPose"](
+                        hypothesis=T["vision_msgs/msg/ObjectHypothesis"](class_id="thing",
+                                                                          score=0.9),
+                        pose=T["geometry_msgs/msg/PoseWithCovariance"](
+                            pose=T["geometry_msgs/msg/Pose"](
+                                position=T["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0),
+                                orientation=T["geometry_msgs/msg/Quaternion"](
+                                    x=0.0, y=0.0, z=0.0, w=1.0)),
+                            covariance=np.zeros(36)))],
+                    bbox=T["vision_msgs/msg/BoundingBox2D"](
+                        center=T["vision_msgs/msg/Pose2D"](
+                            position=T["vision_msgs/msg/Point2D"](x=cx, y=cy), theta=0.0),
+                        size_x=w_, size_y=h_)))
+            put("/detector/boxes", t_ns + 40_000_000, T["vision_msgs/msg/Detection2DArray"](
+                header=header(t_ns, "cam_optical"), detections=dets),
+                "vision_msgs/msg/Detection2DArray")
+        for t_ns, conn, raw in sorted(messages, key=lambda m: m[0]):
+            w.write(conn, t_ns, raw)
+    return path

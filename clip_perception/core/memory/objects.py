@@ -82,7 +82,8 @@ def observe(frame, box, camera_pose: Pose, depth_frame_pose: Optional[Pose],
     embedding = np.asarray(box.embedding, np.float32)
     thumb = encode_thumbnail(box.crop, thumbnail_size) if box.crop is not None else ""
     _, _, w, h = box.bbox
-    label = box.hypotheses[0][0] if box.hypotheses else ""
+    best = box.hypotheses or box.source_hypotheses  # the node's label, else the detector's
+    label = best[0][0] if best else ""
     return ObjectObservation(embedding, position, camera_pose, float(w) * float(h),
                              int(frame.stamp_ns), frame.camera, label, thumb)
 
