@@ -57,15 +57,24 @@ def _set_ros_environment() -> None:
 _set_ros_environment()
 
 
+@pytest.fixture(scope="session")
+def engine_cache_dir(tmp_path_factory):
+    """ONE engine cache folder for the whole session: pass it as ``cache_dir`` (or the node's
+    ``engine_cache_dir``) unless the test is about caching, so an engine is exported, quantised
+    and timed once per session, not once per test. It is also the default cache of every test
+    and node process that names none ($CLIP_PERCEPTION_CACHE_DIR, below)."""
+    return tmp_path_factory.mktemp("engine_cache")
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _no_writes_under_home(tmp_path_factory):
+def _no_writes_under_home(tmp_path_factory, engine_cache_dir):
     """Nothing a test runs writes the home directory: the default engine cache
-    ($CLIP_PERCEPTION_CACHE_DIR, read by core/artifacts.py), ROS log files and whatever a library
-    keeps under $HOME (OpenVINO's telemetry writes ~/intel) go to this session's tmp folder.
-    Set in os.environ, so processes the tests start inherit it."""
+    ($CLIP_PERCEPTION_CACHE_DIR, read by core/artifacts.py: the session's engine cache), ROS
+    log files and whatever a library keeps under $HOME (OpenVINO's telemetry writes ~/intel) go
+    to this session's tmp folder. Set in os.environ, so processes the tests start inherit it."""
     root = tmp_path_factory.mktemp("session_home")
     saved = {k: os.environ.get(k) for k in ("CLIP_PERCEPTION_CACHE_DIR", "ROS_LOG_DIR", "HOME")}
-    os.environ["CLIP_PERCEPTION_CACHE_DIR"] = str(root / "default_engine_cache")
+    os.environ["CLIP_PERCEPTION_CACHE_DIR"] = str(engine_cache_dir)
     os.environ["ROS_LOG_DIR"] = str(root / "ros_log")
     os.environ["HOME"] = str(root / "home")
     (root / "home").mkdir()
@@ -75,14 +84,6 @@ def _no_writes_under_home(tmp_path_factory):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-
-
-@pytest.fixture(scope="session")
-def engine_cache_dir(tmp_path_factory):
-    """ONE engine cache folder for the whole session: pass it as ``cache_dir`` (or the node's
-    ``engine_cache_dir``) unless the test is about caching, so an engine is exported, quantised
-    and timed once per session, not once per test."""
-    return tmp_path_factory.mktemp("engine_cache")
 
 
 @pytest.fixture(autouse=True)

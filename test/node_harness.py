@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 
-from node_testing import Collector, image_msg, pattern_image, publish_until_received, \
-    use_profile_in_this_process, wait_until
+from node_testing import Collector, RosClient, image_msg, pattern_image, \
+    publish_until_received, use_profile_in_this_process
 
 _stamps = itertools.count(1_900_000_000 * 10 ** 9, 1_000_000)
 
@@ -43,7 +42,6 @@ class Harness:
 
     def __init__(self, tiny_model_id, namespace: str, **params):
         import rclpy
-        from diagnostic_msgs.msg import DiagnosticArray
         from lifecycle_msgs.srv import ChangeState
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.parameter import Parameter
@@ -69,11 +67,11 @@ class Harness:
                                         context=self.context)
         self.pub = self.client.create_publisher(Image, self.camera, QoSProfile(
             depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
-        self.results, self.diagnostics = Collector(), Collector()
+        self.ros = RosClient(self.client, self.name)
+        self.results, self.diagnostics = Collector(), self.ros.diagnostics
         self.client.create_subscription(Classification, self.name + "/classification",
                                         self.results, 50)
-        self.client.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics, 50)
-        self.change = self.client.create_client(ChangeState, self.name + "/change_state")
+        self.change = self.ros.service(ChangeState, "change_state")
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.client)
@@ -86,13 +84,11 @@ class Harness:
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
 
-        assert wait_until(self.change.service_is_ready, 30, 0.05), \
-            f"{self.name}/change_state not ready; servers in the graph: " \
-            f"{self.service_servers('change_state')}"
-        future = self.change.call_async(ChangeState.Request(
-            transition=Transition(id=transition_id)))
-        assert wait_until(future.done, timeout), "change_state timed out"
-        return future.result().success
+        self.ros.wait_ready(self.change.service_is_ready, 30,
+                            what=lambda: f"{self.name}/change_state (servers in the graph: "
+                                         f"{self.service_servers('change_state')})")
+        return self.ros.call(self.change, ChangeState.Request(
+            transition=Transition(id=transition_id)), timeout).success
 
     def service_servers(self, service: str) -> dict:
         """Which nodes the graph says serve ``service`` of the node: its request readers and
@@ -121,16 +117,7 @@ class Harness:
 
     def pipeline_status_while_sending(self, predicate, timeout: float = 15.0):
         """Keep frames coming (a camera at ~10 Hz) until a pipeline status satisfies predicate."""
-        start = len(self.diagnostics.messages)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.send()
-            for msg in self.diagnostics.messages[start:]:
-                for s in msg.status:
-                    if s.name == f"{self.name}: pipeline" and predicate(s):
-                        return s
-            time.sleep(0.1)
-        return None
+        return self.ros.status("pipeline", predicate, timeout, while_waiting=self.send)
 
     def destroy_node(self):
         self.executor.remove_node(self.node)

@@ -65,6 +65,89 @@ def ros_test_node(name: str, threads: int = 2):
         thread.join(5)
 
 
+class RosClient:
+    """THE ROS test client: a node in this process (e.g. from ``ros_test_node``) and the three
+    things every node test does: call a service and wait for the answer, wait until a service
+    (and the node process) is ready, and find a /diagnostics status of the node under test.
+
+    ``node_name``: the fully qualified name of the node under test (its statuses are named
+    ``<node_name>: pipeline``, ``<node_name>: camera <topic>``, ...). Test modules subclass it
+    with their own publishers and subscriptions.
+    """
+
+    def __init__(self, node, node_name: str):
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.node = node
+        self.node_name = node_name
+        self.diagnostics = Collector()
+        node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics, 50)
+
+    def service(self, srv_type, name: str):
+        """A client for ``name``; relative names are under the node under test."""
+        return self.node.create_client(
+            srv_type, name if name.startswith("/") else f"{self.node_name}/{name}")
+
+    def wait_ready(self, ready: Callable[[], object], timeout: float = 60.0,
+                   proc: Optional["NodeProcess"] = None, what="the node"):
+        """Wait until ``ready()`` (e.g. ``client.service_is_ready``); fails at once, with the
+        log, if ``proc`` exits meanwhile. ``what``: a name, or a callable giving the failure
+        message (evaluated only on failure)."""
+        def check():
+            if proc is not None and proc.proc.poll() is not None:
+                raise AssertionError(f"node exited with {proc.proc.returncode}:\n"
+                                     f"{proc.output()}")
+            return ready()
+        if not wait_until(check, timeout, 0.05):
+            name = what() if callable(what) else what
+            log = f":\n{proc.output()}" if proc is not None else ""
+            raise AssertionError(f"{name} not ready within {timeout} s{log}")
+
+    def call(self, client, request, timeout: float = 30.0, ready_timeout: float = 30.0):
+        """Wait until the service is ready, call it, wait for the response and return it."""
+        self.wait_ready(client.service_is_ready, ready_timeout, what=client.srv_name)
+        future = client.call_async(request)
+        assert wait_until(future.done, timeout), f"{client.srv_name} timed out after {timeout} s"
+        return future.result()
+
+    def statuses(self, predicate: Callable[[dict], object] = lambda s: True,
+                 timeout: float = 10.0, while_waiting: Optional[Callable[[], object]] = None):
+        """{name: DiagnosticStatus} of the node under test, from the first /diagnostics message
+        received from now on whose statuses satisfy ``predicate``; None on timeout.
+        ``while_waiting`` runs every ~0.1 s meanwhile (e.g. publish a frame)."""
+        start = len(self.diagnostics.messages)
+        prefix = self.node_name + ":"
+
+        def check(msgs):
+            for msg in msgs[start:]:
+                found = {s.name: s for s in msg.status if s.name.startswith(prefix)}
+                if found and predicate(found):
+                    return found
+            return None
+        if while_waiting is None:
+            return self.diagnostics.wait_for(check, timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            while_waiting()
+            found = self.diagnostics.wait_for(check, 0.1)
+            if found:
+                return found
+        return None
+
+    def status(self, kind: str, predicate: Callable[[object], object] = lambda s: True,
+               timeout: float = 10.0, while_waiting: Optional[Callable[[], object]] = None):
+        """The node's ``<node>: <kind>`` status (e.g. 'pipeline', 'place memory') satisfying
+        ``predicate``, received from now on; None on timeout."""
+        name = f"{self.node_name}: {kind}"
+        found = self.statuses(lambda s: name in s and predicate(s[name]), timeout, while_waiting)
+        return found[name] if found else None
+
+
+def status_values(status) -> dict:
+    """A DiagnosticStatus's key/value pairs as a dict."""
+    return {kv.key: kv.value for kv in status.values}
+
+
 def param_args(params: dict) -> list[str]:
     """``-p name:=value`` arguments; values are YAML (lists as [..], empty string as "")."""
     import yaml
@@ -78,6 +161,16 @@ def param_args(params: dict) -> list[str]:
             text = '""'
         args += ["-p", f"{name}:={text}"]
     return args
+
+
+def run_node_main(params: dict, extra_ros_args: tuple = ()) -> int:
+    """``clip_perception_node``'s ``main`` in this process (its own rclpy init/shutdown of the
+    default context): for start-up failures, where a process start would only add its import
+    time. Read what it logged with pytest's ``capfd`` (rcutils writes to the stderr fd)."""
+    from clip_perception.cli.node import main
+
+    use_profile_in_this_process()
+    return main(["clip_perception_node", "--ros-args", *param_args(params), *extra_ros_args])
 
 
 class NodeProcess:

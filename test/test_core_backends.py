@@ -125,7 +125,7 @@ def test_torch_backend_runs_on_the_requested_threads(tiny_clip):
     try:
         enc = create_image_encoder(tiny_clip, "torch", "fp32", threads=1)
         assert enc.threads == 1 and torch.get_num_threads() == 1
-        from clip_perception.ros.reporting import prepare_ahead
+        from clip_perception.core.pipeline.preparation import prepare_ahead
         from clip_perception.core.devices import cpu_count
 
         ahead, why = prepare_ahead(enc)

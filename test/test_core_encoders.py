@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 
 from clip_perception.cli import build_memory, query_memory, train_adapter
-from clip_perception.cli.memory_options import encoder_spec as memory_encoder_spec
-from clip_perception.cli.memory_options import load_encoders
+from clip_perception.cli.memory_arguments import encoder_spec as memory_encoder_spec
+from clip_perception.cli.memory_arguments import load_encoders
 from clip_perception.core.encoders import EncoderSpec, open_encoders
-from clip_perception.ros.node import encoder_spec as node_encoder_spec
 from clip_perception.ros.parameters import PARAMETERS, PARAMETERS_BY_NAME, validate
+from clip_perception.ros.parameters import encoder_spec as node_encoder_spec
 from clip_perception.training import engine
-from clip_perception.training.options import model_spec
+from clip_perception.cli.training_arguments import model_spec
 
 # Fields that say which engine serves; max_batch / background_build say how a tool feeds it.
 ENGINE_FIELDS = ("model", "pretrained", "backend", "precision", "device", "cache_dir",
@@ -56,7 +56,7 @@ def test_every_tool_resolves_the_node_defaults_alike():
     for args in (["--model", "ViT-B-32"], ["--model", "ViT-B-32", "--pretrained", ""]):
         for tool, spec in _tool_specs(args).items():
             assert _engine_fields(spec) == _engine_fields(node), tool
-    assert node.pretrained == "openai" and node.precision == "auto"
+    assert node.pretrained == "datacomp_xl_s13b_b90k" and node.precision == "auto"
 
 
 def test_the_same_arguments_give_the_same_spec(tmp_path):

@@ -164,3 +164,21 @@ def test_local_dir_with_several_unnamed_weights_is_refused(tmp_path, tiny_clip, 
     torch.save(tiny_clip.model.state_dict(), folder / "other.pth")
     with pytest.raises(ModelLoadError, match="several weights files"):
         load_clip(f"local-dir:{folder}")
+
+
+def test_default_weights_are_published_open_clip_tags_for_their_architecture():
+    """The default of an unset ``pretrained`` (and 'openai', one parameter away) is a tag
+    open_clip knows for that architecture, loaded with its own activation (no download here:
+    only open_clip's table of pretrained weights is read)."""
+    import open_clip
+    from open_clip.pretrained import get_pretrained_cfg
+
+    from clip_perception.core.model import DEFAULT_PRETRAINED_BY_MODEL, default_pretrained
+
+    known = set(open_clip.list_pretrained())
+    for model, tag in DEFAULT_PRETRAINED_BY_MODEL.items():
+        assert default_pretrained(model, "") == default_pretrained(model, None) == tag
+        assert (model, tag) in known and (model, "openai") in known, model
+        assert get_pretrained_cfg(model, tag)["hf_hub"], (model, tag)  # where it downloads from
+    assert default_pretrained("ViT-B-32", "openai") == "openai"
+    assert get_pretrained_cfg("ViT-B-32", "openai")["quick_gelu"] is True

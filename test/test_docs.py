@@ -64,3 +64,31 @@ def test_no_machine_paths_in_docs():
         text = page.read_text()
         for pattern in ("/work/", "/tmp/", "/home/", "/root/"):
             assert pattern not in text, f"{page.relative_to(REPO)} names a machine path {pattern}"
+
+
+def _documented_modules() -> set[str]:
+    """Module paths named in the first cell of docs/architecture.md's tables: a `dir/name.py`
+    entry, and bare `name.py` entries after it in the same cell (same folder)."""
+    documented = set()
+    for line in (REPO / "docs" / "architecture.md").read_text().splitlines():
+        if not line.startswith("| `"):
+            continue
+        folder = ""
+        for name in re.findall(r"`([^`]+\.py)`", line.split("|")[1]):
+            if "/" in name:
+                folder = name.rsplit("/", 1)[0]
+                documented.add(name)
+            else:
+                documented.add(f"{folder}/{name}")
+    return documented
+
+
+def test_architecture_names_every_module():
+    package = REPO / "clip_perception"
+    modules = {str(p.relative_to(package)) for p in package.rglob("*.py")
+               if p.name != "__init__.py"}
+    documented = _documented_modules()
+    assert not modules - documented, \
+        f"docs/architecture.md has no row for {sorted(modules - documented)}"
+    assert not documented - modules, \
+        f"docs/architecture.md names modules that do not exist: {sorted(documented - modules)}"

@@ -4,23 +4,19 @@ scene B and gets the pose where B was shown; the memory survives a restart, a no
 model refuses it, ~/clear_memory empties it."""
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from memory_scenes import T0, image_times, pose_times, robot_pose, scene_at, scene_image, x_range
-from node_testing import Collector, NodeProcess, image_msg, stamp_ns, use_profile_in_this_process, \
-    wait_until
+from node_testing import (Collector, NodeProcess, RosClient, image_msg, ros_test_node,
+                          run_node_main, stamp_ns, status_values, wait_until)
 
 rclpy = pytest.importorskip("rclpy")
 # no skip for clip_perception_msgs: scripts/setup_venv.sh builds it into the venv
 
 from clip_perception_msgs.srv import QueryPlaces  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from vision_msgs.msg import Classification  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
@@ -32,24 +28,13 @@ RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 @pytest.fixture(scope="module")
 def client():
-    use_profile_in_this_process()
-    context = rclpy.context.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("memory_test_client", context=context)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield DriveClient(node)
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
-    thread.join(5)
+    with ros_test_node("memory_test_client") as node:
+        yield DriveClient(node)
 
 
-class DriveClient:
+class DriveClient(RosClient):
     def __init__(self, node):
-        self.node = node
+        super().__init__(node, NODE)
         self.images = node.create_publisher(Image, CAM, RELIABLE)
         self.odom = node.create_publisher(Odometry, "/odom", RELIABLE)
         self.results = Collector()
@@ -58,19 +43,14 @@ class DriveClient:
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         node.create_subscription(MarkerArray, NODE + "/places/markers", self.markers, latched)
-        self.diagnostics = Collector()
-        node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics, 50)
-        self.query = node.create_client(QueryPlaces, NODE + "/query_places")
-        self.clear = node.create_client(Trigger, NODE + "/clear_memory")
+        self.query = self.service(QueryPlaces, "query_places")
+        self.clear = self.service(Trigger, "clear_memory")
 
-    def wait_ready(self, proc: NodeProcess, timeout: float = 60) -> None:
-        def ready():
-            if proc.proc.poll() is not None:
-                raise AssertionError(f"node exited with {proc.proc.returncode}:\n{proc.output()}")
-            return (self.images.get_subscription_count() > 0
-                    and self.odom.get_subscription_count() > 0
-                    and self.query.service_is_ready() and self.clear.service_is_ready())
-        assert wait_until(ready, timeout, 0.1), f"node not discovered:\n{proc.output()}"
+    def wait_node(self, proc: NodeProcess, timeout: float = 60) -> None:
+        self.wait_ready(lambda: (self.images.get_subscription_count() > 0
+                                 and self.odom.get_subscription_count() > 0
+                                 and self.query.service_is_ready()
+                                 and self.clear.service_is_ready()), timeout, proc)
 
     def odometry(self, t: float) -> Odometry:
         msg = Odometry()
@@ -101,11 +81,6 @@ class DriveClient:
             done += 1
         return done
 
-    def call(self, client, request, timeout: float = 30.0):
-        future = client.call_async(request)
-        assert wait_until(future.done, timeout), "service call timed out"
-        return future.result()
-
     def query_photo(self, name: str, k: int = 5, min_separation: float = 3.0):
         req = QueryPlaces.Request(k=k, min_separation=min_separation)
         req.image = image_msg(scene_image(name), 0, "")
@@ -127,14 +102,15 @@ def stop_ok(proc: NodeProcess) -> None:
     assert code == 0, f"node exited with {code} on SIGINT; log:\n{proc.output()}"
 
 
-def test_node_remembers_where_it_saw_the_scene(tmp_path, tiny_model_id, client):
+def test_node_remembers_where_it_saw_the_scene(tmp_path, tiny_model_id, client, engine_cache_dir,
+                                               capfd):
     from clip_perception.core.tiny_model import write_tiny_model
 
-    memory, cache = tmp_path / "memory", tmp_path / "cache"
-    params = memory_params(tiny_model_id, memory, cache)
+    memory = tmp_path / "memory"
+    params = memory_params(tiny_model_id, memory, engine_cache_dir)
     proc = NodeProcess(tmp_path / "node1.log", params)
     try:
-        client.wait_ready(proc)
+        client.wait_node(proc)
         assert client.drive(proc) == len(image_times())
         lo, hi = x_range("B")
         # keyframes are recorded on the node's memory thread: wait until the last is stored
@@ -160,16 +136,11 @@ def test_node_remembers_where_it_saw_the_scene(tmp_path, tiny_model_id, client):
         text = client.call(client.query, QueryPlaces.Request(texts=["a red door", "a tree"],
                                                              k=2)).places
         assert len(text) == 2 and all(len(p.scores) == 2 for p in text)
-        def memory_status(msgs):
-            for m in reversed(msgs):
-                for st in m.status:
-                    if st.name.endswith(": place memory"):
-                        return {kv.key: kv.value for kv in st.values}
         # the recorder thread may still be storing the last frames: wait for >= 20 keyframes
-        client.diagnostics.wait_for(
-            lambda msgs: int((memory_status(msgs) or {}).get("stored", 0)) >= 20, timeout=15)
-        status = memory_status(client.diagnostics.messages)
-        assert status, "no place memory status on /diagnostics"
+        memory_status = client.status(
+            "place memory", lambda st: int(status_values(st).get("stored", 0)) >= 20, 15)
+        assert memory_status, "no place memory status with >= 20 keyframes on /diagnostics"
+        status = status_values(memory_status)
         assert int(status["stored"]) >= 20 and int(status["not_a_keyframe"]) > 0, status
         assert status.get("no_pose", "0") == "0" and status["dropped"] == "0", status
         # a bad query gets no places and a logged reason; the node keeps serving
@@ -185,7 +156,7 @@ def test_node_remembers_where_it_saw_the_scene(tmp_path, tiny_model_id, client):
     # restart: the same keyframes are found again
     proc = NodeProcess(tmp_path / "node2.log", params)
     try:
-        client.wait_ready(proc)
+        client.wait_node(proc)
         again = client.query_photo("B")
         assert [p.keyframe_id for p in again] == [p.keyframe_id for p in places]
         cleared = client.call(client.clear, Trigger.Request())
@@ -195,21 +166,22 @@ def test_node_remembers_where_it_saw_the_scene(tmp_path, tiny_model_id, client):
     finally:
         stop_ok(proc)
 
-    # another model: the node refuses the memory at start, with the reason
+    # another model: the node refuses the memory at start, with the reason (main in this
+    # process: the two starts above are the real processes)
     other = write_tiny_model(tmp_path / "other_model", seed=1)
-    proc = NodeProcess(tmp_path / "node3.log", dict(params, model=other))
-    code = proc.wait_exit(150)
-    out = proc.output()
-    proc.stop()
-    assert code == 2, out
-    assert "was built with model" in out and "cannot be compared" in out
+    capfd.readouterr()
+    assert run_node_main(dict(params, model=other)) == 2
+    out = capfd.readouterr().err
+    assert "was built with model" in out and "cannot be compared" in out, out
 
 
 def test_memory_parameters_are_validated(tmp_path, tiny_model_id):
-    params = dict(memory_params(tiny_model_id, tmp_path / "m", tmp_path / "c"),
+    """The node's one validation refuses a bad memory.* value with the reason (how a bad
+    parameter ends a node process, exit 2 with the reason, is test_node_ros's start-up test)."""
+    from clip_perception.ros.parameters import PARAMETERS, ParameterError, validate
+
+    values = {p.name: p.default for p in PARAMETERS}
+    values.update(memory_params(tiny_model_id, tmp_path / "m", tmp_path / "c"),
                   **{"memory.pose_type": "gps"})
-    proc = NodeProcess(tmp_path / "bad.log", params)
-    code = proc.wait_exit(150)
-    out = proc.output()
-    proc.stop()
-    assert code == 2 and "memory.pose_type" in out and "got 'gps'" in out, out
+    with pytest.raises(ParameterError, match=r"memory.pose_type.*got 'gps'"):
+        validate(values)

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from node_testing import (Collector, NodeProcess, image_msg, pattern_image,
-                          publish_until_received, ros_test_node, stamp_ns,
+from node_testing import (Collector, NodeProcess, RosClient, image_msg, pattern_image,
+                          publish_until_received, ros_test_node, stamp_ns, status_values,
                           use_profile_in_this_process, wait_until)
 
 rclpy = pytest.importorskip("rclpy")
@@ -21,7 +21,6 @@ vision = pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not built
 if not hasattr(vision, "LabelInfo"):
     pytest.fail("vision_msgs in this venv has no LabelInfo: re-run scripts/setup_venv.sh")
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rcl_interfaces.msg import Log  # noqa: E402
@@ -40,30 +39,23 @@ LABELS = ["cup", "apple", "pear"]
 _stamps = itertools.count(1_800_000_000 * 10 ** 9, 1_000_000)
 
 
-class LifecycleClient:
+class LifecycleClient(RosClient):
     def __init__(self, node):
-        self.node = node
+        super().__init__(node, NODE)
         self.pub = node.create_publisher(Image, CAM, QoSProfile(
             depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
-        self.results, self.diagnostics = Collector(), Collector()
+        self.results = Collector()
         self.label_info, self.debug, self.rosout = Collector(), Collector(), Collector()
         node.create_subscription(Classification, NODE + "/classification", self.results, 50)
         node.create_subscription(Log, "/rosout", self.rosout, 1000)
-        node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics, 50)
-        self.change = node.create_client(ChangeState, NODE + "/change_state")
-        self.get = node.create_client(GetState, NODE + "/get_state")
-        self.set_params = node.create_client(SetParameters, NODE + "/set_parameters")
+        self.change = self.service(ChangeState, "change_state")
+        self.get = self.service(GetState, "get_state")
+        self.set_params = self.service(SetParameters, "set_parameters")
         self._debug_sub = None
-
-    def call(self, client, request, timeout: float = 60.0):
-        assert wait_until(client.service_is_ready, 30, 0.05), f"{client.srv_name} not available"
-        future = client.call_async(request)
-        assert wait_until(future.done, timeout), f"{client.srv_name} timed out"
-        return future.result()
 
     def transition(self, transition_id: int) -> bool:
         return self.call(self.change, ChangeState.Request(
-            transition=Transition(id=transition_id))).success
+            transition=Transition(id=transition_id)), timeout=60).success
 
     def logged(self, text: str, timeout: float = 10.0):
         """A /rosout line of the node (logger ``lifecycle_test.lc_node``) containing text."""
@@ -100,19 +92,10 @@ class LifecycleClient:
         return publish_until_received(send, collector, timeout)
 
     def pipeline_status(self, predicate, timeout: float = 10.0):
-        start = len(self.diagnostics.messages)
-
-        def check(msgs):
-            for msg in msgs[start:]:
-                for s in msg.status:
-                    if s.name == f"{NODE}: pipeline" and predicate(s):
-                        return s
-            return None
-        return self.diagnostics.wait_for(check, timeout)
+        return self.status("pipeline", predicate, timeout)
 
 
-def values_of(status) -> dict:
-    return {kv.key: kv.value for kv in status.values}
+values_of = status_values
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +114,7 @@ def managed(tiny_model_id, tmp_path_factory, client):
         extra_ros_args=("-r", f"__node:={NODE_NAME}", "-r", "__ns:=/lifecycle_test",
                         "-r", f"{CAM_PARAM}:={CAM}"))
     try:
-        assert wait_until(lambda: client.get.service_is_ready() or proc.proc.poll() is not None,
-                          60, 0.1) and proc.proc.poll() is None, proc.output()
+        client.wait_ready(client.get.service_is_ready, 60, proc)
         yield proc
     finally:
         code = proc.stop()
@@ -258,16 +240,14 @@ def test_configure_failure_returns_failure_with_the_reason(tmp_path):
 
 def _configure_fails(node, proc):
     """configure over ~/change_state returns failure; the node stays up, unconfigured."""
-    change = node.create_client(ChangeState, "/lifecycle_fail/clip_perception/change_state")
-    get = node.create_client(GetState, "/lifecycle_fail/clip_perception/get_state")
-    assert wait_until(change.service_is_ready, 60, 0.1), proc.output()
-    future = change.call_async(ChangeState.Request(
-        transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
-    assert wait_until(future.done, 60)
-    assert future.result().success is False
-    future = get.call_async(GetState.Request())
-    assert wait_until(future.done, 10)
-    assert future.result().current_state.id == State.PRIMARY_STATE_UNCONFIGURED
+    client = RosClient(node, "/lifecycle_fail/clip_perception")
+    change, get = client.service(ChangeState, "change_state"), client.service(GetState,
+                                                                              "get_state")
+    client.wait_ready(change.service_is_ready, 60, proc)
+    assert client.call(change, ChangeState.Request(
+        transition=Transition(id=Transition.TRANSITION_CONFIGURE)), timeout=60).success is False
+    state = client.call(get, GetState.Request(), timeout=10).current_state
+    assert state.id == State.PRIMARY_STATE_UNCONFIGURED
     assert wait_until(lambda: "configure failed: model folder not found: /nonexistent/model"
                       in proc.output(), 10), proc.output()
     assert proc.proc.poll() is None, "the node exited instead of waiting unconfigured"

@@ -57,7 +57,8 @@ def test_invalid_values_are_rejected_with_parameter_and_reason(overrides, parame
 
 
 @pytest.mark.parametrize("model, pretrained, expected", [
-    ("ViT-B-32", "", "openai"), ("ViT-B-32", "laion2b_s34b_b79k", "laion2b_s34b_b79k"),
+    ("ViT-B-32", "", "datacomp_xl_s13b_b90k"), ("ViT-B-32", "openai", "openai"),
+    ("ViT-B-32", "laion2b_s34b_b79k", "laion2b_s34b_b79k"), ("RN50", "", "openai"),
     ("local-dir:/models/tiny", "", ""), ("hf-hub:org/repo", "", "")])
 def test_empty_pretrained_is_the_models_own_default(model, pretrained, expected):
     startup, _ = validate(defaults(model=model, pretrained=pretrained))

@@ -1,4 +1,5 @@
-"""The shipped params file applies to the node whatever its namespace (real rclpy process)."""
+"""The shipped params file applies to the node whatever its namespace (real rclpy process), and
+the core's logging (why each backend was skipped or chosen) reaches the node's ROS log."""
 import pytest
 import yaml
 
@@ -7,57 +8,54 @@ from node_testing import REPO, NodeProcess, wait_until
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs is built by scripts/setup_venv.sh")
 
 
+def _check_backend_log(out: str) -> None:
+    """Core logging (why each backend was skipped) is forwarded to the node's ROS logger."""
+    assert "[clip_perception]: image backend (auto requested): tensorrt auto on cpu: " \
+           "skipped (device is 'cpu'; tensorrt needs device 'cuda')" in out, out
+    # precision auto: the verified candidates are timed; the fastest one is logged as chosen
+    assert "on cpu: chosen (fastest verified: " in out, out
+    # quiet: no bare Python logging/warnings lines from onnxruntime's quantiser or torch
+    assert "WARNING:root" not in out and "UserWarning" not in out, out
+    assert "DeprecationWarning" not in out, out
+
+
 @pytest.mark.parametrize("namespace", ["", "/robot1"])
-def test_params_file_applies_in_any_namespace(tmp_path, tiny_model_id, namespace):
+def test_params_file_applies_in_any_namespace(tmp_path, tiny_model_id, namespace,
+                                              engine_cache_dir):
+    """In the root namespace the node also runs the shipped backend/precision ``auto`` (one
+    process for both checks); under /robot1 the torch backend starts fastest."""
     config = yaml.safe_load((REPO / "config" / "clip_perception.yaml").read_text())
     params = config["/**"]["ros__parameters"]
     # Only `model` changes: the shipped empty `pretrained` means "the model's own default",
     # so a local-dir: model starts without also clearing `pretrained`.
     assert params["pretrained"] == ""
-    params.update(model=tiny_model_id, backend="torch",
-                  labels=["alpha", "beta"], image_topics=["/ns_test/image"])
+    assert (params["backend"], params["precision"]) == ("auto", "auto")
+    params.update(model=tiny_model_id, labels=["alpha", "beta"], image_topics=["/ns_test/image"],
+                  engine_cache_dir=str(engine_cache_dir))
+    if namespace:
+        params.update(backend="torch")
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(config))
     extra = ("-r", f"__ns:={namespace}") if namespace else ()
     proc = NodeProcess(tmp_path / "node.log", {}, params_file=params_file, extra_ros_args=extra)
     try:
         # The startup log states the labels and topics of the parameters in effect.
-        wait_until(lambda: "listening on" in proc.output() or proc.proc.poll() is not None, 60)
+        wait_until(lambda: "listening on" in proc.output() or proc.proc.poll() is not None, 90)
         out = proc.output()
         assert "label set v1 ready: 2 labels" in out, out
         assert "listening on /ns_test/image" in out, out
         assert f"[{namespace.strip('/') + '.' if namespace else ''}clip_perception]" in out, out
+        if not namespace:
+            _check_backend_log(out)
     finally:
         proc.stop()
 
 
-def test_backend_choice_reaches_the_ros_log(tmp_path, tiny_model_id):
-    """Core logging (why each backend was skipped) is forwarded to the node's ROS logger."""
-    proc = NodeProcess(tmp_path / "node.log", dict(
-        model=tiny_model_id, pretrained="", backend="auto", precision="auto",
-        engine_cache_dir=str(tmp_path / "cache"), image_topics=["/log_test/image"]))
-    try:
-        wait_until(lambda: "listening on" in proc.output() or proc.proc.poll() is not None, 90)
-        out = proc.output()
-        assert "[clip_perception]: image backend (auto requested): tensorrt auto on cpu: " \
-               "skipped (device is 'cpu'; tensorrt needs device 'cuda')" in out, out
-        # precision auto: the verified candidates are timed; the fastest one is logged as chosen
-        assert "on cpu: chosen (fastest verified: " in out, out
-        # quiet: no bare Python logging/warnings lines from onnxruntime's quantiser or torch
-        assert "WARNING:root" not in out and "UserWarning" not in out, out
-        assert "DeprecationWarning" not in out, out
-    finally:
-        proc.stop()
+def test_malformed_ros_args_exit_2_with_the_reason(capfd):
+    """main itself, in this process (a process start would add only its import time)."""
+    from clip_perception.cli.node import main
 
-
-def test_malformed_ros_args_exit_2_with_the_reason(tmp_path):
-    import subprocess
-    import sys
-
-    from node_testing import ros_env
-
-    proc = subprocess.run([sys.executable, "-m", "clip_perception.cli.node", "--ros-args", "-p"],
-                          capture_output=True, text=True, env=ros_env(), timeout=60)
-    assert proc.returncode == 2
-    assert "clip_perception_node: invalid arguments: " in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert main(["clip_perception_node", "--ros-args", "-p"]) == 2
+    err = capfd.readouterr().err
+    assert "clip_perception_node: invalid arguments: " in err
+    assert "Traceback" not in err

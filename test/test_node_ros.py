@@ -11,13 +11,12 @@ import time
 import numpy as np
 import pytest
 
-from node_testing import (Collector, NodeProcess, image_msg, jpeg_msg, pattern_image,
-                          ros_test_node, stamp_ns, wait_until)
+from node_testing import (Collector, NodeProcess, RosClient, image_msg, jpeg_msg,
+                          pattern_image, ros_test_node, run_node_main, stamp_ns, wait_until)
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("vision_msgs.msg", reason="vision_msgs is not built into this environment")
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
@@ -37,13 +36,6 @@ _stamps = itertools.count(1_700_000_000 * 10 ** 9, 1_000_000)
 
 # ---- fixtures ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny_model_id(tmp_path_factory):
-    from clip_perception.core.tiny_model import write_tiny_model
-
-    return write_tiny_model(tmp_path_factory.mktemp("node_tiny_clip"))
-
-
-@pytest.fixture(scope="module")
 def ros_client():
     """rclpy in this process with an executor thread; a node to publish/subscribe/call."""
     with ros_test_node("clip_perception_test_client") as node:
@@ -51,15 +43,15 @@ def ros_client():
 
 
 @pytest.fixture(scope="module")
-def node_proc(tiny_model_id, tmp_path_factory, ros_client):
+def node_proc(tiny_model_id, tmp_path_factory, ros_client, engine_cache_dir):
     """One node for the module: two cameras (raw + compressed), labels and landmarks.
 
-    backend 'auto' as shipped; exported ONNX towers go to a temporary engine cache.
+    backend 'auto' as shipped; engines come from (and go to) the session's engine cache.
     """
     log = tmp_path_factory.mktemp("node_log") / "node.log"
     proc = NodeProcess(log, dict(
         model=tiny_model_id, pretrained="", backend="auto",
-        engine_cache_dir=str(tmp_path_factory.mktemp("engine_cache")),
+        engine_cache_dir=str(engine_cache_dir),
         image_topics=[CAM_A, CAM_B],
         labels=LABELS, prompt_templates=["a photo of a {}."], top_k=5,
         landmarks=LANDMARKS, max_batch=4))
@@ -72,32 +64,25 @@ def node_proc(tiny_model_id, tmp_path_factory, ros_client):
         assert code == 0, f"node exited with {code} on SIGINT; log:\n{proc.output()}"
 
 
-class Client:
+class Client(RosClient):
     def __init__(self, node):
-        self.node = node
+        super().__init__(node, NODE)
         sensor = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
         self.pub_a = node.create_publisher(Image, CAM_A, sensor)
         self.pub_b = node.create_publisher(CompressedImage, CAM_B, sensor)
         self.classifications = Collector()
         self.landmarks = Collector()
-        self.diagnostics = Collector()
         node.create_subscription(Classification, NODE + "/classification",
                                  self.classifications, 50)
         node.create_subscription(Classification, NODE + "/landmarks", self.landmarks, 50)
-        node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics, 50)
-        self.set_client = node.create_client(SetParameters, NODE + "/set_parameters")
-        self.get_client = node.create_client(GetParameters, NODE + "/get_parameters")
+        self.set_client = self.service(SetParameters, "set_parameters")
+        self.get_client = self.service(GetParameters, "get_parameters")
 
     def wait_for_node(self, proc: NodeProcess, timeout: float) -> None:
-        def ready():
-            if proc.proc.poll() is not None:
-                raise AssertionError(f"node exited with {proc.proc.returncode}:\n"
-                                     f"{proc.output()}")
-            return (self.pub_a.get_subscription_count() > 0
-                    and self.pub_b.get_subscription_count() > 0
-                    and self.node.count_publishers(NODE + "/classification") > 0
-                    and self.set_client.service_is_ready())
-        assert wait_until(ready, timeout, 0.1), f"node not discovered:\n{proc.output()}"
+        self.wait_ready(lambda: (self.pub_a.get_subscription_count() > 0
+                                 and self.pub_b.get_subscription_count() > 0
+                                 and self.node.count_publishers(NODE + "/classification") > 0
+                                 and self.set_client.service_is_ready()), timeout, proc)
 
     def send_until_result(self, camera: str, frame_id: str, collector: Collector = None,
                           timeout: float = 20.0, rgb=None):
@@ -119,11 +104,6 @@ class Client:
                 return found
         raise AssertionError(f"no output for {camera} within {timeout}s")
 
-    def call(self, client, request, timeout: float = 10.0):
-        future = client.call_async(request)
-        assert wait_until(future.done, timeout), "service call timed out"
-        return future.result()
-
     def set_params(self, **values):
         request = SetParameters.Request()
         request.parameters = [ParameterMsg(name=k, value=to_value(v)) for k, v in values.items()]
@@ -132,18 +112,6 @@ class Client:
     def get_params(self, *names):
         response = self.call(self.get_client, GetParameters.Request(names=list(names)))
         return [from_value(v) for v in response.values]
-
-    def latest_diagnostics(self, predicate, timeout: float = 10.0):
-        """The first DiagnosticArray (received from now on) whose statuses satisfy predicate."""
-        start = len(self.diagnostics.messages)
-
-        def check(msgs):
-            for msg in msgs[start:]:
-                statuses = {s.name: s for s in msg.status if s.name.startswith(NODE + ":")}
-                if statuses and predicate(statuses):
-                    return statuses
-            return None
-        return self.diagnostics.wait_for(check, timeout)
 
 
 def to_value(v) -> ParameterValue:
@@ -189,7 +157,7 @@ def test_two_cameras_raw_and_compressed_both_get_results(node_proc, ros_client):
     a = ros_client.send_until_result(CAM_A, "front")
     b = ros_client.send_until_result(CAM_B, "rear")
     assert (a.header.frame_id, b.header.frame_id) == ("front", "rear")
-    statuses = ros_client.latest_diagnostics(
+    statuses = ros_client.statuses(
         lambda s: all(int(dict((kv.key, kv.value) for kv in s[f"{NODE}: camera {c}"].values)
                           ["processed"]) >= 1 for c in (CAM_A, CAM_B)))
     assert statuses is not None, "diagnostics never showed both cameras processed"
@@ -321,7 +289,7 @@ def test_bad_frames_are_counted_and_node_keeps_serving(node_proc, ros_client):
         values = dict((kv.key, kv.value) for kv in statuses[f"{NODE}: camera {camera}"].values)
         return int(values["rejected"])
 
-    before = ros_client.latest_diagnostics(lambda s: True)
+    before = ros_client.statuses(lambda s: True)
     assert before is not None, "no diagnostics from the node"
     counts = {CAM_A: rejected(before, CAM_A), CAM_B: rejected(before, CAM_B)}
 
@@ -341,7 +309,7 @@ def test_bad_frames_are_counted_and_node_keeps_serving(node_proc, ros_client):
         (ros_client.pub_a if camera == CAM_A else ros_client.pub_b).publish(msg)
         counts[camera] += 1
         # one bad frame at a time: a second one would replace it in the camera's slot
-        statuses = ros_client.latest_diagnostics(
+        statuses = ros_client.statuses(
             lambda s, c=camera, n=counts[camera]: rejected(s, c) >= n, timeout=10)
         assert statuses is not None, f"{reason!r} frame was not counted as rejected"
         cam = statuses[f"{NODE}: camera {camera}"]
@@ -356,7 +324,7 @@ def test_bad_frames_are_counted_and_node_keeps_serving(node_proc, ros_client):
 
 def test_diagnostics_report_backend_and_stage_latencies(node_proc, ros_client):
     ros_client.send_until_result(CAM_A, "diag")
-    statuses = ros_client.latest_diagnostics(lambda s: f"{NODE}: pipeline" in s)
+    statuses = ros_client.statuses(lambda s: f"{NODE}: pipeline" in s)
     assert statuses is not None
     pipeline = statuses[f"{NODE}: pipeline"]
     values = dict((kv.key, kv.value) for kv in pipeline.values)
@@ -383,7 +351,7 @@ def test_full_size_frames_best_effort_are_delivered(node_proc, ros_client):
         values = dict((kv.key, kv.value) for kv in statuses[f"{NODE}: camera {CAM_A}"].values)
         return int(values["frames in"])
 
-    base = received(ros_client.latest_diagnostics(lambda s: True))
+    base = received(ros_client.statuses(lambda s: True))
     rgb = pattern_image(480, 640)
     for _ in range(20):
         ros_client.pub_a.publish(image_msg(rgb, next(_stamps), "vga"))
@@ -391,7 +359,7 @@ def test_full_size_frames_best_effort_are_delivered(node_proc, ros_client):
     # Measured: without the profile almost none arrive, with it all 20 on a quiet machine.
     # Under load the node's executor can fall behind its depth-5 history and lose a few, which
     # best-effort allows; half separates "profile works" from "profile missing" with margin.
-    statuses = ros_client.latest_diagnostics(lambda s: received(s) >= base + 10, timeout=10)
+    statuses = ros_client.statuses(lambda s: received(s) >= base + 10, timeout=10)
     assert statuses is not None, "640x480 best-effort frames were lost (shared-memory profile?)"
 
 
@@ -420,10 +388,13 @@ def test_startup_errors_exit_with_the_reason(tmp_path, tiny_model_id):
     finally:
         proc.stop()
     assert "backend: got 'openvino2', expected one of auto, tensorrt, openvino" in proc.output()
-    proc = NodeProcess(tmp_path / "missing.log", dict(model="local-dir:/nonexistent/model",
-                                                      pretrained=""))
-    try:
-        assert proc.wait_exit(30) == 2
-    finally:
-        proc.stop()
-    assert "model folder not found: /nonexistent/model" in proc.output()
+
+
+def test_a_node_that_cannot_configure_exits_with_the_reason(capfd):
+    """autostart's configure fails (a model that is not there): main returns 2 and says why
+    (in this process: the exit path after a parameter error is the process start above)."""
+    code = run_node_main(dict(model="local-dir:/nonexistent/model", pretrained="",
+                              image_topics=["/cannot_configure/image"]),
+                         ("-r", "__ns:=/cannot_configure"))
+    assert code == 2
+    assert "cannot start: model folder not found: /nonexistent/model" in capfd.readouterr().err

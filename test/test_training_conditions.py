@@ -9,7 +9,7 @@ import pytest
 from clip_perception.cli import train_adapter as train_cli
 from clip_perception.training.bags import scan_bag
 from clip_perception.training.data import TrainingInputError
-from clip_perception.training.options import parse_conditions
+from clip_perception.cli.training_arguments import parse_conditions
 from clip_perception.training.sources import SourceSpec, load_frames
 from training_scenes import CLASSES, T0, write_folders, write_rosbag2
 

@@ -12,7 +12,7 @@ from clip_perception.cli import evaluate_prompts as evaluate_cli
 from clip_perception.cli import train_adapter as train_cli
 from clip_perception.core.adapter import AdapterError, load_adapter
 from clip_perception.core.backends import create_image_encoder
-from clip_perception.training import engine, pipeline, selection
+from clip_perception.training import engine, head_selection, pipeline
 from clip_perception.training.augment import CONDITIONS
 from clip_perception.training.head import TrainConfig
 from clip_perception.training.sources import SourceSpec
@@ -139,7 +139,7 @@ def test_second_run_with_other_head_settings_skips_the_encoder(trained, tiny_mod
 
 def test_refuses_a_head_worse_than_zero_shot_unless_forced(tiny_model_id, mcap_bag, tmp_path,
                                                            monkeypatch, capsys):
-    real_train = selection.train_head
+    real_train = head_selection.train_head
 
     def sabotaged(*args, **kwargs):  # a head that predicts a wrong label for every class
         head, hist = real_train(*args, **kwargs)
@@ -149,7 +149,7 @@ def test_refuses_a_head_worse_than_zero_shot_unless_forced(tiny_model_id, mcap_b
             head.classifier.weight.copy_(torch.roll(head.classifier.weight, 1, 0) * 50)
         return head, hist
 
-    monkeypatch.setattr(selection, "train_head", sabotaged)
+    monkeypatch.setattr(head_selection, "train_head", sabotaged)
     out = tmp_path / "bad.safetensors"
     args = _args(tiny_model_id, mcap_bag[0], out, tmp_path / "cache", "--epochs", "10",
                  "--augmentations", "0", "--blend", "0.5")

@@ -1,7 +1,6 @@
 """Pre-build and verify the TensorRT engine of a CLIP image tower; print where it is cached.
 
-    ros2 run clip_perception build_engine --model ViT-B-32 --pretrained openai \
-        --precision fp16 --max-batch 4
+    ros2 run clip_perception build_engine --model ViT-B-32 --precision fp16 --max-batch 4
 
 Exit codes: 0 built/loaded and verified, 2 TensorRT/CUDA missing or bad arguments,
 3 build failed, 4 engine refused by verification, 5 model could not be loaded.
@@ -18,7 +17,8 @@ def parse_args(argv=None):
     p.add_argument("--model", required=True,
                    help="open_clip model name (ViT-B-32), 'hf-hub:org/repo' or 'local-dir:/path'")
     p.add_argument("--pretrained", default=None,
-                   help="open_clip pretrained tag (openai) or checkpoint path")
+                   help="open_clip pretrained tag or checkpoint path (default: the model's own, "
+                        "as the node's empty 'pretrained')")
     p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
     p.add_argument("--max-batch", type=int, default=8, help="largest batch the engine accepts")
     p.add_argument("--cache-dir", default=None,
@@ -38,7 +38,8 @@ def main(argv=None) -> int:
     from ..core.backends import BackendUnavailable
     from ..core.backends import tensorrt_backend as trtb
     from ..core.backends.engine_cache import ArtifactBuildFailed, ArtifactRefused
-    from ..core.model import ModelLoadError, load_clip
+    from ..core.encoders import EncoderSpec, load_model
+    from ..core.model import ModelLoadError
 
     # Check TensorRT/CUDA before loading a model: a missing library should fail in a second.
     try:
@@ -47,7 +48,9 @@ def main(argv=None) -> int:
         print(f"build_engine: cannot build a TensorRT engine here: {exc}", file=sys.stderr)
         return 2
     try:
-        clip = load_clip(args.model, args.pretrained, device="cuda")
+        # the weights the node loads for the same model/pretrained (core.encoders)
+        clip = load_model(EncoderSpec(model=args.model, pretrained=args.pretrained,
+                                      device="cuda"))
     except ModelLoadError as exc:
         print(f"build_engine: {exc}", file=sys.stderr)
         return 5

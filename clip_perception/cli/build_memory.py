@@ -28,7 +28,7 @@ from ..core.memory.bag_builder import build_from_bag
 from ..core.memory.objects import ObjectMergePolicy
 from ..ros.detection_messages import input_boxes
 from ..core.model import ModelLoadError
-from .memory_options import (EXIT_INPUT_ERROR, add_memory_arguments, add_model_arguments,
+from .memory_arguments import (EXIT_INPUT_ERROR, add_memory_arguments, add_model_arguments,
                              load_encoders, setup_logging)
 
 

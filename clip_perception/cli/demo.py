@@ -2,7 +2,7 @@
 
 One command for a newcomer (starts the node too):
     demo --images ~/pictures --labels cup apple "a person" --landmarks "a red door"
-    demo --video walk.mp4 --model ViT-B-32 --pretrained openai
+    demo --video walk.mp4 --model ViT-B-32 --pretrained datacomp_xl_s13b_b90k
     demo --bag ~/bags/teleop --bag-topic /camera/image_raw/compressed
     demo --images ~/pictures --tiny-model      # offline: random tiny CLIP, shows the plumbing
 With --no-node it only publishes and prints (a node must already run on --topic).
@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node-name", default="clip_perception")
     node = p.add_argument_group("node settings (when the demo starts the node)")
     node.add_argument("--model", default="ViT-B-32")
-    node.add_argument("--pretrained", default="openai")
+    node.add_argument("--pretrained", default="",
+                      help="pretrained tag (default: the model's own, as the node's)")
     node.add_argument("--tiny-model", action="store_true",
                       help="write and use a random tiny CLIP (offline; scores are meaningless)")
     node.add_argument("--backend", default="auto")

@@ -18,11 +18,11 @@ from ..core.backends import BackendUnavailable
 from ..core.model import ModelLoadError
 from ..training.augment import CONDITIONS
 from ..training.data import TrainingInputError
-from ..training.options import (add_common_flags, add_model_arguments, add_prompt_arguments,
+from .training_arguments import (add_common_flags, add_model_arguments, add_prompt_arguments,
                                 add_source_arguments, model_spec, prompt_spec, setup_logging,
                                 source_spec)
 from ..training.prompt_evaluation import evaluate_prompts
-from ..training.report import METHOD_TITLES, format_table, write_json, write_metrics_png
+from ..training.run_report import METHOD_TITLES, format_table, write_json, write_metrics_png
 
 
 def build_parser() -> argparse.ArgumentParser:

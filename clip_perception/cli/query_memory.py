@@ -26,7 +26,7 @@ from ..core.memory.object_store import open_object_store
 from ..core.memory.places import DEFAULT_K
 from ..core.model import ModelLoadError
 from ..core.vocabulary.spec import DEFAULT_LANDMARK_TEMPLATES
-from .memory_options import (EXIT_INPUT_ERROR, Encoders, add_memory_arguments,
+from .memory_arguments import (EXIT_INPUT_ERROR, Encoders, add_memory_arguments,
                              add_model_arguments, load_encoders, setup_logging)
 
 

@@ -19,9 +19,9 @@ from ..core.backends import BackendUnavailable
 from ..core.model import ModelLoadError
 from ..training.data import TrainingInputError
 from ..training.head import TrainConfig
-from ..training.selection import DEFAULT_BLEND_GRID
+from ..training.head_selection import DEFAULT_BLEND_GRID
 from ..training.verdict import VerdictRule
-from ..training.options import (add_common_flags, add_model_arguments, add_prompt_arguments,
+from .training_arguments import (add_common_flags, add_model_arguments, add_prompt_arguments,
                                 add_source_arguments, model_spec, prompt_spec, setup_logging,
                                 source_spec)
 from ..training.pipeline import TrainSpec, train_adapter

@@ -2,7 +2,7 @@
 the text encoder with its prompt cache, from one ``EncoderSpec`` whose defaults are the node's.
 
 The node (ros/node.py), train_adapter / evaluate_prompts (training/engine.py) and build_memory /
-query_memory (cli/memory_options.py) all open their engines here, so the same arguments give
+query_memory (cli/memory_arguments.py) all open their engines here, so the same arguments give
 the same engine everywhere: a memory built offline is queried by the node with the engine that
 embedded it, and an adapter is trained on the features the node computes.
 """

@@ -24,7 +24,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from ..core.backends import BackendUnavailable
-from ..core.encoders import EncoderSpec, Encoders, open_encoders
+from ..core.encoders import Encoders, open_encoders
 from ..core.memory import PlaceMemoryError
 from ..core.model import ModelLoadError
 from ..core.pipeline import LatestFrameSlots, PerceptionWorker, PipelineStats
@@ -35,11 +35,12 @@ from .conversions import ImageConverter
 from .intake import FrameIntake, IntakeSpinner
 from .liveness import LivenessMonitor
 from .outputs import NodeOutputs
-from .reporting import pipeline_state, prepare_ahead, summary
+from ..core.pipeline.preparation import prepare_ahead
+from .reporting import pipeline_state, summary
 from . import memory as place_memory
 from .detections import DetectionInterface, detection_statuses, encode_in_chunks
 from .parameters import (StartupSettings, declare_parameters, empty_arrays_as_string_arrays,
-                         validate)
+                         encoder_spec, validate)
 
 NODE_NAME = "clip_perception"
 BAD_FRAME_WARNING_PERIOD = 5.0  # seconds between bad-frame warnings, per camera
@@ -48,15 +49,6 @@ BAD_FRAME_WARNING_PERIOD = 5.0  # seconds between bad-frame warnings, per camera
 STOP_TIMEOUT = 3.0
 CONFIGURE_ERRORS = (ModelLoadError, BackendUnavailable, SpecError, PlaceMemoryError)
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
-
-
-def encoder_spec(settings: StartupSettings) -> EncoderSpec:
-    """The node's parameters as the core spec every tool opens its engines with."""
-    return EncoderSpec(model=settings.model, pretrained=settings.pretrained or None,
-                       backend=settings.backend, precision=settings.precision,
-                       device=settings.device, cache_dir=settings.engine_cache_dir or None,
-                       threads=settings.encoder_threads, max_batch=settings.max_batch,
-                       preprocess_resize=settings.preprocess_resize)
 
 
 def _transition(callback):
@@ -333,6 +325,17 @@ class ClipPerceptionNode(LifecycleNode):
                                        f"set v{version} in the background")
         return SetParametersResult(successful=True)
 
+    def _pipeline_state(self):
+        """What reporting needs of this node, handed over (reporting reads no node fields)."""
+        return pipeline_state(
+            clip=self.clip, encoder=self.encoder, text_encoder=self.text_encoder,
+            converter_name=self.converter.name, label_sets=self.label_sets, stats=self.stats,
+            liveness=self.liveness, lifecycle_state=self.state,
+            worker_alive=self.worker is None or self.worker.alive,
+            max_rate_hz=self._max_rate_hz, max_batch=self.settings.max_batch,
+            build_failed=self._last_build_failed(),
+            debug_images=self.outputs.debug.rendered if self.outputs else 0)
+
     def _last_build_failed(self) -> bool:
         """The newest label-set build failed: the same values set again must retry it."""
         failed = self.label_sets.failed_version
@@ -376,7 +379,7 @@ class ClipPerceptionNode(LifecycleNode):
         else:
             if self.outputs is not None:
                 self.outputs.publish_label_info(self.label_sets.current)
-            statuses = diagnostics.build_statuses(name, *pipeline_state(self))
+            statuses = diagnostics.build_statuses(name, *self._pipeline_state())
             if self.memory is not None:
                 statuses.append(self.memory.diagnostic_status(name))
             statuses += detection_statuses(name, self.detections)

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional
 from ..core.backends.options import BACKENDS, PRECISIONS
 from ..core.devices import resolve_device
 from ..core.image_decode import DEFAULT_MAX_IMAGE_PIXELS, SCALE16_AUTO, parse_scale16
+from ..core.encoders import EncoderSpec
 from ..core.model import default_pretrained
 from ..core.preprocess import DEFAULT_RESIZE, RESIZE_METHODS
 from .liveness import DEFAULT_STALL_TIMEOUT
@@ -52,9 +53,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "open_clip model: architecture name (ViT-B-32), 'hf-hub:org/repo' or "
               "'local-dir:/path' (open_clip folder format).", False, "non-empty"),
     ParamSpec("pretrained", STRING, "",
-              "open_clip pretrained tag (openai, laion2b_s34b_b79k) or checkpoint file; empty = "
-              "the model's own default ('openai' for an architecture name, none for "
-              "hf-hub:/local-dir: models, whose weights come with them).", False),
+              "open_clip pretrained tag (datacomp_xl_s13b_b90k, openai, ...) or checkpoint file; "
+              "empty = the model's own default (datacomp_xl_s13b_b90k for ViT-B-32/B-16/L-14, "
+              "the best published zero-shot results; openai for other architecture names; none "
+              "for hf-hub:/local-dir: models, whose weights come with them).", False),
     ParamSpec("backend", STRING, "auto", "Image encoder backend.", False,
               "one of " + ", ".join(BACKENDS)),
     ParamSpec("precision", STRING, "auto",
@@ -349,3 +351,12 @@ def declare_parameters(node) -> dict[str, Any]:
     for name, descriptor in read_only_later.items():
         node.set_descriptor(name, descriptor)
     return {p.name: node.get_parameter(p.name).value for p in PARAMETERS}
+
+
+def encoder_spec(settings: StartupSettings) -> EncoderSpec:
+    """The node's engine parameters as the core spec every tool opens its engines with."""
+    return EncoderSpec(model=settings.model, pretrained=settings.pretrained or None,
+                       backend=settings.backend, precision=settings.precision,
+                       device=settings.device, cache_dir=settings.engine_cache_dir or None,
+                       threads=settings.encoder_threads, max_batch=settings.max_batch,
+                       preprocess_resize=settings.preprocess_resize)

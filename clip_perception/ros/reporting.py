@@ -1,29 +1,14 @@
-"""What the node says about its model and encoders (log, /diagnostics), and whether frames may
-be prepared ahead of the encoder: functions of the objects, no node state."""
+"""What the node says about its model, encoders and pipeline (log, /diagnostics): functions of
+the objects the node hands over, no node state. (Whether frames are prepared ahead of the
+encoder is a pipeline rule: core/pipeline/preparation.py prepare_ahead.)"""
 from __future__ import annotations
 
 import time
 
 from ..core.backends import encoder_diagnostics
 from ..core.backends.swapping import REFUSED
-from ..core.devices import cpu_count, is_cuda
+from ..core.pipeline.preparation import prepare_ahead
 from . import diagnostics
-
-
-def prepare_ahead(encoder) -> tuple[bool, str]:
-    """Whether the worker's preparer may decode + preprocess frames during an encode.
-
-    Asked per preparation: a swapped-in TensorRT engine moves the encoder to the GPU.
-    """
-    device = str(encoder.device)
-    if is_cuda(device):
-        return True, f"encoder on {device}; CPU preprocessing overlaps it"
-    cores = cpu_count()
-    if 0 < encoder.threads < cores:
-        return True, f"encoder uses {encoder.threads} of {cores} cores"
-    # Measured (docs/results/node.md): preparing alongside an encoder that keeps
-    # every core busy only competes with it for the CPU; the serial path is as fast.
-    return False, f"encoder on {device} uses all {cores} cores"
 
 
 def backend_details(encoder, text_encoder) -> tuple[tuple[str, str], ...]:
@@ -55,32 +40,33 @@ def summary(clip, encoder, text_encoder, label_set, converter_name: str, resize:
             f"resize {resize}")
 
 
-def pipeline_state(node):
-    """(stats snapshot, PipelineInfo, now) of a configured node for diagnostics.build_statuses;
-    updates its liveness monitor while active."""
-    current = node.label_sets.current
+def pipeline_state(*, clip, encoder, text_encoder, converter_name: str, label_sets, stats,
+                   liveness, lifecycle_state: str, worker_alive: bool, max_rate_hz: float,
+                   max_batch: int, build_failed: bool, debug_images: int):
+    """(stats snapshot, PipelineInfo, now) for diagnostics.build_statuses, from what the node
+    hands over; updates ``liveness`` while active."""
+    current = label_sets.current
     error = ""
-    if node._last_build_failed():
-        error = node.label_sets.last_error + f"; serving label set v{current.version}"
-    ahead, why = prepare_ahead(node.encoder)
+    if build_failed:
+        error = label_sets.last_error + f"; serving label set v{current.version}"
+    ahead, why = prepare_ahead(encoder)
     now = time.monotonic()
-    snap = node.stats.snapshot()
-    alive = node.worker is None or node.worker.alive
-    live = node.liveness.update(snap, alive, now) if node.state == "active" else None
+    snap = stats.snapshot()
+    live = liveness.update(snap, worker_alive, now) if lifecycle_state == "active" else None
     info = diagnostics.PipelineInfo(
-        model=node.clip.identifier, backend=node.encoder.describe(),
-        backend_details=backend_details(node.encoder, node.text_encoder),
-        backend_warning=backend_warning(node.encoder),
-        converter=node.converter.name, label_set_version=current.version,
+        model=clip.identifier, backend=encoder.describe(),
+        backend_details=backend_details(encoder, text_encoder),
+        backend_warning=backend_warning(encoder),
+        converter=converter_name, label_set_version=current.version,
         labels=len(current.labels), landmarks=len(current.landmarks),
         adapter=current.spec.adapter_path, adapter_blend=current.adapter_blend,
-        max_rate_hz=node._max_rate_hz, max_batch=node.settings.max_batch,
-        rebuilding=node.label_sets.busy, label_set_error=error,
+        max_rate_hz=max_rate_hz, max_batch=max_batch,
+        rebuilding=label_sets.busy, label_set_error=error,
         prepare_ahead="{} ({})".format("on" if ahead else "off", why),
-        batch_per_call=(f"up to {node.settings.max_batch}" if node.encoder.batches else
+        batch_per_call=(f"up to {max_batch}" if encoder.batches else
                         "1 (the engine runs frames one at a time; batching would only delay "
                         "results)"),
         liveness_level=live.level if live else diagnostics.OK,
-        liveness=live.message if live else "", lifecycle_state=node.state,
-        debug_images=node.outputs.debug.rendered if node.outputs else 0)
+        liveness=live.message if live else "", lifecycle_state=lifecycle_state,
+        debug_images=debug_images)
     return snap, info, now

@@ -17,7 +17,7 @@ from .data import Frame
 from .evaluate import balanced_accuracy, predict
 from .features import FeatureTable
 from .head import TrainConfig
-from .selection import Candidate, TrainingData, train_candidates
+from .head_selection import Candidate, TrainingData, train_candidates
 from .split import Split, drop_near
 
 

@@ -24,8 +24,8 @@ from .evaluate import confusion_matrix, predict
 from .features import FeatureExtractor, FeatureTable, ViewJob
 from .head import TrainConfig
 from .holdout import leave_one_condition_out
-from .report import format_summary, write_json, write_png
-from .selection import DEFAULT_BLEND_GRID, TrainingData, choose, train_candidates
+from .run_report import format_summary, write_json, write_png
+from .head_selection import DEFAULT_BLEND_GRID, TrainingData, choose, train_candidates
 from .sources import LoadedFrames, SourceSpec, load_frames
 from .split import Split, split_takes
 from .takes import find_takes, takes_per_label

@@ -13,12 +13,12 @@ Threads and what they share:
     (``preparation.PreparedFrames``); a frame replaced by a newer one is never encoded;
   * the label-set thread (``core.vocabulary``) swaps the immutable ``LabelSet`` by reference;
     the worker reads that reference once per batch, so no message mixes two label sets.
-``stats`` counts frames and times stages for diagnostics; ``smoothing`` is the landmark EMA.
+``stats`` counts frames and times stages for diagnostics; ``landmark_smoothing`` is the landmark EMA.
 """
 from .pacing import JustInTimePlanner, RateLimiter
 from .preparation import PreparedFrame, PreparedFrames
 from .slots import LatestFrameSlots, PendingFrame
-from .smoothing import LandmarkSmoother
+from .landmark_smoothing import LandmarkSmoother
 from .stats import STAGE_UNITS, STAGES, CameraCounters, PipelineStats, StageWindow, StatsSnapshot
 from .worker import FrameResult, PerceptionWorker
 

@@ -1,4 +1,5 @@
-"""Frames decoded + preprocessed ahead of the encoder, handed out only for the exact frame.
+"""Frames decoded + preprocessed ahead of the encoder, handed out only for the exact frame, and
+the rule for when preparing ahead pays (``prepare_ahead``).
 """
 from __future__ import annotations
 
@@ -8,7 +9,24 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..devices import cpu_count, is_cuda
 from .slots import PendingFrame
+
+
+def prepare_ahead(encoder) -> tuple[bool, str]:
+    """Whether the worker's preparer may decode + preprocess frames during an encode, and why.
+
+    Asked per preparation: a swapped-in TensorRT engine moves the encoder to the GPU.
+    """
+    device = str(encoder.device)
+    if is_cuda(device):
+        return True, f"encoder on {device}; CPU preprocessing overlaps it"
+    cores = cpu_count()
+    if 0 < encoder.threads < cores:
+        return True, f"encoder uses {encoder.threads} of {cores} cores"
+    # Measured (docs/results/node.md): preparing alongside an encoder that keeps
+    # every core busy only competes with it for the CPU; the serial path is as fast.
+    return False, f"encoder on {device} uses all {cores} cores"
 
 
 @dataclass

@@ -15,7 +15,7 @@ from ..vocabulary import LabelSet
 from .pacing import JustInTimePlanner, RateLimiter
 from .preparation import PreparedFrame, PreparedFrames
 from .slots import LatestFrameSlots, PendingFrame
-from .smoothing import LandmarkSmoother
+from .landmark_smoothing import LandmarkSmoother
 from .stats import PipelineStats
 
 logger = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ from ..core.encoders import DEFAULT_MODEL
 from ..core.model import default_pretrained
 from ..core.preprocess import DEFAULT_RESIZE, RESIZE_METHODS
 from ..core.prompts import DEFAULT_TEMPLATES, parse_label_prompts
-from .data import TrainingInputError
-from .engine import ModelSpec, PromptSpec
-from .sources import SourceSpec
+from ..training.data import TrainingInputError
+from ..training.engine import ModelSpec, PromptSpec
+from ..training.sources import SourceSpec
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,8 +19,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default=DEFAULT_MODEL,
                    help="open_clip model name, 'hf-hub:org/repo' or 'local-dir:/path' (default: %(default)s)")
     g.add_argument("--pretrained", default=None,
-                   help="open_clip pretrained tag or checkpoint path (default: 'openai' for built-in "
-                        "model names, empty for local-dir:/hf-hub:)")
+                   help="open_clip pretrained tag or checkpoint path (default: the model's "
+                        "own, as the node's empty 'pretrained': datacomp_xl_s13b_b90k for "
+                        "ViT-B-32, none for local-dir:/hf-hub:)")
     g.add_argument("--device", default="auto",
                    help="torch device, as the node's 'device': auto (cuda when usable, else "
                         "cpu), cpu, cuda, cuda:N (default: %(default)s)")
