@@ -13,6 +13,7 @@ from clip_perception.core.memory import ModelIdentity, Pose, PlaceMemoryError, T
 from clip_perception.core.memory.object_query import object_record, query_objects
 from clip_perception.core.memory.object_recorder import MERGED, NEW, NO_POSE, ObjectRecorder
 from clip_perception.core.memory.object_store import open_object_store
+from clip_perception.core.memory.thumbnails import decode_thumbnail
 from clip_perception.core.memory.objects import (ObjectMergePolicy, ObjectObservation, match,
                                                  merge, new_object)
 
@@ -122,6 +123,8 @@ def test_recorder_merges_a_drive_into_two_objects_at_their_places(tmp_path):
     seen = {o.label: o for o in store.iter_objects()}
     assert set(seen) == {"a", "b"}
     assert all(o.thumbnail == "" for o in seen.values())  # listings leave thumbnails out
+    thumbs = store.thumbnails([o.object_id for o in seen.values()])  # kept through the merges
+    assert len(thumbs) == 2 and all(decode_thumbnail(t)[:2] == b"\xff\xd8" for t in thumbs.values())
     # two texts: one cosine each, the score is their mean
     two = query_objects(store, np.stack([base["A"], base["B"]]), k=1).matches[0]
     assert len(two.scores) == 2 and two.score == pytest.approx(np.mean(two.scores))

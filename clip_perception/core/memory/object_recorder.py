@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter, deque
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -126,7 +127,7 @@ class ObjectRecorder:
             d = self.policy.distance
             hits = self.store.search(np.stack([o.embedding for o in group]), CANDIDATES,
                                      box_filter(where.min(axis=0) - d, where.max(axis=0) + d,
-                                                positioned), with_thumbnails=True, fresh=True)
+                                                positioned), fresh=True)
             for per_obs in hits:
                 for obj in per_obs:
                     found.setdefault(obj.object_id, obj)
@@ -135,7 +136,8 @@ class ObjectRecorder:
     def _record(self, observations: list[ObjectObservation]) -> list[MemoryObject]:
         if not observations:
             return []
-        objects = self._candidates(observations)
+        objects = self._candidates(observations)  # without thumbnails: a search returns
+        stored = {o.object_id for o in objects}  # up to CANDIDATES rows per observation
         changed: set[int] = set()  # indices into objects
         merged = 0
         for obs in observations:
@@ -147,7 +149,14 @@ class ObjectRecorder:
                 objects[i] = merge(objects[i], obs)
                 changed.add(i)
                 merged += 1
-        written = self.store.upsert([objects[i] for i in sorted(changed)])
+        out = [objects[i] for i in sorted(changed)]
+        # an upsert rewrites the whole row: merged objects whose best view stayed keep theirs
+        keep = [o.object_id for o in out if o.object_id in stored and not o.thumbnail]
+        if keep:
+            thumbs = self.store.thumbnails(keep)
+            out = [replace(o, thumbnail=thumbs.get(o.object_id, "")) if o.object_id in thumbs
+                   else o for o in out]
+        written = self.store.upsert(out)
         self.counts[MERGED] += merged
         self.counts[NEW] += len(observations) - merged
         return written

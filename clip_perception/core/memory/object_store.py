@@ -150,6 +150,15 @@ class ObjectStore(Collection):
         return [[_object(dict(h["entity"], id=h["id"])) for h in per_query]
                 for per_query in hits]
 
+    def thumbnails(self, ids: Sequence[int]) -> dict[int, str]:
+        """The stored thumbnails of these objects (candidates are fetched without them)."""
+        if not ids:
+            return {}
+        with self._lock:
+            rows = self._call(self._client.get, self.collection, ids=[int(i) for i in ids],
+                              output_fields=["thumbnail"])
+        return {int(r["id"]): r.get("thumbnail", "") for r in rows}
+
     def iter_objects(self, batch: int = 1000) -> Iterator[MemoryObject]:
         """Every object without embedding or thumbnail (for markers and listings)."""
         with self._lock:
