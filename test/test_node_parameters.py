@@ -25,13 +25,16 @@ def test_every_parameter_is_described_and_classified():
     assert set(LIVE_PARAMETERS) == {
         "labels", "prompt_templates", "label_prompts", "top_k", "score_threshold", "landmarks",
         "landmark_templates", "landmark_smoothing", "adapter_path", "adapter_blend",
-        "max_rate_hz", "stall_timeout", "crop_padding", "max_detections_per_frame"}
+        "score_mode", "negative_labels", "max_rate_hz", "stall_timeout", "crop_padding",
+        "max_detections_per_frame"}
     assert {"autostart", "model", "pretrained", "backend", "precision", "device", "engine_cache_dir",
             "image_topics", "qos_reliability", "qos_depth", "max_batch",
             "preprocess_resize"} <= set(RESTART_PARAMETERS)
 
 
 @pytest.mark.parametrize("overrides, parameter, fragment", [
+    (dict(score_mode="mcm"), "score_mode", "got 'mcm', expected one of softmax, neglabel"),
+    (dict(negative_labels=["cat", "cat"]), "negative_labels", "duplicate"),
     (dict(backend="openvino2"), "backend", "got 'openvino2', expected one of auto, tensorrt, openvino"),
     (dict(precision="fp8"), "precision", "got 'fp8'"),
     (dict(device="gpu"), "device", "'cpu', 'cuda' or 'cuda:N'"),

@@ -54,7 +54,8 @@ def test_shipped_yaml_is_the_default_pipeline_and_round_trips(tmp_path):
 
 def test_conditions_change_pixels_deterministically():
     img = scene("door", np.random.default_rng(2))
-    assert list(CONDITIONS) == ["original", "dark", "bright", "warm", "cool", "low_light_noise"]
+    assert list(CONDITIONS) == ["original", "dark", "bright", "warm", "cool", "low_light_noise",
+                               "shadow"]
     for name, fn in CONDITIONS.items():
         out = fn(img, "d")
         assert out.shape == img.shape and out.dtype == np.uint8
@@ -63,6 +64,10 @@ def test_conditions_change_pixels_deterministically():
     assert CONDITIONS["dark"](img, "d").mean() < img.mean() < CONDITIONS["bright"](img, "d").mean()
     warm, cool = CONDITIONS["warm"](img, "d"), CONDITIONS["cool"](img, "d")
     assert warm[..., 0].mean() > warm[..., 2].mean() and cool[..., 2].mean() > cool[..., 0].mean()
+    # a cast shadow: one part of the frame at well under half the light, the rest as it was
+    ratio = CONDITIONS["shadow"](img, "d").mean(axis=2) / np.maximum(img.mean(axis=2), 1.0)
+    assert 0.2 < (ratio < 0.5).mean() < 0.7 and 0.2 < (ratio > 0.97).mean() < 0.7
+    assert not np.array_equal(CONDITIONS["shadow"](img, "d"), CONDITIONS["shadow"](img, "e"))
 
 
 def test_cache_hit_skips_the_encoder(tiny_clip, tmp_path):

@@ -7,6 +7,14 @@ from typing import Sequence
 import numpy as np
 
 UNKNOWN_LABEL = "unknown"
+# What ``score_threshold`` is compared with (see ``threshold_scores``):
+#   softmax  - the best label's softmax probability over the labels at the model's logit scale
+#              (floor 1/K: the same frame scores lower as labels are added);
+#   neglabel - the labels' share of softmax mass against a fixed bank of negative words
+#              (NegLabel, Jiang et al., ICLR 2024): near 1 when the frame shows one of the
+#              labels, near 0 when a negative word fits better, whatever the label count.
+SCORE_MODES = ("softmax", "neglabel")
+DEFAULT_SCORE_MODE = "softmax"
 
 
 @dataclass(frozen=True)
@@ -41,13 +49,55 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def mcm_scores(cosines: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """MCM (Ming et al., NeurIPS 2022): the maximum of softmax(cosine / T) over the labels."""
+    return softmax(np.asarray(cosines, np.float32) / temperature).max(axis=-1)
+
+
+def neglabel_probabilities(label_logits: np.ndarray, negative_logits: np.ndarray) -> np.ndarray:
+    """(N, K) label logits, (N, M) negative-word logits -> (N, K): each label's softmax
+    probability over labels and negatives together. Their row sum is NegLabel's score."""
+    joint = np.concatenate([label_logits, negative_logits], axis=-1)
+    return softmax(joint)[..., :label_logits.shape[-1]]
+
+
+def mine_negatives(negative_emb: np.ndarray, label_emb: np.ndarray, count: int,
+                   percentile: float = 95.0) -> np.ndarray:
+    """Indices of the ``count`` bank entries farthest from the labels (NegMining): each
+    candidate's distance is the ``percentile`` of its cosines to the labels, negated, so a
+    word close to any label (a synonym, the label itself) is never used as a negative."""
+    cos = np.asarray(negative_emb, np.float32) @ np.asarray(label_emb, np.float32).T
+    closeness = np.percentile(cos, percentile, axis=1) if cos.shape[1] else np.zeros(len(cos))
+    return np.sort(np.argsort(closeness, kind="stable")[:count])
+
+
+def fit_temperature(cosines: np.ndarray, truth: np.ndarray,
+                    scales: np.ndarray = np.geomspace(1.0, 400.0, 200)) -> float:
+    """The logit scale (1/T) minimising the negative log-likelihood of ``truth`` on labelled
+    ``cosines`` (N, K): temperature scaling (Guo et al. 2017) on a small labelled set."""
+    cosines = np.asarray(cosines, np.float64)
+    truth = np.asarray(truth, np.int64)
+    best, best_nll = float(scales[0]), np.inf
+    for scale in scales:
+        z = cosines * scale
+        z = z - z.max(axis=1, keepdims=True)
+        nll = float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), truth]))
+        if nll < best_nll:
+            best, best_nll = float(scale), nll
+    return best
+
+
 def zero_shot_logits(image_emb: np.ndarray, class_emb: np.ndarray, logit_scale: float) -> np.ndarray:
     """(N, D) x (L, D) -> (N, L) logits = logit_scale * cosine."""
     return logit_scale * (np.asarray(image_emb, np.float32) @ np.asarray(class_emb, np.float32).T)
 
 
 def top_k_classifications(probs: np.ndarray, labels: Sequence[str], top_k: int,
-                          threshold: float) -> list[Classification]:
+                          threshold: float,
+                          threshold_scores: np.ndarray | None = None) -> list[Classification]:
+    """Top-k of ``probs`` (N, K) per frame; ``unknown`` first when the frame's threshold score
+    (``threshold_scores``, (N,); default: its best probability) is under ``threshold``, and
+    scored with that threshold score."""
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     if not 0.0 <= threshold <= 1.0:
@@ -56,11 +106,13 @@ def top_k_classifications(probs: np.ndarray, labels: Sequence[str], top_k: int,
         raise ValueError(f"{probs.shape[-1]} scores for {len(labels)} labels")
     k = min(top_k, len(labels))
     order = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
+    if threshold_scores is None:
+        threshold_scores = np.take_along_axis(probs, order[:, :1], axis=-1)[:, 0]
     results = []
-    for row, idx in zip(probs, order):
+    for row, idx, score in zip(probs, order, threshold_scores):
         hyps = tuple(LabelScore(labels[i], float(row[i])) for i in idx)
-        if hyps[0].score < threshold:
-            hyps = (LabelScore(UNKNOWN_LABEL, hyps[0].score),) + hyps
+        if score < threshold:
+            hyps = (LabelScore(UNKNOWN_LABEL, float(score)),) + hyps
         results.append(Classification(hyps))
     return results
 

@@ -128,7 +128,12 @@ UNKNOWN_CLASS_ID = 65535  # vision_msgs' "unlabelled" id, for the 'unknown' hypo
 def label_info_message(labels, score_threshold: float, unknown_label: str, stamp):
     """~/label_info: class_map in label order (class_id = index; class_name = the label text,
     which is also ObjectHypothesis.class_id in ~/classification), threshold = score_threshold.
-    With a threshold the 'unknown' hypothesis can appear: it gets the reserved id 65535."""
+    With a threshold the 'unknown' hypothesis can appear: it gets the reserved id 65535.
+
+    What the threshold applies to is the node's ``score_mode``: 'softmax', the best label's
+    probability among the labels (its floor is 1/K); 'neglabel', the labels' summed share of
+    probability against the negative words (the same meaning whatever the label count). In
+    both, 'unknown' is published first, scored with that number, when it is below threshold."""
     from vision_msgs.msg import LabelInfo, VisionClass
 
     msg = LabelInfo()

@@ -22,6 +22,7 @@ from ..core.vocabulary import (ADAPTER_BLEND_FROM_FILE, DEFAULT_LANDMARK_TEMPLAT
                                SpecError, name_list_problem)
 from ..core.memory.settings import MemorySettings, MemorySettingsError
 from ..core.prompts import DEFAULT_TEMPLATES
+from ..core.scoring import DEFAULT_SCORE_MODE, SCORE_MODES
 from ..core.detections.settings import DetectionSettings
 from .detection_parameters import detection_parameters, validate_detections, validate_live
 
@@ -111,8 +112,19 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("top_k", INTEGER, 5, "Labels published per frame, best first.", True, ">= 1",
               int_range=(1, 1000)),
     ParamSpec("score_threshold", DOUBLE, 0.0,
-              "If the best probability is below this, 'unknown' is published first.", True,
-              "0..1", float_range=(0.0, 1.0)),
+              "If the frame's score (see score_mode) is below this, 'unknown' is published "
+              "first, scored with that score.", True, "0..1", float_range=(0.0, 1.0)),
+    ParamSpec("score_mode", STRING, DEFAULT_SCORE_MODE,
+              "What score_threshold is compared with and what the scores are. 'softmax': "
+              "probabilities over the labels, threshold on the best (its floor is 1/K, so a "
+              "threshold means less as labels are added); 'neglabel': probabilities over the "
+              "labels and mined negative words together, threshold on the labels' summed "
+              "share (the same meaning for 3 or 30 labels).", True,
+              "one of " + ", ".join(SCORE_MODES)),
+    ParamSpec("negative_labels", STRING_ARRAY, [],
+              "score_mode 'neglabel': the bank of negative words (the half farthest from the "
+              "labels is used); empty = the built-in bank of everyday nouns.", True,
+              "no blanks/duplicates"),
     ParamSpec("landmarks", STRING_ARRAY, [],
               "Natural-language landmarks for ~/landmarks (published in this order, score = "
               "raw cosine). Empty: ~/landmarks is not published.", True, "no blanks/duplicates"),
@@ -136,7 +148,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     *(ParamSpec("memory." + name, kind, getattr(MemorySettings, name), text, False, rule)
       for name, kind, text, rule in (
           ("enabled", BOOL, "Store keyframes (embedding, pose at the image stamp, thumbnail) and "
-           "serve ~/query_places, ~/clear_memory, ~/places/markers.", ""),
+           "serve ~/query_places, ~/clear_memory, ~/places/markers; with labelled boxes also "
+           "objects: ~/query_objects, ~/objects/markers.", ""),
           ("uri", STRING, "Memory folder (Milvus Lite file <folder>/places.db), a '.db' file, or "
            "a Milvus server URI (http://host:19530; token from $MILVUS_TOKEN).", ""),
           ("collection", STRING, "Collection in the store (one per model and map).",
@@ -156,7 +169,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
            "below this; 0 = off.", "0..1"),
           ("min_separation", DOUBLE, "Default grouping distance (m) of ~/query_places.", ">= 0"),
           ("thumbnail_size", INTEGER, "Longer side (px) of the stored JPEG thumbnail; 0 = none.",
-           "0..1024"))),
+           "0..1024"),
+          ("object_merge_distance", DOUBLE, "A labelled box joins an object closer than this "
+           "(m; without depth: seen from a pose this close) ...", ">= 0"),
+          ("object_merge_similarity", DOUBLE, "... and more alike than this (cosine of the crop "
+           "embedding to the object's mean); else it is a new object.", "-1..1"))),
     # ---- liveness (live) ---------------------------------------------------------------------
     ParamSpec("stall_timeout", DOUBLE, DEFAULT_STALL_TIMEOUT,
               "/diagnostics turns WARN when frames are waiting but none was processed for this "
@@ -280,7 +297,8 @@ def validate(values: Mapping[str, Any]) -> tuple[StartupSettings, LiveSettings]:
             score_threshold=float(v["score_threshold"]), landmarks=v["landmarks"],
             landmark_templates=v["landmark_templates"],
             landmark_smoothing=float(v["landmark_smoothing"]),
-            adapter_path=v["adapter_path"].strip(), adapter_blend=float(v["adapter_blend"]))
+            adapter_path=v["adapter_path"].strip(), adapter_blend=float(v["adapter_blend"]),
+            score_mode=v["score_mode"], negative_labels=v["negative_labels"])
     except SpecError as exc:
         raise ParameterError(exc.parameter, exc.reason) from None
     stall = _range("stall_timeout", float(v["stall_timeout"]), 0.5, 3600.0)

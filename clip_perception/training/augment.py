@@ -112,7 +112,7 @@ class Augmenter:
 # ---- fixed evaluation conditions ------------------------------------------------------------
 # Deterministic (no randomness except the noise, seeded per frame) so every head is judged on
 # the same pixels. Bump CONDITIONS_VERSION when a condition changes: it keys the feature cache.
-CONDITIONS_VERSION = 1
+CONDITIONS_VERSION = 2  # 2: the 'shadow' condition
 
 
 def _gain(img: np.ndarray, gains, offset: float = 0.0) -> np.ndarray:
@@ -126,6 +126,27 @@ def _noise(img: np.ndarray, digest: str, scale: float, sigma: float) -> np.ndarr
     return np.clip(img.astype(np.float32) * scale + noise + 0.5, 0, 255).astype(np.uint8)
 
 
+def _shadow(img: np.ndarray, digest: str) -> np.ndarray:
+    """A cast shadow: a straight-edged region over 35-60 % of the frame (an object or wall
+    between the light and the scene) at 40 % of the light with a cooler tint (shade is lit by
+    the sky), its edge a soft penumbra; where and at what angle come from ``digest``."""
+    import cv2
+
+    h, w = img.shape[:2]
+    rng = np.random.default_rng(int.from_bytes(
+        hashlib.blake2b(("shadow/" + digest).encode(), digest_size=4).digest(), "little"))
+    angle = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    side = (xx - w / 2) * np.cos(angle) + (yy - h / 2) * np.sin(angle)
+    cut = np.quantile(side, rng.uniform(0.35, 0.6))
+    mask = (side < cut).astype(np.float32)
+    k = max(3, int(0.08 * min(h, w)) | 1)
+    mask = cv2.GaussianBlur(mask, (k, k), 0)[..., None]
+    shade = np.array([0.38, 0.4, 0.46], np.float32)
+    out = img.astype(np.float32) * (1 - mask + mask * shade)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 CONDITIONS: dict[str, Callable[[np.ndarray, str], np.ndarray]] = {
     "original": lambda img, digest: img,
     "dark": lambda img, digest: _gain(img, (0.35, 0.35, 0.35)),
@@ -133,6 +154,7 @@ CONDITIONS: dict[str, Callable[[np.ndarray, str], np.ndarray]] = {
     "warm": lambda img, digest: _gain(img, (1.2, 1.0, 0.7)),
     "cool": lambda img, digest: _gain(img, (0.75, 0.95, 1.25)),
     "low_light_noise": lambda img, digest: _noise(img, digest, 0.3, 10.0),
+    "shadow": _shadow,
 }
 
 

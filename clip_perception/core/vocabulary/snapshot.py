@@ -9,9 +9,10 @@ import numpy as np
 
 from ..adapter import AdapterHead
 from ..prompts import PromptEmbeddingCache, prompts_for
-from ..scoring import (Classification, ZeroShotClassifier, landmark_cosines, softmax,
-                       top_k_classifications)
-from .spec import ADAPTER_BLEND_FROM_FILE, LabelSetSpec, SpecError
+from ..scoring import (Classification, ZeroShotClassifier, landmark_cosines, mine_negatives,
+                       neglabel_probabilities, softmax, top_k_classifications)
+from .negatives import NEGATIVE_SHARE
+from .spec import ADAPTER_BLEND_FROM_FILE, LabelSetSpec, SpecError, negative_bank
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ class LabelSet:
     landmark_embeddings: np.ndarray  # (M, D), L2-normalised, in spec.landmarks order
     adapter: Optional[AdapterHead] = None  # classifier rows in spec.labels order
     adapter_blend: float = 0.0  # resolved: never the "from file" sentinel
+    negative_embeddings: Optional[np.ndarray] = None  # (M, D) mined negatives (neglabel mode)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -41,14 +43,24 @@ class LabelSet:
         return (self.spec.landmarks, self.spec.landmark_templates)
 
     def probabilities(self, image_emb: np.ndarray) -> np.ndarray:
+        """(N, K) per-label scores. softmax: over the labels (rows sum to 1); neglabel: over
+        the labels and the mined negative words together (rows sum to the labels' share)."""
         logits = self.classifier.logits(image_emb)
         if self.adapter is not None and self.adapter_blend > 0.0:
             logits = self.adapter.blended_logits(image_emb, logits, self.adapter_blend)
+        if self.negative_embeddings is not None:
+            negative = zero_shot_negative_logits(image_emb, self.negative_embeddings,
+                                                 self.classifier.logit_scale)
+            return neglabel_probabilities(logits, negative)
         return softmax(logits)
 
     def classify(self, image_emb: np.ndarray) -> list[Classification]:
-        return top_k_classifications(self.probabilities(image_emb), self.labels,
-                                     self.spec.top_k, self.spec.score_threshold)
+        """Top-k per frame; ``unknown`` first when the threshold score is under
+        score_threshold: the best probability (softmax) or the labels' share (neglabel)."""
+        probs = self.probabilities(image_emb)
+        share = probs.sum(axis=-1) if self.negative_embeddings is not None else None
+        return top_k_classifications(probs, self.labels, self.spec.top_k,
+                                     self.spec.score_threshold, share)
 
     def landmark_cosines(self, image_emb: np.ndarray) -> np.ndarray:
         """(N, M) raw cosine similarities, in spec.landmarks order."""
@@ -67,6 +79,7 @@ def build_label_set(spec: LabelSetSpec, cache: PromptEmbeddingCache, logit_scale
         landmark_emb = cache.ensemble(spec.landmarks, spec.landmark_templates)
     else:
         landmark_emb = np.zeros((0, embed_dim), np.float32)
+    negatives = mined_negative_embeddings(spec, cache, class_emb)
     blend = 0.0
     if adapter is not None:
         blend = adapter.default_blend if spec.adapter_blend == ADAPTER_BLEND_FROM_FILE \
@@ -78,7 +91,29 @@ def build_label_set(spec: LabelSetSpec, cache: PromptEmbeddingCache, logit_scale
                            "the head never saw", spec.adapter_path, differs, blend)
     return LabelSet(spec=spec, version=version,
                     classifier=ZeroShotClassifier(spec.labels, class_emb, logit_scale),
-                    landmark_embeddings=landmark_emb, adapter=adapter, adapter_blend=blend)
+                    landmark_embeddings=landmark_emb, adapter=adapter, adapter_blend=blend,
+                    negative_embeddings=negatives)
+
+
+def zero_shot_negative_logits(image_emb: np.ndarray, negative_emb: np.ndarray,
+                              logit_scale: float) -> np.ndarray:
+    return logit_scale * (np.asarray(image_emb, np.float32) @ negative_emb.T)
+
+
+def mined_negative_embeddings(spec: LabelSetSpec, cache: PromptEmbeddingCache,
+                              class_emb: np.ndarray) -> Optional[np.ndarray]:
+    """neglabel: the embeddings (label templates) of the bank's NEGATIVE_SHARE farthest from
+    the labels; None in softmax mode."""
+    bank = negative_bank(spec)
+    if spec.score_mode != "neglabel":
+        return None
+    if not bank:
+        raise SpecError("negative_labels", f"every negative word is also a label "
+                                           f"({list(spec.negative_labels)}); neglabel needs "
+                                           "words that are not labels")
+    emb = cache.ensemble(bank, spec.templates)
+    keep = mine_negatives(emb, class_emb, max(1, round(NEGATIVE_SHARE * len(bank))))
+    return np.ascontiguousarray(emb[keep])
 
 
 def adapter_prompt_differences(adapter: AdapterHead, spec: LabelSetSpec) -> str:

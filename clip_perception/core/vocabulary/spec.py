@@ -10,6 +10,7 @@ from typing import Sequence
 
 from ..errors import ClipPerceptionError
 from ..prompts import parse_label_prompts, prompts_for, validate_templates
+from ..scoring import DEFAULT_SCORE_MODE, SCORE_MODES
 
 
 DEFAULT_LANDMARK_TEMPLATES = ("a photo of {}.",)
@@ -39,6 +40,8 @@ class LabelSetSpec:
     landmark_smoothing: float = 0.0
     adapter_path: str = ""
     adapter_blend: float = ADAPTER_BLEND_FROM_FILE
+    score_mode: str = DEFAULT_SCORE_MODE  # what score_threshold is compared with (SCORE_MODES)
+    negative_labels: tuple[str, ...] = ()  # neglabel's bank; empty: DEFAULT_NEGATIVE_LABELS
 
     def __post_init__(self):
         _validate_spec(self)
@@ -49,7 +52,9 @@ class LabelSetSpec:
                     score_threshold: float = 0.0, landmarks: Sequence[str] = (),
                     landmark_templates: Sequence[str] = DEFAULT_LANDMARK_TEMPLATES,
                     landmark_smoothing: float = 0.0, adapter_path: str = "",
-                    adapter_blend: float = ADAPTER_BLEND_FROM_FILE) -> "LabelSetSpec":
+                    adapter_blend: float = ADAPTER_BLEND_FROM_FILE,
+                    score_mode: str = DEFAULT_SCORE_MODE,
+                    negative_labels: Sequence[str] = ()) -> "LabelSetSpec":
         """Build from parameter-shaped values (``label_prompts`` as ``label=prompt|...`` strings)."""
         try:
             overrides = parse_label_prompts(label_prompts)
@@ -60,7 +65,8 @@ class LabelSetSpec:
                    score_threshold=float(score_threshold), landmarks=tuple(landmarks),
                    landmark_templates=tuple(landmark_templates),
                    landmark_smoothing=float(landmark_smoothing), adapter_path=adapter_path,
-                   adapter_blend=float(adapter_blend))
+                   adapter_blend=float(adapter_blend), score_mode=str(score_mode),
+                   negative_labels=tuple(negative_labels))
 
     @property
     def overrides(self) -> dict[str, tuple[str, ...]]:
@@ -88,6 +94,12 @@ def _validate_spec(spec: LabelSetSpec) -> None:
 
     names("labels", spec.labels, allow_empty=False)
     names("landmarks", spec.landmarks, allow_empty=True)
+    names("negative_labels", spec.negative_labels, allow_empty=True)
+    if spec.score_mode not in SCORE_MODES:
+        raise SpecError("score_mode", f"got {spec.score_mode!r}, expected one of "
+                                      f"{', '.join(SCORE_MODES)} (softmax: the best label's "
+                                      "probability among the labels; neglabel: the labels' "
+                                      "share against the negative words)")
     for param, templates in (("prompt_templates", spec.templates),
                              ("landmark_templates", spec.landmark_templates)):
         try:
@@ -111,8 +123,20 @@ def _validate_spec(spec: LabelSetSpec) -> None:
                                          f"the blend stored with the adapter; got {blend}")
 
 
+def negative_bank(spec: LabelSetSpec) -> tuple[str, ...]:
+    """The negative words a neglabel spec mines from (none in softmax mode): its own bank or
+    the built-in one, without any word that is also a label."""
+    if spec.score_mode != "neglabel":
+        return ()
+    from .negatives import DEFAULT_NEGATIVE_LABELS
+
+    labels = set(spec.labels)
+    return tuple(w for w in (spec.negative_labels or DEFAULT_NEGATIVE_LABELS) if w not in labels)
+
+
 def count_prompts(spec: LabelSetSpec) -> int:
     """How many prompt strings a spec encodes (for logs and diagnostics)."""
     overrides = spec.overrides
     return (sum(len(prompts_for(label, spec.templates, overrides)) for label in spec.labels)
-            + len(spec.landmarks) * len(spec.landmark_templates))
+            + len(spec.landmarks) * len(spec.landmark_templates)
+            + len(negative_bank(spec)) * len(spec.templates))

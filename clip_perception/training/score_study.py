@@ -1,0 +1,151 @@
+"""Does a score mean the same for 3, 10 and 30 labels? In-set frames (kinds in the label set)
+against out-of-set frames (shapes no label set contains) on the small CLIP, for each score of
+``core.scoring``: the node's softmax, MCM, a fitted temperature, NegLabel, the raw best cosine.
+
+For every label count K, ``draws`` random label sets of K kinds; the in-set frames are those of
+the set's kinds, the out-of-set frames those of ``OUT_SHAPES``. One threshold per score is
+chosen where 5 % of in-set frames are refused at K=10; the rates at K=3 and K=30 then show how
+far the meaning of that threshold moves with the label count.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..core.scoring import fit_temperature, mcm_scores, softmax
+from ..core.vocabulary import LabelSetSpec, build_label_set
+from ..core.vocabulary.negatives import NEGATIVE_SHARE
+from . import synthetic_scenes as scenes
+from .small_clip_eval import SmallClipProbe, held_out_scenes, render_all
+
+# What makes a frame out of set: a shape no label set names, or (the second study) a colour.
+OUT_VALUES = {"shape": ("heart", "arrow", "crescent"), "colour": ("cyan", "pink", "orange")}
+OUT_SHAPES = OUT_VALUES["shape"]
+
+
+def in_kinds(out_attribute: str = "shape") -> tuple[str, ...]:
+    """The kinds label sets are drawn from: none with an out-of-set value, none held out."""
+    out = OUT_VALUES[out_attribute]
+    return tuple(f"{c} {s}" for c in scenes.COLOURS for s in scenes.SHAPES
+                 if (s if out_attribute == "shape" else c) not in out
+                 and (c, s) not in scenes.HELD_OUT_PAIRS)
+
+
+IN_KINDS = in_kinds("shape")
+LABEL_COUNTS = (3, 10, 30)
+
+
+def negative_bank(include_out: bool = True, out_attribute: str = "shape") -> tuple[str, ...]:
+    """The fixed bank of negative words: every kind and shape name the world has, and the
+    backgrounds (``include_out=False``: without any word for the out-of-set values)."""
+    out = () if include_out else OUT_VALUES[out_attribute]
+    shapes = [s for s in scenes.SHAPES if s not in out]
+    colours = [c for c in scenes.COLOURS if c not in out]
+    return tuple([f"{c} {s}" for c in colours for s in shapes] + shapes
+                 + [f"{b} background" for b in scenes.BACKGROUNDS])
+
+
+def study_frames(probe: SmallClipProbe, out_attribute: str = "shape", per_kind: int = 5,
+                 out_frames: int = 300, seed: int = 10):
+    """(in-set embeddings, their kind index into in_kinds(), out-of-set embeddings)."""
+    size = probe.clip.image_size
+    pairs, kinds = [], []
+    for k, kind in enumerate(in_kinds(out_attribute)):
+        colour, shape = kind.split(" ")
+        got = held_out_scenes(per_kind, seed=seed + k, colour=colour, shape=shape)
+        pairs += got
+        kinds += [k] * len(got)
+    out_pairs = [pair for i in range(out_frames) for pair in held_out_scenes(
+        1, seed=seed + 500 + i, **{out_attribute: OUT_VALUES[out_attribute][i % 3]})]
+    return (probe.embed_images(render_all(pairs, size)), np.array(kinds),
+            probe.embed_images(render_all(out_pairs, size)))
+
+
+def _scores(probe: SmallClipProbe, x: np.ndarray, labels: Sequence[str], templates,
+            fitted: float, out_attribute: str) -> dict:
+    """Every score of frames ``x`` for ``labels``: the node's two modes through the label set
+    it would build (``build_label_set``), the others from the cosines."""
+    emb = probe.prompts.ensemble(list(labels), list(templates))
+    cos = x @ emb.T
+    out = {"mcm_T1": mcm_scores(cos, 1.0),
+           "fitted_temperature": softmax(cos * fitted).max(axis=1),
+           "max_cosine": cos.max(axis=1)}
+    for name, mode, bank in (("softmax", "softmax", ()),
+                             ("neglabel", "neglabel", negative_bank(True, out_attribute)),
+                             ("neglabel_closed_bank", "neglabel",
+                              negative_bank(False, out_attribute))):
+        spec = LabelSetSpec(labels=tuple(labels), templates=tuple(templates), score_mode=mode,
+                            negative_labels=bank)
+        label_set = build_label_set(spec, probe.prompts, probe.clip.logit_scale,
+                                    probe.clip.embed_dim, 0)
+        probs = label_set.probabilities(x)
+        out[name] = probs.sum(axis=1) if mode == "neglabel" else probs.max(axis=1)
+        if mode == "neglabel":  # the best label alone against the negatives
+            best, negatives = probs.max(axis=1), 1.0 - probs.sum(axis=1)
+            out[name + "_best"] = best / (best + negatives)
+    return out, cos
+
+
+def run_study(probe: SmallClipProbe, templates: Sequence[str] = scenes.KIND_TEMPLATES,
+              draws: int = 30, seed: int = 0, refuse_at_10: float = 0.05,
+              out_attribute: str = "shape") -> dict:
+    IN_KINDS = in_kinds(out_attribute)  # noqa: N806 (the module constant's per-study twin)
+    emb_in, kind, emb_out = study_frames(probe, out_attribute)
+    label_emb = probe.prompts.ensemble(list(IN_KINDS), list(templates))
+    # the per-model temperature: fitted once on a labelled 10-kind set of other frames
+    rng = np.random.default_rng(seed + 99)
+    fit_kinds = np.sort(rng.choice(len(IN_KINDS), 10, replace=False))
+    fit_rows = np.isin(kind, fit_kinds)
+    fitted = fit_temperature(emb_in[fit_rows] @ label_emb[fit_kinds].T,
+                             np.searchsorted(fit_kinds, kind[fit_rows]))
+    rng = np.random.default_rng(seed)
+    pooled: dict = {}
+    accuracy = {}
+    for k in LABEL_COUNTS:
+        hits = []
+        for _ in range(draws):
+            chosen = np.sort(rng.choice(len(IN_KINDS), k, replace=False))
+            rows = np.isin(kind, chosen)
+            labels = [IN_KINDS[i] for i in chosen]
+            for part, x in (("in", emb_in[rows]), ("out", emb_out)):
+                got, cos = _scores(probe, x, labels, templates, fitted, out_attribute)
+                for name, values in got.items():
+                    pooled.setdefault(name, {}).setdefault(k, {}).setdefault(part, []).append(values)
+                if part == "in":
+                    hits.append(chosen[cos.argmax(axis=1)] == kind[rows])
+        accuracy[k] = round(float(np.concatenate(hits).mean()), 4)
+    table = {}
+    for name, per_k in pooled.items():
+        scores = {k: {part: np.concatenate(v) for part, v in parts.items()}
+                  for k, parts in per_k.items()}
+        threshold = float(np.quantile(scores[10]["in"], refuse_at_10))
+        rows = {}
+        for k, s in scores.items():
+            rows[k] = {"in_refused": round(float((s["in"] < threshold).mean()), 4),
+                       "out_accepted": round(float((s["out"] >= threshold).mean()), 4),
+                       "auroc": round(_auroc(s["in"], s["out"]), 4)}
+        table[name] = {"threshold": round(threshold, 4), "per_k": rows,
+                       "shift_in_refused": round(abs(rows[3]["in_refused"] - rows[30]["in_refused"]), 4),
+                       "shift_out_accepted": round(abs(rows[3]["out_accepted"] - rows[30]["out_accepted"]), 4)}
+    return {"label_counts": list(LABEL_COUNTS), "draws": draws, "in_kinds": len(IN_KINDS),
+            "in_frames": int(len(emb_in)), "out_frames": int(len(emb_out)),
+            "out_attribute": out_attribute, "out_values": list(OUT_VALUES[out_attribute]),
+            "negative_share": NEGATIVE_SHARE,
+            "bank_sizes": {"neglabel": len(negative_bank(True, out_attribute)),
+                           "neglabel_closed_bank": len(negative_bank(False, out_attribute))},
+            "fitted_logit_scale": round(fitted, 2),
+            "model_logit_scale": round(probe.clip.logit_scale, 2),
+            "top1_accuracy_in_set": accuracy, "scores": table}
+
+
+def _auroc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(score of an in-set frame > score of an out-of-set frame), ties count half."""
+    allv = np.concatenate([pos, neg])
+    ranks = allv.argsort(kind="stable").argsort(kind="stable").astype(np.float64) + 1
+    # average ranks of ties
+    _, inv, counts = np.unique(allv, return_inverse=True, return_counts=True)
+    sums = np.zeros(len(counts))
+    np.add.at(sums, inv, ranks)
+    ranks = (sums / counts)[inv]
+    return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))

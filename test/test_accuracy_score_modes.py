@@ -1,0 +1,89 @@
+"""Score modes without a model: what score_threshold is compared with (softmax vs neglabel)."""
+import numpy as np
+import pytest
+
+from clip_perception.core.prompts import PromptEmbeddingCache
+from clip_perception.core.scoring import (UNKNOWN_LABEL, fit_temperature, mcm_scores,
+                                          mine_negatives, neglabel_probabilities, softmax,
+                                          top_k_classifications)
+from clip_perception.core.vocabulary import SpecError, count_prompts
+from clip_perception.core.vocabulary.negatives import DEFAULT_NEGATIVE_LABELS, NEGATIVE_SHARE
+from clip_perception.ros.parameters import PARAMETERS_BY_NAME
+from label_sets import fake_text_encoder, label_set, spec
+
+
+def test_neglabel_probabilities_are_the_joint_softmax_restricted_to_the_labels():
+    labels = np.array([[2.0, 1.0, 0.0]])
+    negatives = np.array([[3.0, -1.0]])
+    probs = neglabel_probabilities(labels, negatives)
+    joint = softmax(np.array([[2.0, 1.0, 0.0, 3.0, -1.0]]))
+    assert probs == pytest.approx(joint[:, :3])
+    assert probs.sum() == pytest.approx(1.0 - joint[0, 3:].sum())
+    # the ranking among labels is the softmax's
+    assert np.argsort(-probs[0]).tolist() == np.argsort(-softmax(labels)[0]).tolist()
+
+
+def test_mining_keeps_the_words_farthest_from_every_label():
+    e = np.eye(4, dtype=np.float32)
+    labels = e[:1]
+    bank = np.stack([e[0], 0.8 * e[0] + 0.6 * e[1], e[2], e[3]])  # itself, near, far, far
+    assert mine_negatives(bank, labels, 2).tolist() == [2, 3]
+    assert mine_negatives(bank, labels, 3).tolist() == [1, 2, 3]
+
+
+def test_mcm_and_fitted_temperature():
+    cos = np.array([[0.3, 0.2, 0.1]])
+    assert mcm_scores(cos, 1.0)[0] == pytest.approx(softmax(cos)[0, 0])
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 400)
+    cos = rng.normal(0.2, 0.02, (400, 3))
+    cos[np.arange(400), truth] += 0.05  # separable at a scale of about 1 / 0.02
+    scale = fit_temperature(cos, truth)
+    assert 10 < scale < 400
+    assert fit_temperature(cos, truth) == scale
+
+
+def test_unknown_is_scored_with_the_number_the_threshold_was_compared_with():
+    probs = np.array([[0.5, 0.3], [0.6, 0.1]])
+    share = probs.sum(axis=1)  # 0.8, 0.7
+    a, b = top_k_classifications(probs, ["x", "y"], 2, 0.75, share)
+    assert [h.label for h in a.hypotheses] == ["x", "y"]
+    assert b.is_unknown and b.best.score == pytest.approx(0.7)
+    # without threshold scores: the best probability, as before
+    (c,) = top_k_classifications(probs[:1], ["x", "y"], 1, 0.55)
+    assert c.is_unknown and c.best.score == pytest.approx(0.5)
+
+
+def test_score_mode_and_bank_are_validated_with_a_reason():
+    with pytest.raises(SpecError) as info:
+        spec(score_mode="mcm")
+    assert info.value.parameter == "score_mode" and "softmax, neglabel" in str(info.value)
+    with pytest.raises(SpecError) as info:
+        spec(score_mode="neglabel", negative_labels=["tree", " "])
+    assert info.value.parameter == "negative_labels" and "blank" in str(info.value)
+    assert "neglabel" in PARAMETERS_BY_NAME["score_mode"].constraints
+
+
+def test_neglabel_label_set_mines_half_the_bank_and_thresholds_the_share():
+    bank = [f"word{i}" for i in range(10)] + ["cup"]  # a label in the bank is not a negative
+    s = spec(score_mode="neglabel", negative_labels=bank, score_threshold=0.5, top_k=2)
+    assert count_prompts(s) == 2 + 10  # one template: the labels and the 10 usable words
+    ls = label_set(s, cache=PromptEmbeddingCache(fake_text_encoder()[0]))
+    assert ls.negative_embeddings.shape[0] == round(NEGATIVE_SHARE * 10)
+    cup = ls.classifier.class_embeddings[:1]
+    far = ls.negative_embeddings[:1]
+    probs = ls.probabilities(np.concatenate([cup, far]))
+    assert probs.sum(axis=1)[0] > 0.5 > probs.sum(axis=1)[1]
+    seen, unseen = ls.classify(np.concatenate([cup, far]))
+    assert seen.best.label == "cup"
+    assert unseen.is_unknown and unseen.best.score == pytest.approx(probs[1].sum(), rel=1e-5)
+    assert len(unseen.hypotheses) == 3  # unknown, then the top-2 labels still listed
+
+
+def test_neglabel_with_only_labels_in_the_bank_is_refused_and_softmax_mines_nothing():
+    with pytest.raises(SpecError, match="negative_labels"):
+        label_set(spec(score_mode="neglabel", negative_labels=["cup", "apple"]))
+    assert label_set(spec()).negative_embeddings is None
+    assert len(DEFAULT_NEGATIVE_LABELS) >= 200
+    assert count_prompts(spec(score_mode="neglabel")) == 2 + len(DEFAULT_NEGATIVE_LABELS)
+    assert UNKNOWN_LABEL not in DEFAULT_NEGATIVE_LABELS
