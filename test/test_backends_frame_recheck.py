@@ -1,5 +1,7 @@
 """Re-check on the robot's own frames: an engine that passes the startup photos but fails on the
 camera's frames is replaced by fp32, with the reason in diagnostics."""
+import threading
+
 import numpy as np
 import pytest
 
@@ -70,6 +72,44 @@ def test_engine_agreeing_on_robot_frames_keeps_serving(stress_clip, reference):
     photos_like = reference.inputs[:4] * 0.9  # never over-exposed
     enc.encode_images(photos_like)
     assert enc.wait(60) == PASSED and enc.precision == "int8"
+
+
+class SlowUntilReleased(GlareBreaks):
+    """Blocks inside encode_images of the check (not of serving) until released; refuses to
+    encode once closed, as a closed native session would (there it aborts the process)."""
+
+    def __init__(self, clip):
+        super().__init__(clip)
+        self.calls, self.closed = 0, False
+        self.in_check, self.release = threading.Event(), threading.Event()
+
+    def encode_images(self, batch):
+        assert not self.closed, "encode on a closed engine"
+        self.calls += 1
+        if self.calls > 1:  # the first call serves the camera; later ones are the check's
+            self.in_check.set()
+            self.release.wait(60)
+        assert not self.closed, "engine closed under a running check"
+        return super().encode_images(batch)
+
+    def close(self):
+        self.closed = True
+
+
+def test_close_waits_for_a_running_check_before_closing_the_engine(stress_clip, reference):
+    engine = SlowUntilReleased(stress_clip)
+    enc = RecheckingImageEncoder(engine, reference, lambda: pytest.fail("must not switch"),
+                                 frames=4, max_batch=4)
+    enc.encode_images(reference.inputs[:4] * 0.9)
+    assert engine.in_check.wait(60)  # the check is inside the engine now
+    closer = threading.Thread(target=enc.close)
+    closer.start()
+    closer.join(0.5)
+    assert closer.is_alive() and not engine.closed  # close waits for the check
+    engine.release.set()
+    closer.join(60)
+    assert not closer.is_alive() and engine.closed
+    assert enc.recheck().state == PASSED  # the check ran to its end on an open engine
 
 
 def test_int8_from_selection_is_rechecked_and_reported(stress_clip, reference, tmp_path,

@@ -63,6 +63,7 @@ class RecheckingImageEncoder(ImageEncoder):
         self._reason = ""
         self._lock = threading.Lock()
         self._done = threading.Event()
+        self._thread: threading.Thread | None = None
         self.selection = getattr(inner, "selection", None)
 
     # delegate what describes the serving engine
@@ -90,7 +91,9 @@ class RecheckingImageEncoder(ImageEncoder):
             if len(self._kept) < self._wanted:
                 return
             self._state = CHECKING
-        threading.Thread(target=self._check, name="frame recheck", daemon=True).start()
+            self._thread = threading.Thread(target=self._check, name="frame recheck",
+                                            daemon=True)
+        self._thread.start()
 
     def _check(self) -> None:
         try:
@@ -132,6 +135,12 @@ class RecheckingImageEncoder(ImageEncoder):
         return self.recheck().state
 
     def close(self) -> None:
+        # A check still running encodes with the inner engine: closing its native session under
+        # it aborts the whole process, so let it finish first (bounded work: ``frames`` images
+        # through each engine once).
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
         # The replaced engine may still be running in a worker call; only close what serves.
         self._current.close()
         if self._current is not self._inner:
