@@ -5,7 +5,8 @@
         [--compare-param NAME=VALUE ...]
 
 Default config = what the node does with its default parameters (``backend``/``precision``
-``auto``), on a random ViT-B-32. The machine is shared and its load moves within seconds, so
+``auto``), on the outlier stress model (``write_outlier_vit_b_32``; ``--model`` for another).
+The machine is shared and its load moves within seconds, so
 phases are interleaved in short slices and every ratio compares phases of one slice:
 1. raw engine: ``encode_images`` on an already preprocessed frame, batch 1, in this process;
 2. raw preprocess+engine: the node's default preprocessing (``preprocess_resize: fast``) of the
@@ -21,8 +22,12 @@ raw preprocess+engine, ``preprocess_fraction`` = preprocessing time / engine tim
 
 Then cameras at 30 Hz (``--camera-hz``), 1 and 3 cameras (synchronised: every camera publishes
 at the same tick), ``--camera-seconds`` each: result age (receive time - frame stamp, both this
-process's clock) p50/p95/max, results per second, and results / frames sent. The same for the
-tiny test model (engine ~1 ms: the "every frame when the engine is fast" case, goal >= 0.98).
+process's clock) p50/p95/max, results per second, and results / frames sent, with the engine
+the node served in that phase. Each camera phase is compared with the raw engine at the batch
+the node runs (``over_engine_at_batch``: batch 3 for 3 cameras when the engine batches, else
+batch 1) and with raw torch eager at batch 1 (``over_torch_eager``; issue 19's AVX2 goal).
+The same for the tiny test model (engine ~1 ms: the "every frame when the engine is fast" case,
+goal >= 0.98). The CPU model, its ISA flags and the load average are in the report and JSON.
 
 Exported/quantised models go to a temporary engine cache. Benchmarks on a shared machine are
 noisy: the report prints other processes' CPU share per phase.
@@ -48,6 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "test"))
 
+from clip_perception.core import devices  # noqa: E402
 from clip_perception.core.backends.frame_recheck import DEFAULT_RECHECK_FRAMES  # noqa: E402
 
 
@@ -116,19 +122,24 @@ class RawBackend:
         self.encoder = create_image_encoder(clip, backend=backend, precision=precision,
                                             cache_dir=cache_dir, threads=threads,
                                             max_batch=8)
+        from clip_perception.core.backends.torch_backend import TorchImageEncoder
+
+        self.torch = TorchImageEncoder(clip)  # issue 19's yardstick: torch eager, batch 1
         self.pre = Preprocessor(clip.preprocess)
         self.frame = frame
         self.batch = self.pre([frame])
         for _ in range(3):
             self.encoder.encode_images(self.batch)
 
-    def rate(self, seconds: float, with_preprocess: bool = False, batch: int = 1) -> float:
-        """Frames per second."""
+    def rate(self, seconds: float, with_preprocess: bool = False, batch: int = 1,
+             torch: bool = False) -> float:
+        """Frames per second (of the torch eager encoder with ``torch``)."""
         inputs = np.repeat(self.batch, batch, axis=0)
+        encoder = self.torch if torch else self.encoder
         n, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
-            self.encoder.encode_images(self.pre([self.frame] * batch) if with_preprocess
-                                       else inputs)
+            encoder.encode_images(self.pre([self.frame] * batch) if with_preprocess
+                                  else inputs)
             n += batch
         return n / (time.perf_counter() - start)
 
@@ -169,10 +180,12 @@ class BenchNode:
             stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(repo))
         self.pubs = [client.create_publisher(Image, t, QoSProfile(
             depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)) for t in self.topics]
-        self.results: list[tuple[int, int]] = []  # (receive time ns, frame stamp ns)
+        # (receive time ns, frame stamp ns, camera frame_id)
+        self.results: list[tuple[int, int, str]] = []
         self.output_topic = f"{ns}/clip_perception/classification"
         client.create_subscription(Classification, self.output_topic, lambda m: self.results
-                                   .append((time.time_ns(), stamp_ns(m))), 1000)
+                                   .append((time.time_ns(), stamp_ns(m), m.header.frame_id)),
+                                   1000)
         # the node's own per-stage means from /diagnostics: (receive time ns, {stage: ms})
         self.stages: list[tuple[int, dict]] = []
         self._status_name = f"{ns.strip('/')}/clip_perception: pipeline"
@@ -208,7 +221,7 @@ class BenchNode:
 
     def window(self, t0: int, t1: int) -> tuple[float, list[float]]:
         """(images/s from the first to the last result for a frame sent in [t0, t1], ages ms)."""
-        got = [(r, s) for r, s in self.results if t0 <= s <= t1]
+        got = [(r, s) for r, s, _ in self.results if t0 <= s <= t1]
         rate = (len(got) - 1) / ((got[-1][0] - got[0][0]) / 1e9) if len(got) > 2 else 0.0
         return rate, [(r - s) / 1e6 for r, s in got]
 
@@ -310,9 +323,13 @@ def camera_phase(node: BenchNode, pub: Publisher, cameras: int, args, foreign) -
     t0, t1, sent = pub.run(node, args.camera_seconds, args.camera_hz, cameras)
     time.sleep(1.0)  # results of the last frames arrive
     rate, ages = node.window(t0, t1)
+    per_camera = [sum(1 for r in node.results if t0 <= r[1] <= t1 and r[2] == f"cam{i}")
+                  for i in range(cameras)]
     return dict(cameras=cameras, hz=args.camera_hz, frames_sent=sent, results=len(ages),
                 results_over_sent=len(ages) / sent if sent else 0.0, results_per_s=rate,
-                foreign_cpu=foreign.share(since), **age_fields(ages))
+                results_per_camera=per_camera, engine=served_backend(node.log_path),
+                foreign_cpu=foreign.share(since), load_average=os.getloadavg()[0],
+                **age_fields(ages))
 
 
 def run(model_id: str, tiny_id: str, args, tmp: Path) -> dict:
@@ -371,7 +388,8 @@ def run(model_id: str, tiny_id: str, args, tmp: Path) -> dict:
         for _ in range(args.slices):
             since = foreign.start()
             row = dict(raw_pre=raw.rate(args.seconds, with_preprocess=True),
-                       raw_batch3=raw.rate(args.seconds, batch=3))
+                       raw_batch3=raw.rate(args.seconds, batch=3),
+                       raw_torch=raw.rate(args.seconds, torch=True))
             row["pre_s"], row["engine_s"] = raw.split(args.seconds)
             # Every node phase is bracketed by raw engine runs, and compared with their mean:
             # this guest's speed drifts by up to 30 % within seconds, so a raw rate taken a
@@ -402,7 +420,8 @@ def run(model_id: str, tiny_id: str, args, tmp: Path) -> dict:
         for n in nodes + fast + [bare]:
             n.stop()
     return {"slices": slices, "cameras": cameras, "nodes": [n.name for n in nodes],
-            "backend": raw.encoder.describe(), "preprocess_resize": raw.pre.resize,
+            "backend": raw.encoder.describe(), "engine_batches": bool(raw.encoder.batches),
+            "preprocess_resize": raw.pre.resize,
             "node_backends": {n.name: served_backend(n.log_path) for n in nodes + fast}}
 
 
@@ -427,8 +446,10 @@ def summarise(out: dict, args) -> dict:
     all_loaded = not quiet  # then the medians use every slice, and the report says so
     quiet = quiet or out["slices"]
     engine_ms = 1000.0 / median(r["raw"] for r in quiet)
+    cpu = devices.cpu_identity()
     summary = dict(
-        cpu=cpu_name(), cores=os.cpu_count(), backend=out["backend"],
+        cpu=cpu["model"], isa=cpu["isa"], cores=os.cpu_count(), backend=out["backend"],
+        engine_batches=out["engine_batches"], load_average_end=os.getloadavg()[0],
         preprocess_resize=out["preprocess_resize"],
         compare_params=dict(args.compare_param),
         node_backends=out["node_backends"],
@@ -438,6 +459,7 @@ def summarise(out: dict, args) -> dict:
         engine_with_camera_over_engine=median(r["raw_with_camera"] / r["raw"] for r in quiet),
         engine_batch3_ms_per_frame=1000.0 / median(
             r["raw_batch3"] for r in quiet),
+        torch_eager_ms=1000.0 / median(r["raw_torch"] for r in quiet),
         # preprocessing / engine time per frame, both timed in the same loop
         preprocess_fraction=median(r["pre_s"] / r["engine_s"] for r in quiet),
         preprocess_ms=1000.0 * median(r["pre_s"] for r in quiet),
@@ -453,26 +475,25 @@ def summarise(out: dict, args) -> dict:
             stages_ms={k: median(r[f"{name}_stages_ms"].get(k, float("nan")) for r in quiet)
                        for k in sorted({k for r in quiet for k in r[f"{name}_stages_ms"]})},
             **{k: one.get(k) for k in ("age_p50_ms", "age_p95_ms", "age_max_ms")})
+    for key, c in out["cameras"].items():
+        # the raw engine at the batch this node runs: one frame per camera per call, if it
+        # batches at all (frame by frame engines run batch 1 whatever the cameras)
+        if key.split("/")[0].endswith("_tiny"):
+            continue  # the raw phases time the big model's engine only
+        batch3 = out["engine_batches"] and c["cameras"] >= 3
+        engine = median(r["raw_batch3" if batch3 else "raw"] for r in quiet)
+        c["over_engine_at_batch"] = c["results_per_s"] / engine
+        c["engine_batch"] = 3 if batch3 else 1
+        c["over_torch_eager"] = c["results_per_s"] / median(r["raw_torch"] for r in quiet)
     # The issue's fields at top level: this checkout, one camera, default config.
     summary.update(summary["nodes"]["this"])
     return summary
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
 def report(s: dict) -> None:
     print("node backends: " + "; ".join(f"{k}: {v}" for k, v in s["node_backends"].items()))
-    print(f"backend {s['backend']}; {s['cpu']}, {s['cores']} CPUs; load average now "
-          f"{os.getloadavg()[0]:.1f}; medians over {s['slices_used']} of {s['slices']} slices" +
+    print(f"backend {s['backend']}; {s['cpu']} ({', '.join(s['isa'])}), {s['cores']} CPUs; "
+          f"load average at the end {s['load_average_end']:.1f}; medians over {s['slices_used']} of {s['slices']} slices" +
           (" (EVERY slice had other processes above --max-other-cpu: noisy)"
            if s["all_slices_loaded"] else ""))
     print("slice  other CPU  raw engine  raw+camera  raw pre+engine  raw batch3/frame  " +
@@ -485,7 +506,7 @@ def report(s: dict) -> None:
           f" ms/frame); {s['preprocess_resize']} preprocessing {s['preprocess_ms']:.2f} ms/frame, "
           f"preprocess_fraction {s['preprocess_fraction']:.3f} (goal <= 0.10); the engine "
           f"with only the camera stream running: {s['engine_with_camera_over_engine']:.3f} "
-          "of its rate")
+          f"of its rate; torch eager batch 1 {s['torch_eager_ms']:.1f} ms/frame")
     for name, n in s["nodes"].items():
         print(f"{name}: node_over_engine {n['node_over_engine']:.3f} (goal >= 0.9), "
               f"node_over_pre_engine {n['node_over_pre_engine']:.3f}, "
@@ -496,15 +517,20 @@ def report(s: dict) -> None:
         ages = ("no results" if c["age_p50_ms"] is None else
                 f"age ms p50 {c['age_p50_ms']:.0f} p95 {c['age_p95_ms']:.0f} "
                 f"max {c['age_max_ms']:.0f}")
-        print(f"{key} camera(s) at {c['hz']:g} Hz: {c['results']}/{c['frames_sent']} frames got a "
-              f"result ({c['results_over_sent']:.3f}), {c['results_per_s']:.1f} results/s, "
-              f"{ages}, other CPU {c['foreign_cpu'] * 100:.0f}%")
+        ratios = ("" if "over_engine_at_batch" not in c else
+                  f", {c['over_engine_at_batch']:.3f} of the raw engine at batch "
+                  f"{c['engine_batch']}, {c['over_torch_eager']:.2f}x torch eager batch 1")
+        print(f"{key} camera(s) at {c['hz']:g} Hz [{c['engine']}]: {c['results']}/"
+              f"{c['frames_sent']} frames got a result ({c['results_over_sent']:.3f}; per camera "
+              f"{c['results_per_camera']}), {c['results_per_s']:.1f} results/s{ratios}, {ages}, "
+              f"other CPU {c['foreign_cpu'] * 100:.0f}%, load average {c['load_average']:.1f}")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="model id (default: random ViT-B-32 written to a temp dir)")
+    p.add_argument("--model", help="model id (default: the outlier stress ViT-B-32 written to "
+                   "a temp dir)")
     p.add_argument("--backend", default="auto")
     p.add_argument("--precision", default="auto")
     p.add_argument("--threads", type=int, default=0,
@@ -528,11 +554,11 @@ def main(argv=None) -> int:
                    "checkout: --compare-repo, else this one), e.g. preprocess_resize=exact")
     p.add_argument("--json", help="write the summary (issue 14's fields) to this file")
     args = p.parse_args(argv)
-    from clip_perception.core.tiny_model import write_random_vit_b_32, write_tiny_model
+    from clip_perception.core.tiny_model import write_outlier_vit_b_32, write_tiny_model
 
     with tempfile.TemporaryDirectory(prefix="bench_node_") as tmp:
         tmp = Path(tmp)
-        model_id = args.model or write_random_vit_b_32(tmp / "vit_b_32")
+        model_id = args.model or write_outlier_vit_b_32(tmp / "stress_vit_b_32")
         summary = summarise(run(model_id, write_tiny_model(tmp / "tiny"), args, tmp), args)
     report(summary)
     if args.json:

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
 
     rclpy.init()
     node = rclpy.create_node("fake_detector")
-    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)  # never drops a frame
     pub = node.create_publisher(Detection2DArray, args.output, qos)
 
     def detect(frame: Image) -> None:

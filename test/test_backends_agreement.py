@@ -8,6 +8,7 @@ from clip_perception.core.backends.agreement import (IMAGES, LABELS, REQUIRED_PO
                                                      allowed_errors, image_agreement, judge,
                                                      label_agreement, refusal_power)
 from clip_perception.core.backends.base import ImageEncoder
+from clip_perception.core.backends.frame_recheck import PASSED, SWITCHED, RecheckingImageEncoder
 from clip_perception.core.backends.verify import check_agreement
 
 D, K, N = 64, 8, 128
@@ -191,3 +192,33 @@ def test_check_agreement_forgives_ties_and_names_both_decisions():
 def test_scores_of_other_shapes_are_an_error():
     with pytest.raises(ValueError, match="scores must be"):
         judge(LABELS, np.zeros((4, 3)), np.zeros((4, 2)), 0.99)
+
+
+class FakeReference:
+    """What RecheckingImageEncoder reads of a TorchReference: fp32 itself, the label embeddings
+    and the photo set's fp32 embeddings (the gallery of the frames' nearest image)."""
+
+    def __init__(self, ref, labels, gallery):
+        self.ref, self.label_embeddings, self.embeddings = ref, labels, gallery
+
+    def torch_encoder(self):
+        return Table(self.ref)
+
+
+@pytest.mark.parametrize("wrong, state", [([], PASSED), ([5, 33, 77], SWITCHED)])
+def test_frame_recheck_judges_by_the_same_rule(wrong, state):
+    ref, labels = photo_set(margins())
+    gallery, _ = photo_set(margins(), seed=5)
+    cand = flip(flip(with_noise(ref, 1e-4), NEAR_TIES), wrong, by=0.01)
+    fp32 = Table(ref)
+    enc = RecheckingImageEncoder(Table(cand), FakeReference(ref, labels, gallery),
+                                 lambda: fp32, frames=N, max_batch=8)
+    frames = np.arange(N, dtype=np.float32).reshape(N, 1, 1, 1)
+    for i in range(0, N, 8):
+        enc.encode_images(frames[i:i + 8])
+    assert enc.wait(30) == state
+    reason = enc.recheck().reason
+    assert "ties forgiven: 13" in reason  # the near ties, in either verdict
+    # passed: both decisions named; switched: the one that failed
+    assert ("nearest image" in reason) == (not wrong)
+    assert (enc._current is fp32) == bool(wrong)

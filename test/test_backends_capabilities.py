@@ -18,8 +18,8 @@ import engine_fakes as fakes
 
 
 @pytest.fixture(scope="module")
-def onnx_path(tiny_clip, tmp_path_factory):
-    return onnx_export.ensure_image_onnx(tiny_clip, tmp_path_factory.mktemp("capabilities"))
+def onnx_path(tiny_clip, engine_cache_dir):
+    return onnx_export.ensure_image_onnx(tiny_clip, engine_cache_dir)
 
 
 # ---- OpenVINO ----------------------------------------------------------------------------

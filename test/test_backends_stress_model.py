@@ -13,6 +13,7 @@ import pytest
 
 from clip_perception.core.backends import create_image_encoder, encoder_diagnostics, int8
 from clip_perception.core.backends.engine_cache import ArtifactRefused
+from clip_perception.core.backends.frame_recheck import PASSED, SWITCHED
 from clip_perception.core.backends.onnx_export import ensure_image_onnx
 from clip_perception.core.backends.verify import TorchReference
 
@@ -28,8 +29,8 @@ def check_bars(reference, encoder):
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("stress_cache")
+def cache(engine_cache_dir):
+    return engine_cache_dir  # the session's: the stress model is exported and quantised once
 
 
 def test_auto_serves_a_verified_engine_and_judges_int8_by_the_rule_on_the_stress_model(
@@ -48,6 +49,9 @@ def test_auto_serves_a_verified_engine_and_judges_int8_by_the_rule_on_the_stress
                 assert "refused:" in attempt.reason, report  # a verdict, with its numbers
         assert not enc.selection.unexplained, report  # skips only for a missing capability
         check_bars(reference, enc)
+        if hasattr(enc, "recheck"):  # a reduced engine: re-checked on its first frames (the
+            # photos just encoded); done before close, so no check runs on a closed session
+            assert enc.wait(600) in (PASSED, SWITCHED), enc.recheck()
     finally:
         enc.close()
     # the int8 remedy itself, whatever its verdict here (the artifact is cached now)

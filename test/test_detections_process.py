@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from node_harness import Harness
-from node_testing import Collector, image_msg, pattern_image, ros_env, stamp_ns, wait_until
+from node_testing import (Collector, image_msg, pattern_image, ros_env, stamp_ns, status_values,
+                          wait_until)
 
 NS = "/det_proc"
 CAMERA, BOXES = f"{NS}/image_raw", f"{NS}/boxes"
@@ -34,19 +35,21 @@ def test_every_array_of_a_30hz_detector_gets_its_labelled_output(tiny_model_id, 
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
 
+    # Deep histories and a long pairing timeout: a loaded machine may stall a process for a
+    # while; what is measured is that every array is labelled, not how fast.
     h = Harness(tiny_model_id, NS, image_topics=[CAMERA], detection_topics=[BOXES],
-                qos_reliability="reliable", qos_depth=10)
+                qos_reliability="reliable", qos_depth=100, detection_timeout=5.0)
     try:
         assert h.transition(Transition.TRANSITION_CONFIGURE)
         assert h.transition(Transition.TRANSITION_ACTIVATE)
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         camera = h.client.create_publisher(Image, CAMERA, qos)
         arrays, labelled = Collector(), Collector()
         h.client.create_subscription(Detection2DArray, BOXES, arrays, 200)
         h.client.create_subscription(Detection2DArray, f"{h.name}/detections", labelled, 200)
         # the node and the detector both listen to the camera; the detector has a publisher
         assert wait_until(lambda: camera.get_subscription_count() >= 2 and
-                          h.client.count_publishers(BOXES) >= 1, 30), \
+                          h.client.count_publishers(BOXES) >= 1, 90), \
             "the fake detector did not come up"
         rgb = pattern_image(240, 320, seed=5)
         start, sent = time.monotonic(), []
@@ -71,7 +74,9 @@ def test_every_array_of_a_30hz_detector_gets_its_labelled_output(tiny_model_id, 
         missing = stamps - {stamp_ns(m) for m in labelled.messages}
         print(f"{len(sent)} frames in {t_sent - start:.2f} s, {len(stamps)} arrays, labelled "
               f"{len(stamps) - len(missing)}, {time.monotonic() - t_sent:.2f} s after the last")
-        assert done and not missing, f"{len(missing)} of {len(stamps)} arrays not labelled"
+        status = h.ros.status(f"detections {CAMERA}", timeout=5)
+        assert done and not missing, f"{len(missing)} of {len(stamps)} arrays not labelled; " \
+            f"{status_values(status) if status else 'no status'}"
         for msg in labelled.messages:
             assert [d.id for d in msg.detections] == ["obj0", "obj1", "obj2", "obj3"]
             assert all(d.results[0].hypothesis.class_id in ("cup", "apple")

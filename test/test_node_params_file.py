@@ -11,7 +11,8 @@ pytest.importorskip("vision_msgs.msg", reason="vision_msgs is built by scripts/s
 def _check_backend_log(out: str) -> None:
     """Core logging (why each backend was skipped) is forwarded to the node's ROS logger."""
     assert "[clip_perception]: image backend (auto requested): tensorrt auto on cpu: " \
-           "skipped (device is 'cpu'; tensorrt needs device 'cuda')" in out, out
+           "skipped [this machine lacks a CUDA device (device is 'cpu')] (device is 'cpu'; " \
+           "tensorrt needs device 'cuda')" in out, out
     # precision auto: the verified candidates are timed; the fastest one is logged as chosen
     assert "on cpu: chosen (fastest verified: " in out, out
     # quiet: no bare Python logging/warnings lines from onnxruntime's quantiser or torch

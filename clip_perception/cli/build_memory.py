@@ -4,9 +4,17 @@ Each image's pose is taken at its own header.stamp from a pose topic (nav_msgs/O
 geometry_msgs/PoseStamped or PoseWithCovarianceStamped) or from the bag's /tf + /tf_static
 (--tf), and frames go through the node's keyframe rule into the memory.
 
+With a detector's boxes (--boxes-topic, vision_msgs/Detection2DArray of the image topic) the
+memory holds objects too: each box cropped and encoded as the node does, located in 3D from
+the aligned depth image of its stamp (--depth-topic with --camera-info-topic) and merged with
+the observations of the same thing (query_memory --objects).
+
 Example:
     build_memory --bag run1 --image-topic /camera/image_raw --pose-topic /amcl_pose \\
         --memory ~/memories/office
+    build_memory --bag run1 --image-topic /camera/color/image_raw --tf \\
+        --boxes-topic /detector/boxes --depth-topic /camera/aligned_depth_to_color/image_raw \\
+        --camera-info-topic /camera/aligned_depth_to_color/camera_info --memory ~/memories/lab
 """
 from __future__ import annotations
 
@@ -15,7 +23,10 @@ import sys
 
 from ..core.backends import BackendUnavailable
 from ..core.memory import KeyframePolicy, ModelIdentity, PlaceMemoryError, open_store
+from ..core.memory.bag_boxes import BoxTopics
 from ..core.memory.bag_builder import build_from_bag
+from ..core.memory.objects import ObjectMergePolicy
+from ..ros.detection_messages import input_boxes
 from ..core.model import ModelLoadError
 from .memory_arguments import (EXIT_INPUT_ERROR, add_memory_arguments, add_model_arguments,
                              load_encoders, setup_logging)
@@ -47,6 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     p.add_argument("--batch", type=int, default=16, help="frames per encoder call (default: "
                                                          "%(default)s)")
+    o = p.add_argument_group("objects (labelled boxes)")
+    o.add_argument("--boxes-topic", help="vision_msgs/Detection2DArray of --image-topic")
+    o.add_argument("--depth-topic", default="", help="aligned depth image (16UC1 mm or 32FC1 m)")
+    o.add_argument("--camera-info-topic", default="", help="CameraInfo of the depth image")
+    o.add_argument("--crop-padding", type=float, default=0.1, metavar="F",
+                   help="as the node's crop_padding (default: %(default)s)")
+    m = ObjectMergePolicy()
+    o.add_argument("--merge-distance", type=float, default=m.distance, metavar="M",
+                   help="a box joins an object closer than this (default: %(default)s) ...")
+    o.add_argument("--merge-similarity", type=float, default=m.similarity, metavar="COS",
+                   help="... and more alike than this (default: %(default)s)")
     add_memory_arguments(p)
     add_model_arguments(p, required=True)
     return p
@@ -60,6 +82,13 @@ def main(argv=None) -> int:
         if args.batch < 1 or not args.max_pose_gap > 0:
             raise PlaceMemoryError(f"--batch must be >= 1 and --max-pose-gap > 0, got "
                                    f"{args.batch} and {args.max_pose_gap}")
+        boxes = None
+        if args.boxes_topic:
+            boxes = BoxTopics(args.boxes_topic, args.depth_topic, args.camera_info_topic,
+                              args.crop_padding)
+        elif args.depth_topic or args.camera_info_topic:
+            raise PlaceMemoryError("--depth-topic and --camera-info-topic need --boxes-topic")
+        merge = ObjectMergePolicy(args.merge_distance, args.merge_similarity)
         enc = load_encoders(args)
         store = open_store(args.memory, ModelIdentity.of(enc.clip), args.collection)
         try:
@@ -67,7 +96,8 @@ def main(argv=None) -> int:
             report = build_from_bag(
                 args.bag, args.image_topic, store, enc.images, pose_topic=args.pose_topic,
                 use_tf=args.tf, fixed_frame=args.fixed_frame, max_pose_gap=args.max_pose_gap,
-                policy=policy, batch=args.batch)
+                policy=policy, batch=args.batch, boxes=boxes, input_boxes=input_boxes,
+                merge=merge)
             total = store.count()
         finally:
             store.close()
@@ -81,6 +111,8 @@ def main(argv=None) -> int:
     for kind, reasons in report.examples.items():
         for reason in reasons:
             print(f"  {kind}: {reason}")
+    if boxes is not None:
+        print("objects: " + ", ".join(f"{v} {k}" for k, v in sorted(report.objects.items())))
     print(f"memory {store.where}: {before} -> {total} keyframes ({enc.clip.identifier})")
     return 0 if c["stored"] else EXIT_INPUT_ERROR
 

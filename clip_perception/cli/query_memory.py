@@ -1,10 +1,13 @@
 """``ros2 run clip_perception query_memory``: where did the robot see this?
 
 Texts (one raw cosine per text, max over each place's keyframes) or an image ("where was this
-photo taken?"); prints places best first, or one JSON object per line with --json.
+photo taken?"); prints places best first, or one JSON object per line with --json. With
+--objects: the objects (labelled boxes merged, build_memory --boxes-topic or the node) that
+match, with where each one is (x y z) and the pose it was seen best from.
 
 Example:
     query_memory --memory ~/memories/office --text "a red door" --k 3 --json
+    query_memory --memory ~/memories/office --text "a red door" --objects --json
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ import cv2
 from ..core.backends import BackendUnavailable
 from ..core.memory import (PlaceMemoryError, open_store, place_record, query_places,
                            stored_identity)
+from ..core.memory.object_query import object_record, query_objects
+from ..core.memory.object_store import open_object_store
 from ..core.memory.places import DEFAULT_K
 from ..core.model import ModelLoadError
 from ..core.vocabulary.spec import DEFAULT_LANDMARK_TEMPLATES
@@ -37,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--templates", nargs="+", default=list(DEFAULT_LANDMARK_TEMPLATES),
                    metavar="TEMPLATE", help="prompt templates for the texts, as the node's "
                                             "landmark_templates (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="one JSON object per place and line")
+    p.add_argument("--objects", action="store_true",
+                   help="objects instead of places: where the thing is, not where the robot was")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per place (or object) and line")
     add_memory_arguments(p)
     add_model_arguments(p, required=False)
     return p
@@ -62,8 +70,14 @@ def main(argv=None) -> int:
         enc = load_encoders(args, model, pretrained)
         store = open_store(args.memory, type(identity).of(enc.clip), args.collection)
         try:
-            result = query_places(store, _query_embeddings(args, enc), args.k,
-                                  args.min_separation)
+            queries = _query_embeddings(args, enc)
+            if args.objects:
+                objects = open_object_store(store)
+                try:
+                    return _print_objects(query_objects(objects, queries, args.k), args.json)
+                finally:
+                    objects.close()
+            result = query_places(store, queries, args.k, args.min_separation)
         finally:
             store.close()
     except (PlaceMemoryError, ModelLoadError, BackendUnavailable, ValueError) as exc:
@@ -80,6 +94,25 @@ def main(argv=None) -> int:
                   f"{r['stamp']:.3f} s by {r['camera']}, keyframe {r['keyframe_id']}")
     if not result.places and not args.json:
         print("the memory is empty")
+    return 0
+
+
+def _print_objects(result, as_json: bool) -> int:
+    for m in result.matches:
+        r = object_record(m)
+        if as_json:
+            print(json.dumps(r))
+            continue
+        scores = ", ".join(f"{s:.3f}" for s in r["scores"])
+        at = "no position (no depth)" if r["x"] is None else \
+            f"at x={r['x']:.2f} y={r['y']:.2f} z={r['z']:.2f}"
+        f = r["seen_from"]
+        print(f"{r['score']:.3f} [{scores}] {r['label'] or 'object'} {at} ({r['frame_id']}), "
+              f"seen from x={f['x']:.2f} y={f['y']:.2f} yaw={math.degrees(f['yaw']):.0f} deg, "
+              f"{r['observations']} observations, last {r['last_seen']:.3f} s by "
+              f"{r['camera']}, object {r['object_id']}")
+    if not result.matches and not as_json:
+        print("the memory has no objects")
     return 0
 
 

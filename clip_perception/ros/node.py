@@ -25,7 +25,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 
 from ..core.backends import BackendUnavailable
 from ..core.encoders import Encoders, open_encoders
-from ..core.memory import ModelIdentity, PlaceMemoryError
+from ..core.memory import PlaceMemoryError
 from ..core.model import ModelLoadError
 from ..core.pipeline import LatestFrameSlots, PerceptionWorker, PipelineStats
 from ..core.vocabulary import LabelSetBuilder, LabelSetManager, LabelSetSpec, SpecError
@@ -231,15 +231,8 @@ class ClipPerceptionNode(LifecycleNode):
             outputs.close()
 
     def _start_memory(self) -> None:
-        """memory.enabled: keyframes of published batches; queries encoded like landmarks."""
-        if not self.settings.memory.enabled:
-            return
-        label_sets, cache, encoder = self.label_sets, self._prompt_cache, self.encoder
-        preprocessor, converter = self.preprocessor, self.converter
-        self.memory = place_memory.PlaceMemoryInterface(
-            self, self.settings.memory, ModelIdentity.of(self.clip),
-            lambda t: cache.ensemble(t, label_sets.current.spec.landmark_templates),
-            lambda msg: encoder.encode_images(preprocessor([converter.image_to_rgb(msg)])))
+        """memory.enabled: keyframes of published batches, objects of labelled boxes."""
+        self.memory = place_memory.PlaceMemoryInterface.for_node(self)  # None: not enabled
 
     def _stop_memory(self) -> None:
         memory, self.memory = self.memory, None

@@ -148,7 +148,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     *(ParamSpec("memory." + name, kind, getattr(MemorySettings, name), text, False, rule)
       for name, kind, text, rule in (
           ("enabled", BOOL, "Store keyframes (embedding, pose at the image stamp, thumbnail) and "
-           "serve ~/query_places, ~/clear_memory, ~/places/markers.", ""),
+           "serve ~/query_places, ~/clear_memory, ~/places/markers; with labelled boxes also "
+           "objects: ~/query_objects, ~/objects/markers.", ""),
           ("uri", STRING, "Memory folder (Milvus Lite file <folder>/places.db), a '.db' file, or "
            "a Milvus server URI (http://host:19530; token from $MILVUS_TOKEN).", ""),
           ("collection", STRING, "Collection in the store (one per model and map).",
@@ -168,7 +169,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
            "below this; 0 = off.", "0..1"),
           ("min_separation", DOUBLE, "Default grouping distance (m) of ~/query_places.", ">= 0"),
           ("thumbnail_size", INTEGER, "Longer side (px) of the stored JPEG thumbnail; 0 = none.",
-           "0..1024"))),
+           "0..1024"),
+          ("object_merge_distance", DOUBLE, "A labelled box joins an object closer than this "
+           "(m; without depth: seen from a pose this close) ...", ">= 0"),
+          ("object_merge_similarity", DOUBLE, "... and more alike than this (cosine of the crop "
+           "embedding to the object's mean); else it is a new object.", "-1..1"))),
     # ---- liveness (live) ---------------------------------------------------------------------
     ParamSpec("stall_timeout", DOUBLE, DEFAULT_STALL_TIMEOUT,
               "/diagnostics turns WARN when frames are waiting but none was processed for this "

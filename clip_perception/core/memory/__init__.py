@@ -8,7 +8,8 @@ from .keyframes import KeyframePolicy, KeyframeSelector
 from .places import Place, PlaceQuery, group_places, place_record, query_places
 from .pose_buffer import PoseBuffer, PoseNotYetKnown, TopicPoseSource
 from .recorder import KeyframeRecorder, Observation, Outcome
-from .store import Keyframe, KeyframeStore, ModelIdentity, open_store, stored_identity
+from .identity import ModelIdentity
+from .store import Keyframe, KeyframeStore, open_store, stored_identity
 from .transforms import TransformTree
 
 __all__ = ["Keyframe", "KeyframePolicy", "KeyframeRecorder", "KeyframeSelector", "KeyframeStore",

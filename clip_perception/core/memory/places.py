@@ -84,15 +84,17 @@ class PlaceQuery:
 
 
 def query_places(store: KeyframeStore, queries: np.ndarray, k: int = DEFAULT_K,
-                 min_separation: float = 1.0) -> PlaceQuery:
-    """Nearest keyframes per query from the store, re-scored exactly, grouped, ranked."""
+                 min_separation: float = 1.0, fresh: bool = False) -> PlaceQuery:
+    """Nearest keyframes per query from the store, re-scored exactly, grouped, ranked.
+    ``fresh``: include rows written in the last seconds on a server (slower there)."""
     k = check_query(k, min_separation)
     queries = np.atleast_2d(np.asarray(queries, np.float32))
     if queries.shape[0] == 0:
         raise PlaceMemoryError("no query: expected at least one text or an image")
     queries = l2_normalize(queries)  # raw cosines, whatever the caller's scaling
     limit = max(100, CANDIDATES_PER_PLACE * k)
-    found = {kf.keyframe_id: kf for per_query in store.search(queries, limit) for kf in per_query}
+    found = {kf.keyframe_id: kf for per_query in store.search(queries, limit, fresh)
+             for kf in per_query}
     candidates = [found[i] for i in sorted(found)]
     if not candidates:
         return PlaceQuery([], [], np.zeros(0, np.float32))

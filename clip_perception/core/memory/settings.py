@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from .errors import PlaceMemoryError
 from .keyframes import KeyframePolicy
+from .objects import ObjectMergePolicy
 from .pose_messages import POSE_TYPE_NAMES
 from .store import DEFAULT_COLLECTION, DEFAULT_URI
 from .thumbnails import DEFAULT_SIZE
@@ -40,6 +41,8 @@ class MemorySettings:
     novelty: float = KeyframePolicy.novelty
     min_separation: float = 1.0
     thumbnail_size: int = DEFAULT_SIZE
+    object_merge_distance: float = ObjectMergePolicy.distance
+    object_merge_similarity: float = ObjectMergePolicy.similarity
 
     def __post_init__(self):
         def bad(name, reason):
@@ -69,9 +72,17 @@ class MemorySettings:
         except PlaceMemoryError as exc:
             name, _, reason = str(exc).partition(" ")
             bad(name, reason)
+        if not (math.isfinite(self.object_merge_distance) and self.object_merge_distance >= 0):
+            bad("object_merge_distance", f"got {self.object_merge_distance}, expected >= 0 metres")
+        if not -1.0 <= self.object_merge_similarity <= 1.0:
+            bad("object_merge_similarity", f"got {self.object_merge_similarity}, expected a "
+                                           f"cosine in -1..1")
 
     def policy(self) -> KeyframePolicy:
         return KeyframePolicy(self.min_distance, self.min_angle, self.novelty)
+
+    def merge_policy(self) -> ObjectMergePolicy:
+        return ObjectMergePolicy(self.object_merge_distance, self.object_merge_similarity)
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> "MemorySettings":
