@@ -17,7 +17,7 @@ import os
 import threading
 import warnings
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -207,6 +207,22 @@ class Collection:
             self._call(self._client.drop_collection, self.collection)
             self._call(self._open_or_create)
         return n
+
+    def iter_rows(self, fields: Sequence[str], batch: int = 1000) -> Iterator[dict]:
+        """Every row of the collection with these fields, a batch at a time, holding the
+        connection's lock only while a batch is read (a query may run in between)."""
+        with self._lock:
+            it = self._call(self._client.query_iterator, self.collection, batch_size=batch,
+                            filter="", output_fields=list(fields))
+        try:
+            while True:
+                with self._lock:
+                    rows = self._call(it.next)
+                if not rows:
+                    return
+                yield from rows
+        finally:
+            it.close()
 
     def check_queries(self, queries: np.ndarray) -> np.ndarray:
         queries = np.atleast_2d(np.asarray(queries, np.float32))

@@ -161,19 +161,7 @@ class ObjectStore(Collection):
 
     def iter_objects(self, batch: int = 1000) -> Iterator[MemoryObject]:
         """Every object without embedding or thumbnail (for markers and listings)."""
-        with self._lock:
-            it = self._call(self._client.query_iterator, self.collection, batch_size=batch,
-                            filter="", output_fields=list(ROW_FIELDS))
-        try:
-            while True:
-                with self._lock:
-                    rows = self._call(it.next)
-                if not rows:
-                    return
-                for r in rows:
-                    yield _object(r)
-        finally:
-            it.close()
+        return (_object(r) for r in self.iter_rows(ROW_FIELDS, batch))
 
 
 def open_object_store(keyframes) -> ObjectStore:

@@ -132,19 +132,7 @@ class KeyframeStore(Collection):
 
     def iter_keyframes(self, batch: int = 1000) -> Iterator[Keyframe]:
         """Every keyframe without embedding or thumbnail (for markers and listings)."""
-        with self._lock:
-            it = self._call(self._client.query_iterator, self.collection, batch_size=batch,
-                            filter="", output_fields=list(ROW_FIELDS))
-        try:
-            while True:
-                with self._lock:
-                    rows = self._call(it.next)
-                if not rows:
-                    return
-                for r in rows:
-                    yield _keyframe(r)
-        finally:
-            it.close()
+        return (_keyframe(r) for r in self.iter_rows(ROW_FIELDS, batch))
 
 
 def stored_identity(uri: str, collection: str = DEFAULT_COLLECTION,
