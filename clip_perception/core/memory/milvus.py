@@ -237,6 +237,13 @@ class Collection:
             raise StoreError(f"{what} embedding has shape {shape}, expected "
                              f"({self.model.embed_dim},) for {self.model.identifier}")
 
+    def check_row(self, embedding: np.ndarray, thumbnail: str, what: str) -> None:
+        """A row this collection can hold: the model's embedding size, a thumbnail that fits."""
+        self.check_embedding(embedding, what)
+        if len(thumbnail) > MAX_THUMBNAIL:
+            raise StoreError(f"thumbnail is {len(thumbnail)} characters, at most "
+                             f"{MAX_THUMBNAIL} fit")
+
     def close(self) -> None:
         if self._closed:
             return

@@ -18,7 +18,7 @@ import numpy as np
 from .geometry import Pose
 from .identity import ModelIdentity
 from .milvus import (FRESH_CONSISTENCY, MAX_TEXT, MAX_THUMBNAIL, METRIC, QUERY_CONSISTENCY,
-                     Collection, Connection, StoreError)
+                     Collection, Connection)
 
 OBJECTS_SUFFIX = "_objects"  # the object collection of memory collection C is C + this
 _POSE = ("sx", "sy", "sz", "sqx", "sqy", "sqz", "sqw")
@@ -125,10 +125,7 @@ class ObjectStore(Collection):
         if not objects:
             return []
         for o in objects:
-            self.check_embedding(o.embedding, "object")
-            if len(o.thumbnail) > MAX_THUMBNAIL:
-                raise StoreError(f"thumbnail is {len(o.thumbnail)} characters, at most "
-                                 f"{MAX_THUMBNAIL} fit")
+            self.check_row(o.embedding, o.thumbnail, "object")
         with self._lock:
             self._call(self._client.upsert, self.collection, [_row(o) for o in objects])
             self._wrote(len(objects))

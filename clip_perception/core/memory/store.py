@@ -15,7 +15,7 @@ import numpy as np
 from .geometry import Pose
 from .identity import ModelIdentity
 from .milvus import (DEFAULT_URI, FLUSH_EVERY, FRESH_CONSISTENCY, MAX_TEXT, MAX_THUMBNAIL,
-                     METRIC, QUERY_CONSISTENCY, Collection, Connection, StoreError, resolve_uri,
+                     METRIC, QUERY_CONSISTENCY, Collection, Connection, resolve_uri,
                      stored_identity as _stored_identity, unit_rows)
 
 __all__ = ["DEFAULT_COLLECTION", "DEFAULT_URI", "FLUSH_EVERY", "Candidates", "Keyframe",
@@ -93,10 +93,7 @@ class KeyframeStore(Collection):
         if not keyframes:
             return []
         for k in keyframes:
-            self.check_embedding(k.embedding, "keyframe")
-            if len(k.thumbnail) > MAX_THUMBNAIL:
-                raise StoreError(f"thumbnail is {len(k.thumbnail)} characters, at most "
-                                 f"{MAX_THUMBNAIL} fit")
+            self.check_row(k.embedding, k.thumbnail, "keyframe")
         with self._lock:
             result = self._call(self._client.insert, self.collection,
                                 [_row(k) for k in keyframes])
