@@ -5,7 +5,7 @@ CPU idle (a GPU stands in as a sleep), real decode-free exact preprocessing of 6
 
 Frames are put at 1.25x the encoder-only rate (always one waiting, in both modes). Prints images/s and result age
 for both modes, interleaved in slices. This is the case the preparer is for; with a CPU
-encoder that already uses every core it is off (see NODE_RESULTS.md).
+encoder that already uses every core it is off (see docs/results/node.md).
 """
 from __future__ import annotations
 
