@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from clip_perception.cli import prefer_passive_openmp
+
 REPO = Path(__file__).resolve().parents[1]
 _domain_lock = None  # the open, flock-ed file that holds this run's ROS_DOMAIN_ID
 
@@ -55,6 +57,7 @@ def _set_ros_environment() -> None:
 
 
 _set_ros_environment()
+prefer_passive_openmp()  # what the node and every tool do (cli/__init__.py), before torch loads
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from AVX2), so there the test checks the rule's logic: the verdict ``auto`` gave
 verification's verdict on that engine's own outputs."""
 import pytest
 
+from clip_perception.core.artifacts import model_artifact_dir
 from clip_perception.core.backends import create_image_encoder, encoder_diagnostics, int8
 from clip_perception.core.backends.engine_cache import ArtifactRefused
 from clip_perception.core.backends.frame_recheck import PASSED, SWITCHED
@@ -33,10 +34,17 @@ def cache(engine_cache_dir):
     return engine_cache_dir  # the session's: the stress model is exported and quantised once
 
 
-def test_auto_serves_a_verified_engine_and_judges_int8_by_the_rule_on_the_stress_model(
-        outlier_vit_b_32_clip, cache):
+@pytest.fixture(scope="module")
+def reference(outlier_vit_b_32_clip, cache):
+    """The torch reference where the node keeps it (the model's folder of the engine cache), so
+    its 128 photo embeddings are computed once for every test here (~15-40 s of torch each)."""
     clip = outlier_vit_b_32_clip
-    reference = TorchReference(clip)
+    return TorchReference(clip, persist_dir=model_artifact_dir(clip, cache))
+
+
+def test_auto_serves_a_verified_engine_and_judges_int8_by_the_rule_on_the_stress_model(
+        outlier_vit_b_32_clip, cache, reference):
+    clip = outlier_vit_b_32_clip
     enc = create_image_encoder(clip, "auto", "auto", device="cpu", cache_dir=cache,
                                reference=reference)
     try:
@@ -66,11 +74,11 @@ def test_auto_serves_a_verified_engine_and_judges_int8_by_the_rule_on_the_stress
         int8_enc.close()
 
 
-def test_plain_dynamic_int8_is_refused_on_the_stress_model(outlier_vit_b_32_clip, cache):
+def test_plain_dynamic_int8_is_refused_on_the_stress_model(outlier_vit_b_32_clip, cache,
+                                                           reference):
     """Dynamic per-tensor int8 without smoothing: the outliers break it (cosine 0.96-0.972 on
     AVX2, AVX-512 VNNI and AMX CPUs), whatever the tie rule forgives."""
     clip = outlier_vit_b_32_clip
-    reference = TorchReference(clip, persist_dir=cache)
     with pytest.raises(ArtifactRefused, match="min cosine to reference") as refused:
         int8.load_or_quantize_int8(clip, ensure_image_onnx(clip, cache), cache,
                                    reference=reference, options=int8.DYNAMIC_INT8_OPTIONS)

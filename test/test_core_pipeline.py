@@ -429,3 +429,4 @@ def wait_for(predicate, timeout=5.0):
             return True
         time.sleep(0.005)
     return False
+

@@ -5,6 +5,7 @@ Run with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and a ROS_DOMAIN_ID of your own
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 
@@ -331,9 +332,15 @@ def test_diagnostics_report_backend_and_stage_latencies(node_proc, ros_client):
     values = dict((kv.key, kv.value) for kv in pipeline.values)
     assert level_of(pipeline) in (OK, WARN, ERROR)
     assert values["model"].startswith("local-dir:")
-    # backend 'auto' on a CPU machine: tensorrt is skipped with its reason, onnxruntime serves
-    # (image and text towers), and the diagnostics say so.
-    assert values["backend"].startswith("onnxruntime"), values
+    # backend 'auto' on a CPU machine: tensorrt is skipped with its reason, and one verified CPU
+    # engine serves. Which one is a timing on this machine (precision: auto; openvino bf16 and
+    # onnxruntime both win it here, by load), so what is checked is that the engine serving is
+    # the one the diagnostics report as the timed choice.
+    served = re.fullmatch(r"(\w+) \((\w+), cpu\)", values["backend"])
+    assert served and served[1] in ("onnxruntime", "openvino"), values
+    chosen = [v for k, v in values.items() if k.startswith("candidate ") and ": chosen" in v]
+    assert len(chosen) == 1 and chosen[0].startswith(f"{served[1]} {served[2]} on cpu: chosen"), \
+        values
     assert values["backend requested"].startswith("auto ("), values
     skipped = [v for k, v in values.items() if k.startswith("skipped ")]
     assert any(v.startswith("tensorrt") and "skipped [this machine lacks a CUDA device" in v

@@ -1,17 +1,12 @@
 """``clip_perception_node``: run the node (``--ros-args --params-file ...`` like any ROS node)."""
 from __future__ import annotations
 
-import os
 import signal
 import sys
 
 
 def main(argv=None) -> int:
-    # Before torch (and its OpenMP runtime) loads: OpenMP threads that spin at every barrier
-    # made torch eager 3-8x slower whenever another thread took one of the cores (measured on
-    # 2 cores: 0.3 img/s spinning vs 1.0-1.3 passive, docs/results/node.md). A value
-    # set by the user wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OMP_WAIT_POLICY is set by the cli package (cli/__init__.py), before torch loads.
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
