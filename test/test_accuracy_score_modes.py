@@ -4,8 +4,9 @@ import pytest
 
 from clip_perception.core.prompts import PromptEmbeddingCache
 from clip_perception.core.scoring import (UNKNOWN_LABEL, fit_temperature, mcm_scores,
-                                          mine_negatives, neglabel_probabilities, softmax,
-                                          top_k_classifications)
+                                          mine_negatives, neglabel_grouped_scores,
+                                          neglabel_per_word_scores, neglabel_probabilities,
+                                          softmax, top_k_classifications)
 from clip_perception.core.vocabulary import SpecError, count_prompts
 from clip_perception.core.vocabulary.negatives import DEFAULT_NEGATIVE_LABELS, NEGATIVE_SHARE
 from clip_perception.ros.parameters import PARAMETERS_BY_NAME
@@ -21,6 +22,33 @@ def test_neglabel_probabilities_are_the_joint_softmax_restricted_to_the_labels()
     assert probs.sum() == pytest.approx(1.0 - joint[0, 3:].sum())
     # the ranking among labels is the softmax's
     assert np.argsort(-probs[0]).tolist() == np.argsort(-softmax(labels)[0]).tolist()
+
+
+def test_grouped_neglabel_averages_the_share_against_each_group():
+    labels = np.array([[2.0, 0.0]])
+    negatives = np.array([[3.0, 1.0, -2.0, 0.5]])
+    one = neglabel_grouped_scores(labels, negatives, groups=1)
+    assert one == pytest.approx(neglabel_probabilities(labels, negatives).sum(axis=1))
+    order = np.random.default_rng(7).permutation(4)
+    by_hand = np.mean([neglabel_probabilities(labels, negatives[:, g]).sum()
+                       for g in np.array_split(order, 2)])
+    assert neglabel_grouped_scores(labels, negatives, 2, seed=7)[0] == pytest.approx(by_hand)
+    # fewer negatives per softmax: every group's share is above the ungrouped one
+    assert neglabel_grouped_scores(labels, negatives, 2, seed=7)[0] > one[0]
+
+
+def test_per_word_neglabel_does_not_grow_with_copies_of_the_labels():
+    labels = np.array([[2.0, 0.0], [0.0, -1.0]])
+    negatives = np.array([[1.0, 0.0, 0.5], [3.0, 2.0, 2.5]])
+    got = neglabel_per_word_scores(labels, negatives)
+    ml, mn = np.exp(labels).mean(axis=1), np.exp(negatives).mean(axis=1)
+    assert got == pytest.approx(ml / (ml + mn))
+    twice = np.concatenate([labels, labels], axis=1)  # 2K labels, the same frame
+    assert neglabel_per_word_scores(twice, negatives) == pytest.approx(got)
+    share = neglabel_probabilities(labels, negatives).sum(axis=1)
+    assert (neglabel_probabilities(twice, negatives).sum(axis=1) > share).all()
+    # huge logits do not overflow
+    assert neglabel_per_word_scores(labels * 1000, negatives * 1000) == pytest.approx([1.0, 0.0])
 
 
 def test_mining_keeps_the_words_farthest_from_every_label():
