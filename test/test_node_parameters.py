@@ -170,8 +170,9 @@ def test_pipeline_status_says_the_score_mode_and_the_negative_words_in_use():
     assert values["score mode"] == "neglabel" and values["score threshold"] == "0.3"
     assert "share" in values["threshold applies to"]
     assert values["negative words"] == "5 in use of a bank of 10 (negative_labels)"
+    softmax = label_set(spec()).scoring_summary()
     soft = dict(diagnostics.build_statuses(
-        "/n", _snapshot(cams), _info(scoring=label_set(spec()).scoring_summary()), 100.0)[0].values)
+        "/n", _snapshot(cams), _info(scoring=softmax), 100.0)[0].values)
     assert soft["score mode"] == "softmax" and "best label" in soft["threshold applies to"]
     assert "negative words" not in soft
     builtin = label_set(spec(score_mode="neglabel")).scoring_summary()

@@ -75,7 +75,8 @@ def neglabel_grouped_scores(label_logits: np.ndarray, negative_logits: np.ndarra
     return np.mean(parts, axis=0)
 
 
-def neglabel_per_word_scores(label_logits: np.ndarray, negative_logits: np.ndarray) -> np.ndarray:
+def neglabel_per_word_scores(label_logits: np.ndarray,
+                             negative_logits: np.ndarray) -> np.ndarray:
     """NegLabel normalised by the label count: the labels' mean exp-logit against the
     negatives' mean, mean_l / (mean_l + mean_n) (N,), so K labels weigh as much as M negatives
     whatever K and M. Per label count a monotone function of NegLabel's share (same AUROC)."""

@@ -71,8 +71,8 @@ class LabelSet:
                   ("threshold applies to", THRESHOLD_MEANINGS[mode])]
         if self.negative_embeddings is not None:
             source = "negative_labels" if self.spec.negative_labels else "built-in"
-            values.append(("negative words", f"{len(self.negative_embeddings)} in use of a "
-                                             f"bank of {len(negative_bank(self.spec))} ({source})"))
+            used, bank = len(self.negative_embeddings), len(negative_bank(self.spec))
+            values.append(("negative words", f"{used} in use of a bank of {bank} ({source})"))
         return tuple(values)
 
     def landmark_cosines(self, image_emb: np.ndarray) -> np.ndarray:
