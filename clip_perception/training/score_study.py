@@ -17,8 +17,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.scoring import (fit_temperature, mcm_scores, neglabel_grouped_scores,
-                            neglabel_per_word_scores, neglabel_probabilities, softmax)
+from ..core.scoring import (fit_temperature, mcm_scores, mine_negatives,
+                            neglabel_grouped_scores, neglabel_per_word_scores,
+                            neglabel_probabilities, softmax)
 from ..core.vocabulary import LabelSetSpec, build_label_set
 from ..core.vocabulary.negatives import NEGATIVE_SHARE
 from ..core.vocabulary.snapshot import zero_shot_negative_logits
@@ -33,6 +34,8 @@ OUT_VALUES["colour_and_shape"] = OUT_VALUES["colour"] + OUT_VALUES["shape"]
 OUT_SHAPES = OUT_VALUES["shape"]
 GOAL_SHIFT = 0.05  # issue 23: each rate moves at most 5 points from 3 to 30 labels
 GROUPS = 4  # NegLabel's grouping: the mined negatives in this many random groups
+CAPTIONS = 1500  # the large generic bank: distinct captions of the world's caption grammar
+CAPTION_SHARE = 0.15  # of it mined per label set (NegLabel: 10,000 of ~70,000 WordNet words)
 
 
 def _is_out(colour: str, shape: str, out_attribute: str) -> bool:
@@ -69,6 +72,17 @@ def negative_bank(include_out: bool = True, out_attribute: str = "shape") -> tup
                  + [f"{b} background" for b in scenes.BACKGROUNDS])
 
 
+def caption_bank(out_attribute: str, count: int = CAPTIONS, seed: int = 123) -> tuple[str, ...]:
+    """``count`` distinct captions of random scenes (``synthetic_scenes.caption``), then those
+    naming an out-of-set value dropped: a large bank never chosen by knowing the out-of-set
+    kinds, for NegMining per label set."""
+    rng, found = np.random.default_rng(seed), set()
+    while len(found) < count:
+        found.add(scenes.caption(scenes.draw_scene(rng, allow_held_out=True), rng))
+    words = OUT_VALUES[out_attribute]
+    return tuple(c for c in sorted(found) if not any(w in c for w in words))
+
+
 def study_frames(probe: SmallClipProbe, out_attribute: str = "shape", per_kind: int = 5,
                  out_frames: int = 300, seed: int = 10):
     """(in-set embeddings, their kind index into in_kinds(), out-of-set embeddings, the
@@ -87,11 +101,12 @@ def study_frames(probe: SmallClipProbe, out_attribute: str = "shape", per_kind: 
 
 
 def _scores(probe: SmallClipProbe, x: np.ndarray, labels: Sequence[str], templates,
-            fitted: float, out_attribute: str) -> dict:
+            fitted: float, out_attribute: str, captions: np.ndarray) -> dict:
     """Every score of frames ``x`` for ``labels``: the node's two modes through the label set
     it would build (``build_label_set``), the others from the cosines and, for the NegLabel
     variants, from the logits of the label set with the bank without the out-of-set words.
-    Also returns the cosines and that label set."""
+    ``captions``: the caption bank's embeddings, mined per label set (NegMining). Also returns
+    the cosines and the label set without the out-of-set words."""
     emb = probe.prompts.ensemble(list(labels), list(templates))
     cos = x @ emb.T
     out = {"mcm_T1": mcm_scores(cos, 1.0),
@@ -118,6 +133,9 @@ def _scores(probe: SmallClipProbe, x: np.ndarray, labels: Sequence[str], templat
     rescale = fitted / probe.clip.logit_scale
     out["neglabel_closed_fitted_temperature"] = neglabel_probabilities(
         lc * rescale, nl * rescale).sum(axis=1)
+    mined = captions[mine_negatives(captions, emb, round(CAPTION_SHARE * len(captions)))]
+    out["neglabel_captions"] = neglabel_probabilities(
+        lc, zero_shot_negative_logits(x, mined, probe.clip.logit_scale)).sum(axis=1)
     return out, cos, label_set
 
 
@@ -129,6 +147,8 @@ def run_study(probe: SmallClipProbe, templates: Sequence[str] = scenes.KIND_TEMP
     drift = score_drift.DriftRecord(probe.prompts.ensemble(score_drift.all_kinds(),
                                                            list(templates)))
     label_emb = probe.prompts.ensemble(list(IN_KINDS), list(templates))
+    bank = caption_bank(out_attribute)
+    captions = probe.prompts.ensemble(list(bank), ["{}"])
     # the per-model temperature: fitted once on a labelled 10-kind set of other frames
     rng = np.random.default_rng(seed + 99)
     fit_kinds = np.sort(rng.choice(len(IN_KINDS), 10, replace=False))
@@ -145,7 +165,8 @@ def run_study(probe: SmallClipProbe, templates: Sequence[str] = scenes.KIND_TEMP
             rows = np.isin(kind, chosen)
             labels = [IN_KINDS[i] for i in chosen]
             for part, x in (("in", emb_in[rows]), ("out", emb_out)):
-                got, cos, closed = _scores(probe, x, labels, templates, fitted, out_attribute)
+                got, cos, closed = _scores(probe, x, labels, templates, fitted, out_attribute,
+                                           captions)
                 for name, values in got.items():
                     pooled.setdefault(name, {}).setdefault(k, {}).setdefault(part, []).append(values)
                 drift.add(k, part, x, cos, labels, len(closed.negative_embeddings),
@@ -167,7 +188,7 @@ def run_study(probe: SmallClipProbe, templates: Sequence[str] = scenes.KIND_TEMP
                        "out_accepted_own_threshold": round(float((s["out"] >= own).mean()), 4)}
         shifts = {f"shift_{n}": round(abs(rows[3][n] - rows[30][n]), 4)
                   for n in ("in_refused", "out_accepted", "out_accepted_own_threshold")}
-        table[name] = {"threshold": round(threshold, 4), "per_k": rows, **shifts,
+        table[name] = {"threshold": float(f"{threshold:.4g}"), "per_k": rows, **shifts,
                        "meets_goal": max(shifts["shift_in_refused"],
                                          shifts["shift_out_accepted"]) <= GOAL_SHIFT}
     return {"label_counts": list(LABEL_COUNTS), "draws": draws, "in_kinds": len(IN_KINDS),
@@ -175,7 +196,8 @@ def run_study(probe: SmallClipProbe, templates: Sequence[str] = scenes.KIND_TEMP
             "out_attribute": out_attribute, "out_values": list(OUT_VALUES[out_attribute]),
             "negative_share": NEGATIVE_SHARE,
             "bank_sizes": {"neglabel": len(negative_bank(True, out_attribute)),
-                           "neglabel_closed_bank": len(negative_bank(False, out_attribute))},
+                           "neglabel_closed_bank": len(negative_bank(False, out_attribute)),
+                           "neglabel_captions": len(bank)},
             "fitted_logit_scale": round(fitted, 2),
             "model_logit_scale": round(probe.clip.logit_scale, 2),
             "groups": GROUPS, "top1_accuracy_in_set": accuracy, "scores": table,
