@@ -114,18 +114,20 @@ class RawBackend:
 
     def __init__(self, model_id: str, backend: str, precision: str, cache_dir: Path,
                  frame: np.ndarray, threads: int = 0):
-        from clip_perception.core.backends import create_image_encoder
-        from clip_perception.core.model import load_clip
+        # Opened exactly as the node opens its engine (core.encoders), so "raw" is the node's
+        # engine and preprocessing, not a copy of how they are assembled.
+        from clip_perception.core.backends.torch_backend import TorchImageEncoder
+        from clip_perception.core.encoders import (EncoderSpec, load_model,
+                                                   open_image_encoder)
         from clip_perception.core.preprocess import Preprocessor
 
-        clip = load_clip(model_id)
-        self.encoder = create_image_encoder(clip, backend=backend, precision=precision,
-                                            cache_dir=cache_dir, threads=threads,
-                                            max_batch=8)
-        from clip_perception.core.backends.torch_backend import TorchImageEncoder
-
+        spec = EncoderSpec(model=model_id, backend=backend, precision=precision,
+                           cache_dir=str(cache_dir), threads=threads,
+                           background_build=False)  # time the engine served, not a stand-in
+        clip = load_model(spec)
+        self.encoder = open_image_encoder(spec, clip)
         self.torch = TorchImageEncoder(clip)  # issue 19's yardstick: torch eager, batch 1
-        self.pre = Preprocessor(clip.preprocess)
+        self.pre = Preprocessor(clip.preprocess, spec.preprocess_resize)
         self.frame = frame
         self.batch = self.pre([frame])
         for _ in range(3):

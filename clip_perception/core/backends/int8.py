@@ -19,7 +19,7 @@ from .onnxruntime_backend import OnnxRuntimeImageEncoder, import_onnxruntime
 from .smoothquant import CALIBRATION_TAG, DEFAULT_ALPHA, calibration_batch, smoothed_copy
 from .verify import DEFAULT_MIN_COSINE, DEFAULT_MIN_TOP1, TorchReference
 
-# The MatMul weight format decides both speed and exactness on a CPU (benchmarks/RESULTS.md,
+# The MatMul weight format decides both speed and exactness on a CPU (docs/results/engines.md,
 # stress model, 128 natural photo views, AMD EPYC AVX2-only, 1 thread):
 # - signed int8 weights take ORT's fastest u8s8 kernels, but without VNNI their int16 pairwise
 #   sums saturate: full range gives cosine 0.982 to fp32; 7-bit weights (reduce_range) cosine

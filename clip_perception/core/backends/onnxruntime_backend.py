@@ -69,7 +69,7 @@ def session_options(ort, threads: int = 0, spinning: bool = False):
     options.intra_op_num_threads = threads if threads > 0 else cpu_count()
     # Spinning makes idle pool threads busy-wait after each run; in a node whose executor,
     # image conversion and preprocessing share the same cores, that steals CPU from them.
-    # benchmarks/RESULTS.md measures both settings.
+    # docs/results/engines.md measures both settings.
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return options
 
@@ -124,7 +124,7 @@ class OnnxRuntimeImageEncoder(ImageEncoder):
         if not self.batches and len(batch) > 1:
             # Dynamic int8 takes one activation range per tensor, i.e. over the whole batch:
             # one camera's frame would change another's embedding (cosine 0.99985 measured).
-            # Frame by frame costs ~10 % of int8 throughput at batch 8 (benchmarks/RESULTS.md).
+            # Frame by frame costs ~10 % of int8 throughput at batch 8 (docs/results/engines.md).
             return np.concatenate([self._run(batch[i:i + 1]) for i in range(len(batch))])
         return self._run(batch)
 

@@ -66,7 +66,7 @@ class PerceptionWorker:
     time for the next batch (see ``JustInTimePlanner``); the worker still takes the newest frame
     per camera when it is free and prepares anything not prepared for exactly that frame itself.
     It pays only when the encoder leaves CPU idle (GPU encoders, or fewer encoder threads than
-    cores); an encoder that keeps every core busy just loses time to it (NODE_RESULTS.md).
+    cores); an encoder that keeps every core busy just loses time to it (docs/results/node.md).
     ``prepare_ahead`` may be a callable, asked again before every preparation, for encoders
     that move between CPU and GPU (a TensorRT engine swapped in). ``batch_limit``, asked before
     every take, caps the batch below ``max_batch`` (1 for an encoder that runs frames one at a
