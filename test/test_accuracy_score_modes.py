@@ -115,3 +115,42 @@ def test_neglabel_with_only_labels_in_the_bank_is_refused_and_softmax_mines_noth
     assert len(DEFAULT_NEGATIVE_LABELS) >= 200
     assert count_prompts(spec(score_mode="neglabel")) == 2 + len(DEFAULT_NEGATIVE_LABELS)
     assert UNKNOWN_LABEL not in DEFAULT_NEGATIVE_LABELS
+
+
+def test_drift_record_reduces_what_accepted_frames_are_confused_by():
+    from clip_perception.training.score_drift import DriftRecord, all_kinds
+    from clip_perception.training.synthetic_scenes import Scene
+
+    kinds = all_kinds()
+    emb = np.eye(len(kinds), dtype=np.float32)  # every kind word its own direction
+    red_star, red_heart = kinds.index("red star"), kinds.index("red heart")
+    record = DriftRecord(emb)
+    labels = ["red star", "blue circle"]
+    label_emb = emb[[red_star, kinds.index("blue circle")]]
+    x_in = emb[[red_star]]
+    x_out = np.stack([emb[red_heart], 0.6 * emb[red_heart] + 0.8 * emb[red_star]])
+    heart = Scene("heart", "red", "small", "one", "in the middle", "plain")
+    record.add(3, "in", x_in, x_in @ label_emb.T, labels, 7, np.array([0.9]))
+    record.add(3, "out", x_out, x_out @ label_emb.T, labels, 7, np.array([0.1, 0.8]),
+               [heart, heart])
+    got = record.summary(threshold=0.5)[3]
+    assert got["negatives_in_use"] == 7
+    assert got["best_label_cosine_in"] == pytest.approx(1.0)
+    assert got["best_label_cosine_out"] == pytest.approx(0.4)  # (0 + 0.8) / 2
+    assert got["best_label_cosine_out_accepted"] == pytest.approx(0.8)
+    assert got["accepted_best_label_same_colour"] == 1.0
+    assert got["accepted_best_label_same_shape"] == 0.0
+    # the second out-of-set frame is nearer "red star" than its own name: the oracle accepts it
+    assert got["vocabulary_out_accepted"] == pytest.approx(0.5)
+    assert got["vocabulary_in_refused"] == 0.0
+    assert record.summary(threshold=0.95)[3]["accepted_best_label_same_colour"] is None
+
+
+def test_caption_bank_never_names_an_out_of_set_value():
+    from clip_perception.training.score_study import OUT_VALUES, caption_bank
+
+    for definition, words in OUT_VALUES.items():
+        bank = caption_bank(definition, count=300)
+        assert 0 < len(bank) < 300 and len(set(bank)) == len(bank)
+        assert not [c for c in bank if any(w in c for w in words)], definition
+    assert caption_bank("shape", count=300) == caption_bank("shape", count=300)
