@@ -5,7 +5,9 @@
 
 zero_shot: accuracy per scene attribute on held-out scenes (other seeds; and the (colour,
 shape) pairs training never rendered), prompt ensemble vs one template.
-scores:    in-set vs out-of-set frames at 3, 10 and 30 labels for each score (training/score_study.py).
+scores:    in-set vs out-of-set frames at 3, 10 and 30 labels for each score (training/score_study.py),
+           out of set by shape, by colour, and (an extra, farther definition) by both; why the
+           out-of-set acceptances climb with the label count (training/score_drift.py).
 lighting:  accuracy under each evaluation condition of training/augment.py.
 Accuracy numbers do not depend on the machine's load (only the times do).
 """
@@ -23,6 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from clip_perception.core import devices  # noqa: E402
 from clip_perception.core.model import load_clip  # noqa: E402
 from clip_perception.training import synthetic_scenes as scenes  # noqa: E402
 from clip_perception.training.augment import CONDITIONS  # noqa: E402
@@ -81,12 +84,15 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     start, load = time.perf_counter(), os.getloadavg()[0]
     probe = SmallClipProbe(load_clip(args.model), threads=args.threads)
-    result = {"model": args.model, "cpu_count": os.cpu_count(), "threads": args.threads}
+    cpu = devices.cpu_identity()
+    result = {"model": args.model, "cpu": cpu["model"], "isa": devices.isa_label(cpu["isa"]),
+              "cpu_count": os.cpu_count(), "threads": args.threads}
     if "zero_shot" in args.parts:
         result["zero_shot"] = zero_shot(probe, args.frames)
     if "scores" in args.parts:
         result["scores"] = run_study(probe, out_attribute="shape")
         result["scores_by_colour"] = run_study(probe, out_attribute="colour")
+        result["scores_by_colour_and_shape"] = run_study(probe, out_attribute="colour_and_shape")
     if "lighting" in args.parts:
         result["lighting"] = lighting(probe, 40)
     result["seconds"] = round(time.perf_counter() - start, 1)

@@ -4,8 +4,9 @@ import pytest
 
 from clip_perception.core.prompts import PromptEmbeddingCache
 from clip_perception.core.scoring import (UNKNOWN_LABEL, fit_temperature, mcm_scores,
-                                          mine_negatives, neglabel_probabilities, softmax,
-                                          top_k_classifications)
+                                          mine_negatives, neglabel_grouped_scores,
+                                          neglabel_per_word_scores, neglabel_probabilities,
+                                          softmax, top_k_classifications)
 from clip_perception.core.vocabulary import SpecError, count_prompts
 from clip_perception.core.vocabulary.negatives import DEFAULT_NEGATIVE_LABELS, NEGATIVE_SHARE
 from clip_perception.ros.parameters import PARAMETERS_BY_NAME
@@ -21,6 +22,33 @@ def test_neglabel_probabilities_are_the_joint_softmax_restricted_to_the_labels()
     assert probs.sum() == pytest.approx(1.0 - joint[0, 3:].sum())
     # the ranking among labels is the softmax's
     assert np.argsort(-probs[0]).tolist() == np.argsort(-softmax(labels)[0]).tolist()
+
+
+def test_grouped_neglabel_averages_the_share_against_each_group():
+    labels = np.array([[2.0, 0.0]])
+    negatives = np.array([[3.0, 1.0, -2.0, 0.5]])
+    one = neglabel_grouped_scores(labels, negatives, groups=1)
+    assert one == pytest.approx(neglabel_probabilities(labels, negatives).sum(axis=1))
+    order = np.random.default_rng(7).permutation(4)
+    by_hand = np.mean([neglabel_probabilities(labels, negatives[:, g]).sum()
+                       for g in np.array_split(order, 2)])
+    assert neglabel_grouped_scores(labels, negatives, 2, seed=7)[0] == pytest.approx(by_hand)
+    # fewer negatives per softmax: every group's share is above the ungrouped one
+    assert neglabel_grouped_scores(labels, negatives, 2, seed=7)[0] > one[0]
+
+
+def test_per_word_neglabel_does_not_grow_with_copies_of_the_labels():
+    labels = np.array([[2.0, 0.0], [0.0, -1.0]])
+    negatives = np.array([[1.0, 0.0, 0.5], [3.0, 2.0, 2.5]])
+    got = neglabel_per_word_scores(labels, negatives)
+    ml, mn = np.exp(labels).mean(axis=1), np.exp(negatives).mean(axis=1)
+    assert got == pytest.approx(ml / (ml + mn))
+    twice = np.concatenate([labels, labels], axis=1)  # 2K labels, the same frame
+    assert neglabel_per_word_scores(twice, negatives) == pytest.approx(got)
+    share = neglabel_probabilities(labels, negatives).sum(axis=1)
+    assert (neglabel_probabilities(twice, negatives).sum(axis=1) > share).all()
+    # huge logits do not overflow
+    assert neglabel_per_word_scores(labels * 1000, negatives * 1000) == pytest.approx([1.0, 0.0])
 
 
 def test_mining_keeps_the_words_farthest_from_every_label():
@@ -87,3 +115,42 @@ def test_neglabel_with_only_labels_in_the_bank_is_refused_and_softmax_mines_noth
     assert len(DEFAULT_NEGATIVE_LABELS) >= 200
     assert count_prompts(spec(score_mode="neglabel")) == 2 + len(DEFAULT_NEGATIVE_LABELS)
     assert UNKNOWN_LABEL not in DEFAULT_NEGATIVE_LABELS
+
+
+def test_drift_record_reduces_what_accepted_frames_are_confused_by():
+    from clip_perception.training.score_drift import DriftRecord, all_kinds
+    from clip_perception.training.synthetic_scenes import Scene
+
+    kinds = all_kinds()
+    emb = np.eye(len(kinds), dtype=np.float32)  # every kind word its own direction
+    red_star, red_heart = kinds.index("red star"), kinds.index("red heart")
+    record = DriftRecord(emb)
+    labels = ["red star", "blue circle"]
+    label_emb = emb[[red_star, kinds.index("blue circle")]]
+    x_in = emb[[red_star]]
+    x_out = np.stack([emb[red_heart], 0.6 * emb[red_heart] + 0.8 * emb[red_star]])
+    heart = Scene("heart", "red", "small", "one", "in the middle", "plain")
+    record.add(3, "in", x_in, x_in @ label_emb.T, labels, 7, np.array([0.9]))
+    record.add(3, "out", x_out, x_out @ label_emb.T, labels, 7, np.array([0.1, 0.8]),
+               [heart, heart])
+    got = record.summary(threshold=0.5)[3]
+    assert got["negatives_in_use"] == 7
+    assert got["best_label_cosine_in"] == pytest.approx(1.0)
+    assert got["best_label_cosine_out"] == pytest.approx(0.4)  # (0 + 0.8) / 2
+    assert got["best_label_cosine_out_accepted"] == pytest.approx(0.8)
+    assert got["accepted_best_label_same_colour"] == 1.0
+    assert got["accepted_best_label_same_shape"] == 0.0
+    # the second out-of-set frame is nearer "red star" than its own name: the oracle accepts it
+    assert got["vocabulary_out_accepted"] == pytest.approx(0.5)
+    assert got["vocabulary_in_refused"] == 0.0
+    assert record.summary(threshold=0.95)[3]["accepted_best_label_same_colour"] is None
+
+
+def test_caption_bank_never_names_an_out_of_set_value():
+    from clip_perception.training.score_study import OUT_VALUES, caption_bank
+
+    for definition, words in OUT_VALUES.items():
+        bank = caption_bank(definition, count=300)
+        assert 0 < len(bank) < 300 and len(set(bank)) == len(bank)
+        assert not [c for c in bank if any(w in c for w in words)], definition
+    assert caption_bank("shape", count=300) == caption_bank("shape", count=300)

@@ -155,3 +155,25 @@ def test_pipeline_status_carries_backend_details_and_warns_on_refused_engine():
     ok = diagnostics.build_statuses("/n", _snapshot(cams), _info(backend_details=details),
                                     100.0)[0]
     assert ok.level == diagnostics.OK
+
+
+def test_pipeline_status_says_the_score_mode_and_the_negative_words_in_use():
+    from clip_perception.core.prompts import PromptEmbeddingCache
+    from label_sets import fake_text_encoder, label_set, spec
+
+    cams = {"/a": CameraCounters(received=1)}
+    bank = [f"word{i}" for i in range(10)]
+    neg = label_set(spec(score_mode="neglabel", negative_labels=bank, score_threshold=0.3),
+                    cache=PromptEmbeddingCache(fake_text_encoder()[0]))
+    values = dict(diagnostics.build_statuses(
+        "/n", _snapshot(cams), _info(scoring=neg.scoring_summary()), 100.0)[0].values)
+    assert values["score mode"] == "neglabel" and values["score threshold"] == "0.3"
+    assert "share" in values["threshold applies to"]
+    assert values["negative words"] == "5 in use of a bank of 10 (negative_labels)"
+    softmax = label_set(spec()).scoring_summary()
+    soft = dict(diagnostics.build_statuses(
+        "/n", _snapshot(cams), _info(scoring=softmax), 100.0)[0].values)
+    assert soft["score mode"] == "softmax" and "best label" in soft["threshold applies to"]
+    assert "negative words" not in soft
+    builtin = label_set(spec(score_mode="neglabel")).scoring_summary()
+    assert dict(builtin)["negative words"].endswith("(built-in)")

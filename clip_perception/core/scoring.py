@@ -15,6 +15,10 @@ UNKNOWN_LABEL = "unknown"
 #              labels, near 0 when a negative word fits better, whatever the label count.
 SCORE_MODES = ("softmax", "neglabel")
 DEFAULT_SCORE_MODE = "softmax"
+THRESHOLD_MEANINGS = {  # what score_threshold (and ~/label_info's threshold) applies to
+    "softmax": "the best label's probability among the labels (its floor is 1/K)",
+    "neglabel": "the labels' summed share of probability against the negative words",
+}
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,29 @@ def neglabel_probabilities(label_logits: np.ndarray, negative_logits: np.ndarray
     probability over labels and negatives together. Their row sum is NegLabel's score."""
     joint = np.concatenate([label_logits, negative_logits], axis=-1)
     return softmax(joint)[..., :label_logits.shape[-1]]
+
+
+def neglabel_grouped_scores(label_logits: np.ndarray, negative_logits: np.ndarray,
+                            groups: int, seed: int = 0) -> np.ndarray:
+    """NegLabel's grouping strategy: the negatives split at random into ``groups`` groups, the
+    labels' share computed against each group alone, then averaged (N,). For comparison."""
+    order = np.random.default_rng(seed).permutation(negative_logits.shape[-1])
+    parts = [neglabel_probabilities(label_logits, negative_logits[..., g]).sum(axis=-1)
+             for g in np.array_split(order, groups) if len(g)]
+    return np.mean(parts, axis=0)
+
+
+def neglabel_per_word_scores(label_logits: np.ndarray,
+                             negative_logits: np.ndarray) -> np.ndarray:
+    """NegLabel normalised by the label count: the labels' mean exp-logit against the
+    negatives' mean, mean_l / (mean_l + mean_n) (N,), so K labels weigh as much as M negatives
+    whatever K and M. Per label count a monotone function of NegLabel's share (same AUROC)."""
+    def log_mean_exp(z):
+        top = z.max(axis=-1, keepdims=True)
+        return (top[..., 0] + np.log(np.exp(z - top).mean(axis=-1)))
+    diff = log_mean_exp(np.asarray(label_logits, np.float64)) - log_mean_exp(
+        np.asarray(negative_logits, np.float64))
+    return 1.0 / (1.0 + np.exp(-diff))
 
 
 def mine_negatives(negative_emb: np.ndarray, label_emb: np.ndarray, count: int,

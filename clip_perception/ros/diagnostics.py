@@ -40,6 +40,8 @@ class PipelineInfo:
     liveness: str = ""
     lifecycle_state: str = "active"
     debug_images: int = 0  # ~/debug_image frames drawn (only while someone subscribes)
+    # LabelSet.scoring_summary: score mode, threshold and what it applies to, negative words
+    scoring: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def build_statuses(node_name: str, snap: StatsSnapshot, info: PipelineInfo, now:
               ("label set version", str(info.label_set_version)),
               ("labels", str(info.labels)), ("landmarks", str(info.landmarks)),
               ("adapter", info.adapter or "(none)"),
-              ("adapter blend", f"{info.adapter_blend:g}"),
+              ("adapter blend", f"{info.adapter_blend:g}"), *info.scoring,
               ("max_rate_hz", f"{info.max_rate_hz:g}"), ("max_batch", str(info.max_batch)),
               ("batch per engine call", info.batch_per_call or "(unknown)"),
               ("processed frames/s", f"{rate:.2f}"),

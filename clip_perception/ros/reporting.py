@@ -60,6 +60,7 @@ def pipeline_state(*, clip, encoder, text_encoder, converter_name: str, label_se
         converter=converter_name, label_set_version=current.version,
         labels=len(current.labels), landmarks=len(current.landmarks),
         adapter=current.spec.adapter_path, adapter_blend=current.adapter_blend,
+        scoring=current.scoring_summary(),
         max_rate_hz=max_rate_hz, max_batch=max_batch,
         rebuilding=label_sets.busy, label_set_error=error,
         prepare_ahead="{} ({})".format("on" if ahead else "off", why),

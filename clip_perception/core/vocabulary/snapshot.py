@@ -9,8 +9,9 @@ import numpy as np
 
 from ..adapter import AdapterHead
 from ..prompts import PromptEmbeddingCache, prompts_for
-from ..scoring import (Classification, ZeroShotClassifier, landmark_cosines, mine_negatives,
-                       neglabel_probabilities, softmax, top_k_classifications)
+from ..scoring import (THRESHOLD_MEANINGS, Classification, ZeroShotClassifier,
+                       landmark_cosines, mine_negatives, neglabel_probabilities, softmax,
+                       top_k_classifications)
 from .negatives import NEGATIVE_SHARE
 from .spec import ADAPTER_BLEND_FROM_FILE, LabelSetSpec, SpecError, negative_bank
 
@@ -61,6 +62,18 @@ class LabelSet:
         share = probs.sum(axis=-1) if self.negative_embeddings is not None else None
         return top_k_classifications(probs, self.labels, self.spec.top_k,
                                      self.spec.score_threshold, share)
+
+    def scoring_summary(self) -> tuple[tuple[str, str], ...]:
+        """What the scores mean, as (key, value) pairs for /diagnostics: the score mode, the
+        threshold and what it applies to, and (neglabel) the negative words in use."""
+        mode = self.spec.score_mode
+        values = [("score mode", mode), ("score threshold", f"{self.spec.score_threshold:g}"),
+                  ("threshold applies to", THRESHOLD_MEANINGS[mode])]
+        if self.negative_embeddings is not None:
+            source = "negative_labels" if self.spec.negative_labels else "built-in"
+            used, bank = len(self.negative_embeddings), len(negative_bank(self.spec))
+            values.append(("negative words", f"{used} in use of a bank of {bank} ({source})"))
+        return tuple(values)
 
     def landmark_cosines(self, image_emb: np.ndarray) -> np.ndarray:
         """(N, M) raw cosine similarities, in spec.landmarks order."""
