@@ -36,11 +36,12 @@ def sleeping_encoder(encode_s: float, ls):
     return encode
 
 
-def run_once(ahead: bool, encode, hz: float, seconds: float, frame, pre, ls):
+def run_once(ahead: bool, encode, hz: float, seconds: float, frame, pre, ls, cameras: int = 1):
     from clip_perception.core.pipeline import LatestFrameSlots, PerceptionWorker, PipelineStats
 
-    stats = PipelineStats(["cam"])
-    slots = LatestFrameSlots(["cam"], stats)
+    names = [f"cam{i}" for i in range(cameras)]
+    stats = PipelineStats(names)
+    slots = LatestFrameSlots(names, stats)
     published = []
 
     worker = PerceptionWorker(slots, stats, lambda: ls, lambda cam, p: p, pre.resize_crop,
@@ -51,7 +52,8 @@ def run_once(ahead: bool, encode, hz: float, seconds: float, frame, pre, ls):
     def feed():
         next_t = time.monotonic()
         while not stop.is_set():
-            slots.put("cam", frame)
+            for name in names:  # synchronised cameras: one batch of all of them per call
+                slots.put(name, frame)
             next_t += 1.0 / hz
             time.sleep(max(0.0, next_t - time.monotonic()))
     feeder = threading.Thread(target=feed, daemon=True)
@@ -95,6 +97,8 @@ def main(argv=None) -> int:
     p.add_argument("--backend", default="auto")
     p.add_argument("--precision", default="auto")
     p.add_argument("--cache-dir", help="engine cache (default: a temporary folder)")
+    p.add_argument("--cameras", type=int, default=1,
+                   help="cameras fed together (their frames share one engine call)")
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--slices", type=int, default=3)
     p.add_argument("--json", help="write the result to this file")
@@ -125,12 +129,13 @@ def main(argv=None) -> int:
     cpu = devices.cpu_identity()
     cpu_text = f"{cpu['model']} ({devices.isa_label(cpu['isa'])})"
     print(f"cpu {cpu_text}; encode {what}, preprocess {prep_ms:.1f} ms/frame, "
-          f"frames put at {hz:.0f} Hz")
+          f"frames put at {hz:.0f} Hz on each of {args.cameras} camera(s)")
     rows = {True: [], False: []}
     for _ in range(args.slices):
         for ahead in (False, True):
-            rows[ahead].append(run_once(ahead, encode, hz, args.seconds, frame, pre, ls))
-    result = {"encoder": what, "cpu": cpu_text, "preprocess_ms": prep_ms,
+            rows[ahead].append(run_once(ahead, encode, hz, args.seconds, frame, pre, ls,
+                                        args.cameras))
+    result = {"encoder": what, "cpu": cpu_text, "preprocess_ms": prep_ms, "cameras": args.cameras,
               "load_average": open("/proc/loadavg").read().split()[:3]}
     for ahead in (False, True):
         rates = [r[0] for r in rows[ahead]]

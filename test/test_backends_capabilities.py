@@ -177,3 +177,47 @@ def test_isa_label_names_every_class_present_or_absent(isa, label):
     from clip_perception.core.devices import isa_label
 
     assert isa_label(isa) == label
+
+
+@pytest.mark.parametrize("gpu,capability,fast", [("NVIDIA GeForce GTX 1080", (6, 1), False),
+                                                 ("NVIDIA Tesla M60", (5, 2), False),
+                                                 ("NVIDIA Jetson TX2", (6, 2), True),
+                                                 ("NVIDIA Jetson Nano", (5, 3), True),
+                                                 ("NVIDIA A100", (8, 0), True)])
+def test_tensorrt_fp16_needs_a_gpu_with_fast_fp16(monkeypatch, gpu, capability, fast):
+    """On a GPU with 1/64-rate (or no) fp16 an fp16 engine is slower than fp32: fp16 counts as
+    missing there, fp32 stays available."""
+    fakes.use_tensorrt(monkeypatch, "10.13.0")
+    fakes.use_gpu(monkeypatch, gpu, capability)
+    ok, why = trtb.tensorrt_available("fp16", "cuda")
+    assert ok == fast, why
+    if not fast:
+        assert f"sm_{capability[0]}{capability[1]}) has no fast fp16" in why
+        with pytest.raises(MissingCapability) as info:
+            trtb.preflight("fp16", "cuda")
+        assert "fast fp16" in info.value.lacks
+    assert trtb.tensorrt_available("fp32", "cuda")[0]
+
+
+@pytest.mark.parametrize("version,gpu,capability,why", [
+    ("10.13.0", "NVIDIA GeForce GTX 1080", (6, 1), "has no fast fp16"),
+    ("11.0.0", "NVIDIA Orin", (8, 7), "no BuilderFlag.FP16")])
+def test_auto_on_a_gpu_without_tensorrt_fp16_takes_tensorrt_fp32(monkeypatch, tiny_clip,
+                                                                 engine_cache_dir, version, gpu,
+                                                                 capability, why):
+    """``precision: auto`` on a GPU tries the table's tensorrt rows in order: where fp16 is
+    missing (no fast fp16, or TensorRT 11 without weak typing) it builds fp32, not nothing.
+    (The fake TensorRT cannot build: the background build is refused; what is checked is the
+    decision, and that a CPU engine serves meanwhile.)"""
+    fakes.use_tensorrt(monkeypatch, version)
+    fakes.use_gpu(monkeypatch, gpu, capability)
+    enc = create_image_encoder(tiny_clip, "auto", "auto", device="cuda",
+                               cache_dir=engine_cache_dir)
+    try:
+        attempts = [(a.backend, a.precision, a.outcome, a.reason) for a in enc.selection.attempts]
+        trt = [a for a in attempts if a[0] == "tensorrt"]
+        assert trt[0][:3] == ("tensorrt", "fp16", "skipped") and why in trt[0][3], attempts
+        assert trt[1][:3] == ("tensorrt", "fp32", "building"), attempts
+        assert enc.wait(60) == "refused"  # the fake module has no Builder
+    finally:
+        enc.close()

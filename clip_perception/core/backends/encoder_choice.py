@@ -89,15 +89,22 @@ def _auto(clip, precision, device, cache_dir, threads, max_batch, selection, ref
                       f"device is '{device}'; tensorrt needs device 'cuda'",
                       lacks=f"a CUDA device (device is '{device}')")
     else:
-        trt_precision = precision if engines.find("tensorrt", precision) else "fp16"
-        if trt_precision != precision and precision != "auto":
+        # A requested precision of the table, else its tensorrt rows in order (fp16, then fp32:
+        # a GPU without fast fp16, or a TensorRT without weak typing, still gets TensorRT).
+        tries = [precision] if engines.find("tensorrt", precision) else \
+            list(engines.precisions("tensorrt", device))
+        if precision not in tries and precision != "auto":
             selection.add("tensorrt", precision, device, "skipped",
-                          f"tensorrt has no {precision} path (needs calibration); trying fp16")
-        try:
-            engines.find("tensorrt", trt_precision).check(device)
-        except BackendUnavailable as exc:
-            selection.skip("tensorrt", trt_precision, device, exc)
-            trt_precision = None
+                          f"tensorrt has no {precision} path (needs calibration); trying "
+                          f"{', '.join(tries)}")
+        for candidate in tries:
+            try:
+                engines.find("tensorrt", candidate).check(device)
+            except BackendUnavailable as exc:
+                selection.skip("tensorrt", candidate, device, exc)
+                continue
+            trt_precision = candidate
+            break
 
     if trt_precision is not None and not background_build:
         try:

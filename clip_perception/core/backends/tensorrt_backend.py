@@ -69,12 +69,34 @@ def cuda_device_name(device: str = "cuda") -> str:
     return f"{torch.cuda.get_device_name(index)} sm_{major}{minor}"
 
 
+# Compute capabilities without fast fp16 arithmetic (CUDA C++ Programming Guide, throughput of
+# the arithmetic instructions: none on 5.0/5.2, 1/64 of fp32 on 6.1, e.g. a GTX 1080). An fp16
+# engine there runs slower than fp32, so fp16 counts as missing and ``precision: auto`` takes the
+# table's fp32 row. (5.3 and 6.2, the Jetson Nano and TX2, have it.)
+SLOW_FP16_CAPABILITIES = ((5, 0), (5, 2), (6, 1))
+
+
+def check_fast_fp16(device: str = "cuda") -> None:
+    """MissingCapability when ``device``'s GPU has no fast fp16 arithmetic."""
+    import torch
+
+    major, minor = torch.cuda.get_device_capability(cuda_index(device))
+    if (major, minor) in SLOW_FP16_CAPABILITIES:
+        raise MissingCapability(
+            f"{torch.cuda.get_device_name(cuda_index(device))} (sm_{major}{minor}) has no fast "
+            f"fp16 arithmetic: an fp16 engine would run slower than fp32 there",
+            "a GPU with fast fp16 (sm_53, sm_60, sm_62, sm_70 or newer)")
+
+
 def preflight(precision: str, device: str = "cuda") -> str:
-    """Raise BackendUnavailable unless an engine of ``precision`` can be built on ``device``;
-    returns 'tensorrt <version> on <GPU> sm_XY'."""
+    """Raise BackendUnavailable unless an engine of ``precision`` can be built on ``device``
+    and pays there; returns 'tensorrt <version> on <GPU> sm_XY'."""
     trt = import_tensorrt()
     check_builder(precision, trt)
-    return f"tensorrt {trt.__version__} on {cuda_device_name(device)}"
+    gpu = cuda_device_name(device)
+    if precision == "fp16":
+        check_fast_fp16(device)
+    return f"tensorrt {trt.__version__} on {gpu}"
 
 
 def tensorrt_available(precision: str = "fp16", device: str = "cuda") -> tuple[bool, str]:
