@@ -201,8 +201,8 @@ def test_auto_precision_on_cpu_serves_a_verified_timed_candidate(clip, cache, re
     assert reference.verify(enc).ok
 
 
-def test_auto_precision_falls_back_to_fp32_when_int8_is_refused(clip, monkeypatch, reference,
-                                                                tmp_path):
+def test_auto_precision_serves_another_verified_engine_when_int8_is_refused(
+        clip, monkeypatch, reference, tmp_path):
     real = int8.load_or_quantize_int8
     monkeypatch.setattr(int8, "load_or_quantize_int8",
                         lambda *a, **kw: real(*a, **{**kw, "min_cosine": 1.01}))
@@ -210,8 +210,14 @@ def test_auto_precision_falls_back_to_fp32_when_int8_is_refused(clip, monkeypatc
         # its own cache: a decision cached by another test would skip building int8 at all
         enc = create_image_encoder(clip, backend=backend, precision="auto",
                                    cache_dir=tmp_path / backend, reference=reference)
-        assert enc.precision == "fp32"
         assert ("onnxruntime", "int8", "refused") in outcomes(enc)
+        # the fastest of the others serves: a timing here, so with backend auto it may be
+        # openvino bf16 (CPUs with AMX or AVX-512 BF16) or an fp32 engine; onnxruntime has
+        # only fp32 left
+        chosen = [(b, p) for b, p, o in outcomes(enc) if o == "chosen"]
+        assert chosen == [(enc.name, enc.precision)] and enc.precision != "int8", outcomes(enc)
+        if backend == "onnxruntime":
+            assert enc.precision == "fp32"
 
 
 def test_auto_precision_is_fp16_on_tensorrt(clip, cache, monkeypatch, reference):
