@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from ..errors import ClipPerceptionError
+from ..errors import SettingError
 from .pairing import DEFAULT_TIMEOUT
 
 DEFAULT_CROP_PADDING = 0.1
@@ -20,10 +20,8 @@ MAX_DETECTIONS_LIMIT = 1000
 TIMEOUT_RANGE = (0.05, 10.0)
 
 
-class DetectionSettingsError(ClipPerceptionError, ValueError):
-    def __init__(self, parameter: str, reason: str):
-        super().__init__(f"{parameter}: {reason}")
-        self.parameter, self.reason = parameter, reason
+class DetectionSettingsError(SettingError, ValueError):
+    """An invalid detection setting (``parameter``, ``reason``)."""
 
 
 @dataclass(frozen=True)

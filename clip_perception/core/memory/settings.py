@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
+from ..errors import SettingError
 from .errors import PlaceMemoryError
 from .keyframes import KeyframePolicy
 from .objects import ObjectMergePolicy
@@ -17,12 +18,8 @@ POSE_SOURCES = ("tf", "topic")
 PREFIX = "memory."
 
 
-class MemorySettingsError(PlaceMemoryError):
+class MemorySettingsError(PlaceMemoryError, SettingError):
     """``parameter`` names the memory.* parameter, ``reason`` says what was wrong."""
-
-    def __init__(self, parameter: str, reason: str):
-        super().__init__(f"{parameter}: {reason}")
-        self.parameter, self.reason = parameter, reason
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..errors import ClipPerceptionError
+from ..errors import SettingError
 from ..prompts import parse_label_prompts, prompts_for, validate_templates
 from ..scoring import DEFAULT_SCORE_MODE, SCORE_MODES
 
@@ -17,13 +17,8 @@ DEFAULT_LANDMARK_TEMPLATES = ("a photo of {}.",)
 ADAPTER_BLEND_FROM_FILE = -1.0  # adapter_blend sentinel: use the blend stored with the adapter
 
 
-class SpecError(ClipPerceptionError, ValueError):
-    """An invalid label-set setting; ``parameter`` names the setting, the message says why."""
-
-    def __init__(self, parameter: str, message: str):
-        super().__init__(f"{parameter}: {message}")
-        self.parameter = parameter
-        self.reason = message
+class SpecError(SettingError, ValueError):
+    """An invalid label-set setting; ``parameter`` names the setting, ``reason`` says why."""
 
 
 @dataclass(frozen=True)
