@@ -52,6 +52,12 @@ def cuda_index(device: str = "cuda") -> int:
 
 def cuda_device_name(device: str = "cuda") -> str:
     """'<GPU name> sm_<major><minor>' of ``device`` (part of the engine key)."""
+    name, (major, minor) = cuda_device(device)
+    return f"{name} sm_{major}{minor}"
+
+
+def cuda_device(device: str = "cuda") -> tuple[str, tuple[int, int]]:
+    """(GPU name, compute capability) of ``device``; MissingCapability when it has none."""
     try:
         import torch
     except ImportError as exc:
@@ -65,8 +71,7 @@ def cuda_device_name(device: str = "cuda") -> str:
         raise MissingCapability(f"device '{device}' requested but only "
                                 f"{torch.cuda.device_count()} CUDA device(s) are present",
                                 f"CUDA device {device}")
-    major, minor = torch.cuda.get_device_capability(index)
-    return f"{torch.cuda.get_device_name(index)} sm_{major}{minor}"
+    return torch.cuda.get_device_name(index), tuple(torch.cuda.get_device_capability(index))
 
 
 # Compute capabilities without fast fp16 arithmetic (CUDA C++ Programming Guide, throughput of
@@ -76,15 +81,13 @@ def cuda_device_name(device: str = "cuda") -> str:
 SLOW_FP16_CAPABILITIES = ((5, 0), (5, 2), (6, 1))
 
 
-def check_fast_fp16(device: str = "cuda") -> None:
-    """MissingCapability when ``device``'s GPU has no fast fp16 arithmetic."""
-    import torch
-
-    major, minor = torch.cuda.get_device_capability(cuda_index(device))
-    if (major, minor) in SLOW_FP16_CAPABILITIES:
+def check_fast_fp16(name: str, capability: tuple[int, int]) -> None:
+    """MissingCapability when the GPU (``cuda_device``'s answer) has no fast fp16 arithmetic."""
+    if tuple(capability) in SLOW_FP16_CAPABILITIES:
+        major, minor = capability
         raise MissingCapability(
-            f"{torch.cuda.get_device_name(cuda_index(device))} (sm_{major}{minor}) has no fast "
-            f"fp16 arithmetic: an fp16 engine would run slower than fp32 there",
+            f"{name} (sm_{major}{minor}) has no fast fp16 arithmetic: an fp16 engine would "
+            "run slower than fp32 there",
             "a GPU with fast fp16 (sm_53, sm_60, sm_62, sm_70 or newer)")
 
 
@@ -93,10 +96,10 @@ def preflight(precision: str, device: str = "cuda") -> str:
     and pays there; returns 'tensorrt <version> on <GPU> sm_XY'."""
     trt = import_tensorrt()
     check_builder(precision, trt)
-    gpu = cuda_device_name(device)
+    name, (major, minor) = cuda_device(device)
     if precision == "fp16":
-        check_fast_fp16(device)
-    return f"tensorrt {trt.__version__} on {gpu}"
+        check_fast_fp16(name, (major, minor))
+    return f"tensorrt {trt.__version__} on {name} sm_{major}{minor}"
 
 
 def tensorrt_available(precision: str = "fp16", device: str = "cuda") -> tuple[bool, str]:
