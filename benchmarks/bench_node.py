@@ -191,6 +191,7 @@ class BenchNode:
         # the node's own per-stage means from /diagnostics: (receive time ns, {stage: ms})
         self.stages: list[tuple[int, dict]] = []
         self._status_name = f"{ns.strip('/')}/clip_perception: pipeline"
+        self.prepare_ahead = ""
 
     def diagnostics(self, msg) -> None:
         for status in msg.status:
@@ -199,7 +200,9 @@ class BenchNode:
                 means = {k.split(" ms mean")[0]: float(v) for k, v in values.items()
                          if " ms mean" in k}
                 means["frames/s"] = float(values.get("processed frames/s", "nan"))
+                means["prepared ahead"] = float(values.get("frames prepared ahead", "nan"))
                 self.stages.append((time.time_ns(), means))
+                self.prepare_ahead = values.get("prepare ahead", "")  # the rule's last word
 
     def stage_means(self, t0: int, t1: int) -> dict:
         """Median over the diagnostics windows that ended in [t0, t1] of each stage's mean ms
@@ -424,6 +427,7 @@ def run(model_id: str, tiny_id: str, args, tmp: Path) -> dict:
     return {"slices": slices, "cameras": cameras, "nodes": [n.name for n in nodes],
             "backend": raw.encoder.describe(), "engine_batches": bool(raw.encoder.batches),
             "preprocess_resize": raw.pre.resize,
+            "prepare_ahead": {n.name: n.prepare_ahead for n in nodes},
             "node_backends": {n.name: served_backend(n.log_path) for n in nodes + fast}}
 
 
@@ -476,6 +480,7 @@ def summarise(out: dict, args) -> dict:
             # where a node's frame time goes, by its own /diagnostics (medians over slices)
             stages_ms={k: median(r[f"{name}_stages_ms"].get(k, float("nan")) for r in quiet)
                        for k in sorted({k for r in quiet for k in r[f"{name}_stages_ms"]})},
+            prepare_ahead=out["prepare_ahead"][name],  # the node's rule, its last /diagnostics
             **{k: one.get(k) for k in ("age_p50_ms", "age_p95_ms", "age_max_ms")})
     for key, c in out["cameras"].items():
         # the raw engine at the batch this node runs: one frame per camera per call, if it
@@ -515,6 +520,7 @@ def report(s: dict) -> None:
               f"node_over_engine_with_camera {n['node_over_engine_with_camera']:.3f}")
         print(f"{name} stages (ms, its /diagnostics): " + ", ".join(
             f"{k} {v:.2f}" for k, v in n["stages_ms"].items()))
+        print(f"{name} prepare ahead: {n['prepare_ahead'] or '(not reported)'}")
     for key, c in s["camera_phases"].items():
         ages = ("no results" if c["age_p50_ms"] is None else
                 f"age ms p50 {c['age_p50_ms']:.0f} p95 {c['age_p95_ms']:.0f} "

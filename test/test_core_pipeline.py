@@ -219,6 +219,35 @@ def _primed_planner(clock, busy=0.1, prepare=0.01, **kw):
     return planner
 
 
+def test_planner_measures_preparation_as_a_share_of_the_encoders_time_per_frame():
+    clock = FakeClock()
+    planner = JustInTimePlanner(clock=clock, alpha=1.0)
+    planner.frame_prepared(0.002)
+    for done in range(10):
+        assert planner.preparation_share() is None  # warm-up batches decide nothing
+        planner.batch_started(4)
+        clock.t += 0.08  # 20 ms per frame
+        planner.batch_finished()
+    assert planner.preparation_share() == pytest.approx(0.1)
+    planner.batch_started(1)
+    clock.t += 0.04  # the last size counts: frames one at a time take 40 ms each
+    planner.batch_finished()
+    assert planner.preparation_share() == pytest.approx(0.05)
+
+
+def test_prepare_ahead_reports_the_measured_share_and_stays_off_beside_a_cpu_encoder():
+    from types import SimpleNamespace
+    from clip_perception.core.pipeline.preparation import prepare_ahead
+
+    every_core = SimpleNamespace(device="cpu", threads=0)
+    ahead, why = prepare_ahead(every_core)
+    assert not ahead and "%" not in why, why
+    ahead, why = prepare_ahead(every_core, 0.076)
+    assert not ahead and "7.6 % of its time per frame" in why, why
+    # A GPU encoder leaves the CPU free whatever the share.
+    assert prepare_ahead(SimpleNamespace(device="cuda:0", threads=0), 0.001)[0]
+
+
 def test_planner_starts_preparing_one_preparation_before_the_predicted_end():
     clock = FakeClock()
     planner = JustInTimePlanner(clock=clock, alpha=0.5, margin=0.002, margin_fraction=0.25)

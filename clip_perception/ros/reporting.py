@@ -4,6 +4,7 @@ encoder is a pipeline rule: core/pipeline/preparation.py prepare_ahead.)"""
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 from ..core.backends import encoder_diagnostics
 from ..core.backends.swapping import REFUSED
@@ -42,14 +43,15 @@ def summary(clip, encoder, text_encoder, label_set, converter_name: str, resize:
 
 def pipeline_state(*, clip, encoder, text_encoder, converter_name: str, label_sets, stats,
                    liveness, lifecycle_state: str, worker_alive: bool, max_rate_hz: float,
-                   max_batch: int, build_failed: bool, debug_images: int):
+                   max_batch: int, build_failed: bool, debug_images: int,
+                   preparation_share: Optional[float] = None):
     """(stats snapshot, PipelineInfo, now) for diagnostics.build_statuses, from what the node
     hands over; updates ``liveness`` while active."""
     current = label_sets.current
     error = ""
     if build_failed:
         error = label_sets.last_error + f"; serving label set v{current.version}"
-    ahead, why = prepare_ahead(encoder)
+    ahead, why = prepare_ahead(encoder, preparation_share)
     now = time.monotonic()
     snap = stats.snapshot()
     live = liveness.update(snap, worker_alive, now) if lifecycle_state == "active" else None

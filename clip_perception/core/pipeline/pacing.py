@@ -57,6 +57,8 @@ class JustInTimePlanner:
         self._busy: dict[int, float] = {}  # batch size -> EMA of busy seconds
         self._prepare: Optional[float] = None  # EMA of decode + preprocess seconds per frame
         self._running: Optional[tuple[float, int]] = None  # (start, batch size)
+        self._last_size: Optional[int] = None  # size of the last finished batch
+        self._finished = 0  # batches measured
         self._not_before: Optional[float] = None  # next rate-limit turn
 
     def now(self) -> float:
@@ -79,7 +81,20 @@ class JustInTimePlanner:
             if self._running is not None:
                 start, size = self._running
                 self._busy[size] = self._ema(self._busy.get(size), self._clock() - start)
+                self._last_size = size
+                self._finished += 1
             self._running = None
+
+    def preparation_share(self, min_batches: int = 10) -> Optional[float]:
+        """Decode + preprocess of one frame as a share of the encoder's busy time per frame at
+        the last batch size; None until ``min_batches`` batches are measured (the first
+        encodes include warm-up)."""
+        with self._lock:
+            if self._prepare is None or self._finished < min_batches:
+                return None
+            size = self._last_size
+            busy = self._busy[size] / size
+            return self._prepare / busy if busy > 0 else None
 
     def _busy_estimate(self, size: int) -> Optional[float]:
         if size in self._busy:

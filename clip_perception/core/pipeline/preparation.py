@@ -13,10 +13,13 @@ from ..devices import cpu_count, is_cuda
 from .slots import PendingFrame
 
 
-def prepare_ahead(encoder) -> tuple[bool, str]:
+def prepare_ahead(encoder, preparation_share: Optional[float] = None) -> tuple[bool, str]:
     """Whether the worker's preparer may decode + preprocess frames during an encode, and why.
 
-    Asked per preparation: a swapped-in TensorRT engine moves the encoder to the GPU.
+    ``preparation_share`` (decode + preprocess per frame over the encoder's busy time per frame,
+    as the worker measures it: ``JustInTimePlanner.preparation_share``; None until measured)
+    goes into the reason, so /diagnostics shows what overlapping could at most save. Asked per
+    preparation: a swapped-in TensorRT engine moves the encoder to the GPU.
     """
     device = str(encoder.device)
     if is_cuda(device):
@@ -24,9 +27,13 @@ def prepare_ahead(encoder) -> tuple[bool, str]:
     cores = cpu_count()
     if 0 < encoder.threads < cores:
         return True, f"encoder uses {encoder.threads} of {cores} cores"
-    # Measured (docs/results/node.md): preparing alongside an encoder that keeps
-    # every core busy only competes with it for the CPU; the serial path is as fast.
-    return False, f"encoder on {device} uses all {cores} cores"
+    # Measured (docs/results/node.md): beside an encoder that keeps every core busy, the
+    # preparer only competes with it for the CPU. In the node it lost even where preparation
+    # is 7.6 % of the encode (openvino bf16 on a 2-core Zen 5), so no share turns it on.
+    why = f"encoder on {device} uses all {cores} cores"
+    if preparation_share is not None:
+        why += f"; decode + preprocess are {100 * preparation_share:.1f} % of its time per frame"
+    return False, why
 
 
 @dataclass
