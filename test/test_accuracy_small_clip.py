@@ -58,8 +58,10 @@ def test_zero_shot_names_colour_count_and_size_of_held_out_scenes(small, random_
     pairs = held_out_scenes(120, seed=3)
     attributes = ("colour", "count", "size")
     got = attribute_accuracy(small, pairs, _embed(small, pairs), attributes)
-    assert got["colour"]["ensemble"] >= 0.65 and got["count"]["ensemble"] >= 0.8 \
-        and got["size"]["ensemble"] >= 0.7, got
+    # width-12 model on these 120 scenes: colour 95 %, count 100 %, size 99 % (the width-8 one
+    # passed bars of 65 / 80 / 70 %)
+    assert got["colour"]["ensemble"] >= 0.85 and got["count"]["ensemble"] >= 0.9 \
+        and got["size"]["ensemble"] >= 0.9, got
     rand = attribute_accuracy(random_clip, pairs, _embed(random_clip, pairs), attributes)
     assert rand["colour"]["ensemble"] < 0.35 and rand["count"]["ensemble"] < 0.6, rand
 
@@ -158,14 +160,15 @@ def test_memory_text_and_image_queries_return_the_right_place(small, tmp_path):
 def test_neglabel_threshold_keeps_its_meaning_from_3_to_30_labels(small, random_clip):
     """One threshold (5 % of in-set frames refused at 10 labels): with neglabel the share
     refused moves at most 5 points from 3 to 30 labels and in-set frames rank above
-    out-of-set ones; the softmax's refusals move by tens of points. Random weights rank at
-    chance."""
+    out-of-set ones; the softmax's refusals move by more than the goal's 5 points (23 with these
+    10 draws, 10.3 with the bench's 30 on the width-12 model; 37 on the width-8 one). Random
+    weights rank at chance."""
     from clip_perception.training.score_study import run_study
 
     got = run_study(small, draws=10, out_attribute="colour")["scores"]
     assert got["neglabel"]["shift_in_refused"] <= 0.05, got["neglabel"]
-    assert got["softmax"]["shift_in_refused"] >= 0.2, got["softmax"]
-    assert min(row["auroc"] for row in got["neglabel"]["per_k"].values()) >= 0.8
+    assert got["softmax"]["shift_in_refused"] >= 0.08, got["softmax"]
+    assert min(row["auroc"] for row in got["neglabel"]["per_k"].values()) >= 0.9  # 0.976-0.997
     assert all(got["neglabel"]["per_k"][k]["auroc"] > got["softmax"]["per_k"][k]["auroc"]
                for k in (3, 10, 30))
     rand = run_study(random_clip, draws=3, out_attribute="colour")["scores"]["neglabel"]
