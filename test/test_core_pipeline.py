@@ -235,6 +235,28 @@ def test_planner_measures_preparation_as_a_share_of_the_encoders_time_per_frame(
     assert planner.preparation_share() == pytest.approx(0.05)
 
 
+def test_planner_takes_batches_of_detection_crops_only_without_dividing_by_zero():
+    # A batch may hold no frame, only a detector's crops (the worker's companion): size 0.
+    clock = FakeClock()
+    planner = _primed_planner(clock, busy=0.04, prepare=0.002, alpha=1.0)
+    for _ in range(12):
+        planner.batch_started(0)
+        clock.t += 0.03
+        planner.batch_finished()
+    assert planner.preparation_share(min_batches=1) == pytest.approx(0.002 / 0.04)
+    assert planner.preparation_share() is None  # only one batch had frames
+    planner.batch_started(0)
+    assert planner.expected_free() == pytest.approx(clock.t + 0.03)
+    only_crops = JustInTimePlanner(clock=clock)
+    only_crops.frame_prepared(0.002)
+    only_crops.batch_started(0)
+    clock.t += 0.03
+    only_crops.batch_finished()
+    assert only_crops.preparation_share(min_batches=0) is None
+    only_crops.batch_started(2)
+    assert only_crops.expected_free() is None  # nothing measured for frames yet
+
+
 def test_prepare_ahead_reports_the_measured_share_and_stays_off_beside_a_cpu_encoder():
     from types import SimpleNamespace
     from clip_perception.core.pipeline.preparation import prepare_ahead

@@ -364,6 +364,9 @@ class ClipPerceptionNode(LifecycleNode):
             return  # a transition is running; the next tick reports its outcome
         try:
             self._publish_diagnostics_locked()
+        except Exception:  # a reporting bug must not stop the executor (services, intake)
+            self.get_logger().error("diagnostics failed:\n" + traceback.format_exc(),
+                                    throttle_duration_sec=10.0)
         finally:
             self._transition_lock.release()
 

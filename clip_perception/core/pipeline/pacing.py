@@ -81,8 +81,9 @@ class JustInTimePlanner:
             if self._running is not None:
                 start, size = self._running
                 self._busy[size] = self._ema(self._busy.get(size), self._clock() - start)
-                self._last_size = size
-                self._finished += 1
+                if size > 0:  # a batch of detection crops only has no frames to share
+                    self._last_size = size
+                    self._finished += 1
             self._running = None
 
     def preparation_share(self, min_batches: int = 10) -> Optional[float]:
@@ -90,7 +91,7 @@ class JustInTimePlanner:
         the last batch size; None until ``min_batches`` batches are measured (the first
         encodes include warm-up)."""
         with self._lock:
-            if self._prepare is None or self._finished < min_batches:
+            if self._prepare is None or self._last_size is None or self._finished < min_batches:
                 return None
             size = self._last_size
             busy = self._busy[size] / size
@@ -99,9 +100,10 @@ class JustInTimePlanner:
     def _busy_estimate(self, size: int) -> Optional[float]:
         if size in self._busy:
             return self._busy[size]
-        if not self._busy:
+        sized = [k for k in self._busy if k > 0]  # 0: a batch of detection crops only
+        if size == 0 or not sized:
             return None
-        nearest = min(self._busy, key=lambda k: abs(k - size))  # CPU encoders scale ~linearly
+        nearest = min(sized, key=lambda k: abs(k - size))  # CPU encoders scale ~linearly
         return self._busy[nearest] * size / nearest
 
     def expected_free(self) -> Optional[float]:
