@@ -27,7 +27,7 @@ from ..core.backends import BackendUnavailable
 from ..core.encoders import Encoders, open_encoders
 from ..core.memory import PlaceMemoryError
 from ..core.model import ModelLoadError
-from ..core.pipeline import JustInTimePlanner, LatestFrameSlots, PerceptionWorker, PipelineStats
+from ..core.pipeline import LatestFrameSlots, PerceptionWorker, PipelineStats
 from ..core.vocabulary import LabelSetBuilder, LabelSetManager, LabelSetSpec, SpecError
 from .throttle import WarningThrottle
 from . import diagnostics, logging_bridge
@@ -250,15 +250,13 @@ class ClipPerceptionNode(LifecycleNode):
             if memory is not None and self.state == "active":
                 memory.observe(place_memory.observations(results))
         self.slots = LatestFrameSlots(list(self.settings.image_topics), self.stats)
-        planner = JustInTimePlanner()
         self.worker = PerceptionWorker(
             self.slots, self.stats, lambda: label_sets.current, self._decode,
             self.preprocessor.resize_crop, self.preprocessor.normalize,
             encode_in_chunks(encoder.encode_images, self.settings.max_batch), publish,
             max_batch=self.settings.max_batch, max_rate_hz=self._max_rate_hz,
             on_bad_frame=self._warn_bad_frame, on_error=self._warn_pipeline_error,
-            prepare_ahead=lambda: prepare_ahead(encoder, planner.preparation_share())[0],
-            planner=planner,
+            prepare_ahead=lambda: prepare_ahead(encoder)[0],  # the share only explains it
             batch_limit=lambda: None if encoder.batches else 1, companion=detections)
         self.worker.start()
 
