@@ -4,11 +4,12 @@ import pytest
 
 from clip_perception.core.prompts import PromptEmbeddingCache
 from clip_perception.core.scoring import (UNKNOWN_LABEL, fit_temperature, mcm_scores,
-                                          mine_negatives, neglabel_grouped_scores,
+                                          mine_negatives, negative_masks,
+                                          neglabel_grouped_scores, neglabel_label_scores,
                                           neglabel_per_word_scores, neglabel_probabilities,
                                           softmax, top_k_classifications)
 from clip_perception.core.vocabulary import SpecError, count_prompts
-from clip_perception.core.vocabulary.negatives import DEFAULT_NEGATIVE_LABELS, NEGATIVE_SHARE
+from clip_perception.core.vocabulary.negatives import DEFAULT_NEGATIVE_LABELS
 from clip_perception.ros.parameters import PARAMETERS_BY_NAME
 from label_sets import fake_text_encoder, label_set, spec
 
@@ -22,6 +23,52 @@ def test_neglabel_probabilities_are_the_joint_softmax_restricted_to_the_labels()
     assert probs.sum() == pytest.approx(1.0 - joint[0, 3:].sum())
     # the ranking among labels is the softmax's
     assert np.argsort(-probs[0]).tolist() == np.argsort(-softmax(labels)[0]).tolist()
+
+
+def test_a_label_scores_against_its_negatives_alone_whatever_the_other_labels():
+    labels = np.array([[2.0, 1.0, 0.0], [-1.0, 5.0, 0.0]])
+    negatives = np.array([[3.0, -1.0], [0.0, 1.0]])
+    got = neglabel_label_scores(labels, negatives)
+    by_hand = np.exp(labels) / (np.exp(labels) + np.exp(negatives).sum(axis=1, keepdims=True))
+    assert got == pytest.approx(by_hand, rel=1e-6)
+    # a label's score is the same alone or beside others (NegLabel's summed share is not)
+    assert neglabel_label_scores(labels[:, :1], negatives) == pytest.approx(got[:, :1])
+    assert neglabel_probabilities(labels[:, :1], negatives).sum(axis=1) != pytest.approx(
+        neglabel_probabilities(labels, negatives).sum(axis=1))
+    # per-label negatives: label 0 without negative 0 is its softmax against negative 1 alone
+    mask = np.array([[False, True], [True, True], [True, True]])
+    masked = neglabel_label_scores(labels, negatives, mask)
+    assert masked[:, 0] == pytest.approx(1 / (1 + np.exp(negatives[:, 1] - labels[:, 0])))
+    assert masked[:, 1:] == pytest.approx(got[:, 1:])
+    # huge logits neither overflow nor lose the order; a label without negatives scores 1
+    assert neglabel_label_scores(labels * 1000, negatives * 1000)[1] == pytest.approx(
+        [0.0, 1.0, 0.0], abs=1e-6)
+    assert neglabel_label_scores(labels, negatives, np.zeros((3, 2), bool)) == pytest.approx(1.0)
+
+
+def test_negatives_of_a_label_are_the_bank_but_the_label_and_its_synonyms():
+    rng = np.random.default_rng(0)
+    spread = rng.normal(size=(40, 64)).astype(np.float32)  # far apart: cosines about 0 +- 0.4
+    bank = spread / np.linalg.norm(spread, axis=1, keepdims=True)
+    cup = bank[0]
+    mug = cup + 0.05 * bank[1]  # a synonym of the label "cup"
+    bank = np.vstack([bank, mug / np.linalg.norm(mug)])  # word 40: "mug"
+    labels = np.stack([cup, bank[3]])  # "cup" (also bank word 0) and the label of word 3
+    same = np.zeros((2, 41), bool)
+    same[0, 0] = same[1, 3] = True
+    mask = negative_masks(bank, labels, same)
+    assert np.flatnonzero(~mask[0]).tolist() == [0, 40]  # neither itself nor "mug"
+    # the synonym of "cup" is a fair negative of the other label, and "cup" itself too
+    assert np.flatnonzero(~mask[1]).tolist() == [3]
+    # a label halfway between two bank words (cosine 0.7, beyond any two bank words') loses
+    # both; a label in a new direction, no nearer to any word than they are to each other, none
+    between = bank[5] + bank[6]
+    other = rng.normal(size=(1, 64)).astype(np.float32)
+    got = negative_masks(bank, np.vstack([between / np.linalg.norm(between),
+                                          other / np.linalg.norm(other)]), np.zeros((2, 41), bool))
+    assert np.flatnonzero(~got[0]).tolist() == [5, 6] and got[1].all()
+    # a bank of one word: only the name rule applies
+    assert negative_masks(bank[:1], labels, same[:, :1]).tolist() == [[False], [True]]
 
 
 def test_grouped_neglabel_averages_the_share_against_each_group():
@@ -92,25 +139,34 @@ def test_score_mode_and_bank_are_validated_with_a_reason():
     assert "neglabel" in PARAMETERS_BY_NAME["score_mode"].constraints
 
 
-def test_neglabel_label_set_mines_half_the_bank_and_thresholds_the_share():
-    bank = [f"word{i}" for i in range(10)] + ["cup"]  # a label in the bank is not a negative
+def test_neglabel_label_set_scores_each_label_against_the_bank_and_thresholds_the_best():
+    bank = [f"word{i}" for i in range(10)] + ["cup"]  # "cup" is apple's negative, not its own
     s = spec(score_mode="neglabel", negative_labels=bank, score_threshold=0.5, top_k=2)
-    assert count_prompts(s) == 2 + 10  # one template: the labels and the 10 usable words
+    assert count_prompts(s) == 2 + 10  # one template: the labels and the 10 other words
     ls = label_set(s, cache=PromptEmbeddingCache(fake_text_encoder()[0]))
-    assert ls.negative_embeddings.shape[0] == round(NEGATIVE_SHARE * 10)
+    assert ls.negative_embeddings.shape[0] == 11
+    assert not ls.negative_mask[0, 10] and ls.negative_mask[1, 10]  # cup: itself left out
     cup = ls.classifier.class_embeddings[:1]
     far = ls.negative_embeddings[:1]
-    probs = ls.probabilities(np.concatenate([cup, far]))
-    assert probs.sum(axis=1)[0] > 0.5 > probs.sum(axis=1)[1]
-    seen, unseen = ls.classify(np.concatenate([cup, far]))
+    frames = np.concatenate([cup, far])
+    probs = ls.probabilities(frames)
+    logits = ls.classifier.logits(frames)
+    negatives = ls.classifier.logit_scale * frames @ ls.negative_embeddings.T
+    assert probs[:, 1] == pytest.approx(neglabel_label_scores(logits, negatives)[:, 1])
+    assert probs[0, 0] > 0.5 > probs[1].max()
+    seen, unseen = ls.classify(frames)
     assert seen.best.label == "cup"
-    assert unseen.is_unknown and unseen.best.score == pytest.approx(probs[1].sum(), rel=1e-5)
+    assert unseen.is_unknown and unseen.best.score == pytest.approx(probs[1].max(), rel=1e-5)
     assert len(unseen.hypotheses) == 3  # unknown, then the top-2 labels still listed
+    summary = dict(ls.scoring_summary())
+    assert summary["negative words"] == ("a bank of 11 (negative_labels); 10-11 per label, "
+                                         "without the label and its synonyms")
 
 
-def test_neglabel_with_only_labels_in_the_bank_is_refused_and_softmax_mines_nothing():
-    with pytest.raises(SpecError, match="negative_labels"):
-        label_set(spec(score_mode="neglabel", negative_labels=["cup", "apple"]))
+def test_a_label_without_negatives_is_refused_and_softmax_has_no_bank():
+    with pytest.raises(SpecError, match="negative_labels") as info:
+        label_set(spec(score_mode="neglabel", negative_labels=["cup"]))
+    assert "no negative word is left for ['cup']" in str(info.value)
     assert label_set(spec()).negative_embeddings is None
     assert len(DEFAULT_NEGATIVE_LABELS) >= 200
     assert count_prompts(spec(score_mode="neglabel")) == 2 + len(DEFAULT_NEGATIVE_LABELS)

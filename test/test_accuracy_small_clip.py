@@ -157,22 +157,27 @@ def test_memory_text_and_image_queries_return_the_right_place(small, tmp_path):
         store.close()
 
 
-def test_neglabel_threshold_keeps_its_meaning_from_3_to_30_labels(small, random_clip):
-    """One threshold (5 % of in-set frames refused at 10 labels): with neglabel the share
-    refused moves at most 5 points from 3 to 30 labels and in-set frames rank above
-    out-of-set ones; the softmax's refusals move by more than the goal's 5 points (23 with these
-    10 draws, 10.3 with the bench's 30 on the width-12 model; 37 on the width-8 one). Random
-    weights rank at chance."""
+@pytest.mark.parametrize("out_attribute", ["shape", "colour", "colour_and_shape"])
+def test_neglabel_threshold_keeps_its_meaning_from_3_to_30_labels(small, random_clip,
+                                                                   out_attribute):
+    """Issue 23's goal, as the bench measures it (30 label sets per count): at one threshold
+    (5 % of in-set frames refused at 10 labels) neglabel's in-set refusals and out-of-set
+    acceptances each move at most 5 points from 3 to 30 labels, whichever attribute makes a
+    frame out of set, and in-set frames rank above out-of-set ones (AUROC 0.994-0.9995 here);
+    the softmax's refusals move by more (10-14 points). Random weights rank at chance."""
     from clip_perception.training.score_study import run_study
 
-    got = run_study(small, draws=10, out_attribute="colour")["scores"]
-    assert got["neglabel"]["shift_in_refused"] <= 0.05, got["neglabel"]
-    assert got["softmax"]["shift_in_refused"] >= 0.08, got["softmax"]
-    assert min(row["auroc"] for row in got["neglabel"]["per_k"].values()) >= 0.9  # 0.976-0.997
-    assert all(got["neglabel"]["per_k"][k]["auroc"] > got["softmax"]["per_k"][k]["auroc"]
-               for k in (3, 10, 30))
-    rand = run_study(random_clip, draws=3, out_attribute="colour")["scores"]["neglabel"]
-    assert max(row["auroc"] for row in rand["per_k"].values()) < 0.7, rand
+    got = run_study(small, out_attribute=out_attribute)["scores"]
+    neglabel, soft = got["neglabel"], got["softmax"]
+    assert neglabel["shift_in_refused"] <= 0.05 and neglabel["shift_out_accepted"] <= 0.05, \
+        neglabel
+    assert neglabel["meets_goal"] and not soft["meets_goal"]
+    assert soft["shift_in_refused"] >= 0.08, soft
+    assert min(row["auroc"] for row in neglabel["per_k"].values()) >= 0.98
+    assert all(neglabel["per_k"][k]["auroc"] > soft["per_k"][k]["auroc"] for k in (3, 10, 30))
+    if out_attribute == "colour":
+        rand = run_study(random_clip, draws=3, out_attribute="colour")["scores"]["neglabel"]
+        assert max(row["auroc"] for row in rand["per_k"].values()) < 0.7, rand
 
 
 def test_training_is_seeded():

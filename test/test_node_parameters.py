@@ -168,12 +168,15 @@ def test_pipeline_status_says_the_score_mode_and_the_negative_words_in_use():
     values = dict(diagnostics.build_statuses(
         "/n", _snapshot(cams), _info(scoring=neg.scoring_summary()), 100.0)[0].values)
     assert values["score mode"] == "neglabel" and values["score threshold"] == "0.3"
-    assert "share" in values["threshold applies to"]
-    assert values["negative words"] == "5 in use of a bank of 10 (negative_labels)"
+    assert "against the negative words" in values["threshold applies to"]
+    per_label = neg.negative_mask.sum(axis=1)
+    assert values["negative words"] == (f"a bank of 10 (negative_labels); {per_label.min()}-"
+                                        f"{per_label.max()} per label, without the label and "
+                                        "its synonyms")
     softmax = label_set(spec()).scoring_summary()
     soft = dict(diagnostics.build_statuses(
         "/n", _snapshot(cams), _info(scoring=softmax), 100.0)[0].values)
     assert soft["score mode"] == "softmax" and "best label" in soft["threshold applies to"]
     assert "negative words" not in soft
     builtin = label_set(spec(score_mode="neglabel")).scoring_summary()
-    assert dict(builtin)["negative words"].endswith("(built-in)")
+    assert "(built-in)" in dict(builtin)["negative words"]

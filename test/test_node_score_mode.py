@@ -1,7 +1,7 @@
 """``score_mode`` changed live over the standard ~/set_parameters service: the next label set's
 ~/label_info is sent, ~/classification's scores change meaning (softmax: probabilities over the
-labels that sum to 1; neglabel: shares against the negative words, ``unknown`` scored with
-their sum) and /diagnostics says which mode serves and what the threshold applies to; an
+labels that sum to 1; neglabel: each label's probability against the negative words alone,
+``unknown`` scored with the best of them) and /diagnostics says which mode serves and what the threshold applies to; an
 invalid mode is refused with a reason and the node keeps serving. The node runs in this process
 (node_harness.py), over real rclpy and DDS."""
 from __future__ import annotations
@@ -23,12 +23,11 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from vision_msgs.msg import LabelInfo  # noqa: E402
 
 from clip_perception.core.scoring import THRESHOLD_MEANINGS, UNKNOWN_LABEL  # noqa: E402
-from clip_perception.core.vocabulary.negatives import (DEFAULT_NEGATIVE_LABELS,  # noqa: E402
-                                                       NEGATIVE_SHARE)
+from clip_perception.core.vocabulary.negatives import DEFAULT_NEGATIVE_LABELS  # noqa: E402
 
 LABELS = ["cup", "apple"]
-THRESHOLD = 0.5  # two labels: the softmax's best is never under it; a share of 2 words against
-# the built-in bank's 125 negatives on random weights is far under it
+THRESHOLD = 0.5  # two labels: the softmax's best is never under it; one label against the
+# built-in bank's 251 negatives on random weights is far under it
 
 
 class ScoreModeHarness(Harness):
@@ -95,17 +94,18 @@ def test_score_mode_changes_live_and_an_invalid_one_is_refused(harness):
     first, *rest = neg.results
     assert first.class_id == UNKNOWN_LABEL, [r.class_id for r in neg.results]
     assert sorted(r.class_id for r in rest) == sorted(LABELS)
-    share = sum(r.score for r in rest)
-    assert first.score == pytest.approx(share, rel=1e-4) and share < THRESHOLD
+    best = max(r.score for r in rest)
+    assert first.score == pytest.approx(best, rel=1e-4) and best < THRESHOLD
+    assert sum(r.score for r in rest) != pytest.approx(1.0, abs=1e-3)  # not a softmax
     info = h.label_info.wait_for(lambda m: m[-1] if len(m) > infos else None, 10)
     assert info is not None, "no new ~/label_info for the neglabel label set"
     assert info.threshold == pytest.approx(THRESHOLD)
     assert [c.class_name for c in info.class_map] == LABELS + [UNKNOWN_LABEL]
     values = h.scoring_status("neglabel")
     assert values["threshold applies to"] == THRESHOLD_MEANINGS["neglabel"]
-    used = round(NEGATIVE_SHARE * len(DEFAULT_NEGATIVE_LABELS))
-    assert values["negative words"] == (f"{used} in use of a bank of "
-                                        f"{len(DEFAULT_NEGATIVE_LABELS)} (built-in)")
+    assert values["negative words"].startswith(f"a bank of {len(DEFAULT_NEGATIVE_LABELS)} "
+                                               "(built-in); "), values["negative words"]
+    assert values["negative words"].endswith(" per label, without the label and its synonyms")
 
     refused = h.set_score_mode("mcm")
     assert not refused.successful

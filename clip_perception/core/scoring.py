@@ -10,14 +10,16 @@ UNKNOWN_LABEL = "unknown"
 # What ``score_threshold`` is compared with (see ``threshold_scores``):
 #   softmax  - the best label's softmax probability over the labels at the model's logit scale
 #              (floor 1/K: the same frame scores lower as labels are added);
-#   neglabel - the labels' share of softmax mass against a fixed bank of negative words
-#              (NegLabel, Jiang et al., ICLR 2024): near 1 when the frame shows one of the
-#              labels, near 0 when a negative word fits better, whatever the label count.
+#   neglabel - each label's probability against a fixed bank of negative words alone
+#              (NegLabel, Jiang et al., ICLR 2024, scored per label): near 1 when the label fits
+#              the frame better than every negative word, near 0 when a negative fits better.
+#              The other labels do not enter it, so it means the same for 3 or 30 labels.
 SCORE_MODES = ("softmax", "neglabel")
 DEFAULT_SCORE_MODE = "softmax"
 THRESHOLD_MEANINGS = {  # what score_threshold (and ~/label_info's threshold) applies to
     "softmax": "the best label's probability among the labels (its floor is 1/K)",
-    "neglabel": "the labels' summed share of probability against the negative words",
+    "neglabel": "the best label's probability against the negative words alone (other "
+                "labels do not count)",
 }
 
 
@@ -65,6 +67,23 @@ def neglabel_probabilities(label_logits: np.ndarray, negative_logits: np.ndarray
     return softmax(joint)[..., :label_logits.shape[-1]]
 
 
+def neglabel_label_scores(label_logits: np.ndarray, negative_logits: np.ndarray,
+                          mask: np.ndarray | None = None) -> np.ndarray:
+    """(N, K) label logits, (N, M) negative-word logits -> (N, K): each label's probability in a
+    softmax over itself and its negatives only, exp(z_l) / (exp(z_l) + sum_n exp(z_n)).
+    ``mask`` (K, M): which negatives count for which label (default: all for every label).
+    Unlike NegLabel's summed share, a label's score does not change when other labels are
+    added, which keeps a threshold's meaning from 3 to 30 labels (docs/results/accuracy.md)."""
+    z = np.asarray(negative_logits, np.float64)
+    top = z.max(axis=-1, keepdims=True)
+    e = np.exp(z - top)
+    sums = e.sum(axis=-1, keepdims=True) if mask is None else e @ np.asarray(mask, np.float64).T
+    with np.errstate(divide="ignore", over="ignore"):  # no negative: 1; exp overflow: 0
+        negatives = top + np.log(sums)
+        return (1.0 / (1.0 + np.exp(negatives - np.asarray(label_logits, np.float64)))).astype(
+            np.float32)
+
+
 def neglabel_grouped_scores(label_logits: np.ndarray, negative_logits: np.ndarray,
                             groups: int, seed: int = 0) -> np.ndarray:
     """NegLabel's grouping strategy: the negatives split at random into ``groups`` groups, the
@@ -85,17 +104,46 @@ def neglabel_per_word_scores(label_logits: np.ndarray,
         return (top[..., 0] + np.log(np.exp(z - top).mean(axis=-1)))
     diff = log_mean_exp(np.asarray(label_logits, np.float64)) - log_mean_exp(
         np.asarray(negative_logits, np.float64))
-    return 1.0 / (1.0 + np.exp(-diff))
+    with np.errstate(over="ignore"):  # exp overflow: a score of 0, as it should be
+        return 1.0 / (1.0 + np.exp(-diff))
 
 
 def mine_negatives(negative_emb: np.ndarray, label_emb: np.ndarray, count: int,
                    percentile: float = 95.0) -> np.ndarray:
-    """Indices of the ``count`` bank entries farthest from the labels (NegMining): each
-    candidate's distance is the ``percentile`` of its cosines to the labels, negated, so a
-    word close to any label (a synonym, the label itself) is never used as a negative."""
+    """Indices of the ``count`` bank entries farthest from the labels (NegLabel's NegMining):
+    each candidate's distance is the ``percentile`` of its cosines to the labels, negated, so a
+    word close to any label (a synonym, the label itself) is never used as a negative. The node
+    used it with half the bank until the score study showed the kept share drifting with the
+    label count; it now uses ``negative_masks``. Kept for the study's comparison."""
     cos = np.asarray(negative_emb, np.float32) @ np.asarray(label_emb, np.float32).T
     closeness = np.percentile(cos, percentile, axis=1) if cos.shape[1] else np.zeros(len(cos))
     return np.sort(np.argsort(closeness, kind="stable")[:count])
+
+
+SYNONYM_QUANTILE = 0.9  # a negative nearer a label than 90 % of the bank's words are to their
+# nearest other word is taken for a synonym of that label (see negative_masks)
+
+
+def negative_masks(negative_emb: np.ndarray, label_emb: np.ndarray, same: np.ndarray,
+                   quantile: float = SYNONYM_QUANTILE, chunk: int = 1024) -> np.ndarray:
+    """(K, M) bool: which bank words are negatives of which label. Every word is, except the
+    label itself (``same``, (K, M): the word is the label's name) and its synonyms: words
+    nearer to it than the bank's words are to each other (``quantile`` of every word's cosine
+    to its nearest other word). A synonym would take the label's probability on its own
+    frames; any other word is a fair negative however close, even another label, so a label's
+    score depends on that label and the bank alone, not on how many labels there are. Dropping
+    a share of the bank as labels are added (NegMining, ``mine_negatives``) made refusals and
+    acceptances move with the label count. Scale-free: it compares cosines of one text encoder."""
+    bank = np.asarray(negative_emb, np.float32)
+    keep = ~np.asarray(same, bool)
+    if len(bank) < 2:
+        return keep
+    nearest = np.empty(len(bank), np.float32)
+    for start in range(0, len(bank), chunk):  # bounded memory for a bank of many words
+        cos = bank[start:start + chunk] @ bank.T
+        cos[np.arange(len(cos)), np.arange(start, start + len(cos))] = -np.inf
+        nearest[start:start + chunk] = cos.max(axis=1)
+    return keep & (np.asarray(label_emb, np.float32) @ bank.T <= np.quantile(nearest, quantile))
 
 
 def fit_temperature(cosines: np.ndarray, truth: np.ndarray,

@@ -131,9 +131,9 @@ def label_info_message(labels, score_threshold: float, unknown_label: str, stamp
     With a threshold the 'unknown' hypothesis can appear: it gets the reserved id 65535.
 
     What the threshold applies to is the node's ``score_mode``: 'softmax', the best label's
-    probability among the labels (its floor is 1/K); 'neglabel', the labels' summed share of
-    probability against the negative words (the same meaning whatever the label count). In
-    both, 'unknown' is published first, scored with that number, when it is below threshold."""
+    probability among the labels (its floor is 1/K); 'neglabel', the best label's probability
+    against the negative words alone (the same meaning whatever the label count). In both,
+    'unknown' is published first, scored with that number, when it is below threshold."""
     from vision_msgs.msg import LabelInfo, VisionClass
 
     msg = LabelInfo()

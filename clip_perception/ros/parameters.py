@@ -117,13 +117,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("score_mode", STRING, DEFAULT_SCORE_MODE,
               "What score_threshold is compared with and what the scores are. 'softmax': "
               "probabilities over the labels, threshold on the best (its floor is 1/K, so a "
-              "threshold means less as labels are added); 'neglabel': probabilities over the "
-              "labels and mined negative words together, threshold on the labels' summed "
-              "share (the same meaning for 3 or 30 labels).", True,
+              "threshold means less as labels are added); 'neglabel': each label's probability "
+              "against the negative words alone, threshold on the best (other labels do not "
+              "enter it: the same meaning for 3 or 30 labels).", True,
               "one of " + ", ".join(SCORE_MODES)),
     ParamSpec("negative_labels", STRING_ARRAY, [],
-              "score_mode 'neglabel': the bank of negative words (the half farthest from the "
-              "labels is used); empty = the built-in bank of everyday nouns.", True,
+              "score_mode 'neglabel': the bank of negative words, ideally words for what the "
+              "camera may see that is none of the labels (each label's own name and synonyms "
+              "are left out of its negatives); empty = the built-in bank of everyday nouns.",
+              True,
               "no blanks/duplicates"),
     ParamSpec("landmarks", STRING_ARRAY, [],
               "Natural-language landmarks for ~/landmarks (published in this order, score = "

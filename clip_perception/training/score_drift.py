@@ -36,7 +36,7 @@ class DriftRecord:
         self.rows: dict = {}
 
     def add(self, k: int, part: str, x: np.ndarray, cos: np.ndarray, labels: Sequence[str],
-            negatives: int, score: np.ndarray, out_scenes: Optional[list] = None) -> None:
+            negatives: float, score: np.ndarray, out_scenes: Optional[list] = None) -> None:
         """One draw's frames ``x`` (``part`` "in" or "out"), their cosines to ``labels``, the
         negative words in use and the frames' NegLabel score; ``out_scenes`` for "out"."""
         r = self.rows.setdefault(k, {}).setdefault(part, {})

@@ -1,7 +1,9 @@
 """Does a score mean the same for 3, 10 and 30 labels? In-set frames (kinds in the label set)
 against out-of-set frames (kinds no label set contains) on the small CLIP, for each score of
-``core.scoring``: the node's softmax, MCM, a fitted temperature, NegLabel and its variants
-(grouping, normalised by the label count, at the fitted temperature), the raw best cosine.
+``core.scoring``: the node's two modes (softmax; neglabel, each label against the bank of
+negative words), MCM, a fitted temperature, NegLabel's own summed share and its variants (the
+node's earlier mining of half the bank, grouping, normalised by the label count, at the fitted
+temperature, mined from world captions), the raw best cosine.
 
 For every label count K, ``draws`` random label sets of K kinds; the in-set frames are those of
 the set's kinds, the out-of-set frames those of a definition of ``OUT_VALUES`` (a shape, a
@@ -21,7 +23,7 @@ from ..core.scoring import (fit_temperature, mcm_scores, mine_negatives,
                             neglabel_grouped_scores, neglabel_per_word_scores,
                             neglabel_probabilities, softmax)
 from ..core.vocabulary import LabelSetSpec, build_label_set
-from ..core.vocabulary.negatives import NEGATIVE_SHARE
+from ..core.vocabulary.spec import negative_bank as negative_bank_of
 from ..core.vocabulary.snapshot import zero_shot_negative_logits
 from . import score_drift
 from . import synthetic_scenes as scenes
@@ -35,6 +37,7 @@ OUT_SHAPES = OUT_VALUES["shape"]
 GOAL_SHIFT = 0.05  # issue 23: each rate moves at most 5 points from 3 to 30 labels
 GROUPS = 4  # NegLabel's grouping: the mined negatives in this many random groups
 CAPTIONS = 1500  # the large generic bank: distinct captions of the world's caption grammar
+HALF = 0.5  # the node's NegMining share until it kept every word but synonyms
 CAPTION_SHARE = 0.15  # of it mined per label set (NegLabel: 10,000 of ~70,000 WordNet words)
 
 
@@ -120,14 +123,21 @@ def _scores(probe: SmallClipProbe, x: np.ndarray, labels: Sequence[str], templat
                             negative_labels=bank)
         label_set = build_label_set(spec, probe.prompts, probe.clip.logit_scale,
                                     probe.clip.embed_dim, 0)
-        probs = label_set.probabilities(x)
-        out[name] = probs.sum(axis=1) if mode == "neglabel" else probs.max(axis=1)
-        if mode == "neglabel":  # the best label alone against the negatives
-            best, negatives = probs.max(axis=1), 1.0 - probs.sum(axis=1)
-            out[name + "_best"] = best / (best + negatives)
+        out[name] = label_set.probabilities(x).max(axis=1)  # what the node thresholds
+        if name == "neglabel":  # NegLabel's own score, the labels' summed share, on these
+            # negatives and (the node's rule until 2026-12-02) on the half of the bank farthest
+            # from the labels
+            lc = label_set.classifier.logits(x)
+            out["neglabel_sum"] = neglabel_probabilities(lc, zero_shot_negative_logits(
+                x, shared_negatives(label_set), probe.clip.logit_scale)).sum(axis=1)
+            words = [w for w in negative_bank_of(spec) if w not in labels]
+            full = probe.prompts.ensemble(words, list(templates))
+            half = full[mine_negatives(full, emb, max(1, round(HALF * len(full))))]
+            out["neglabel_sum_mined_half"] = neglabel_probabilities(
+                lc, zero_shot_negative_logits(x, half, probe.clip.logit_scale)).sum(axis=1)
     # closed bank: grouping, normalised by label count, the per-model (fitted) temperature
     lc = label_set.classifier.logits(x)
-    nl = zero_shot_negative_logits(x, label_set.negative_embeddings, probe.clip.logit_scale)
+    nl = zero_shot_negative_logits(x, shared_negatives(label_set), probe.clip.logit_scale)
     out["neglabel_closed_grouped"] = neglabel_grouped_scores(lc, nl, GROUPS)
     out["neglabel_closed_per_word"] = neglabel_per_word_scores(lc, nl)
     rescale = fitted / probe.clip.logit_scale
@@ -137,6 +147,12 @@ def _scores(probe: SmallClipProbe, x: np.ndarray, labels: Sequence[str], templat
     out["neglabel_captions"] = neglabel_probabilities(
         lc, zero_shot_negative_logits(x, mined, probe.clip.logit_scale)).sum(axis=1)
     return out, cos, label_set
+
+
+def shared_negatives(label_set) -> np.ndarray:
+    """The bank words that are negatives of every label: the one set of negatives NegLabel's
+    summed share (and its variants) needs."""
+    return label_set.negative_embeddings[label_set.negative_mask.all(axis=0)]
 
 
 def run_study(probe: SmallClipProbe, templates: Sequence[str] = scenes.KIND_TEMPLATES,
@@ -169,7 +185,7 @@ def run_study(probe: SmallClipProbe, templates: Sequence[str] = scenes.KIND_TEMP
                                            captions)
                 for name, values in got.items():
                     pooled.setdefault(name, {}).setdefault(k, {}).setdefault(part, []).append(values)
-                drift.add(k, part, x, cos, labels, len(closed.negative_embeddings),
+                drift.add(k, part, x, cos, labels, float(closed.negative_mask.sum(axis=1).mean()),
                           got["neglabel_closed_bank"], out_scenes if part == "out" else None)
                 if part == "in":
                     hits.append(chosen[cos.argmax(axis=1)] == kind[rows])
@@ -194,7 +210,6 @@ def run_study(probe: SmallClipProbe, templates: Sequence[str] = scenes.KIND_TEMP
     return {"label_counts": list(LABEL_COUNTS), "draws": draws, "in_kinds": len(IN_KINDS),
             "in_frames": int(len(emb_in)), "out_frames": int(len(emb_out)),
             "out_attribute": out_attribute, "out_values": list(OUT_VALUES[out_attribute]),
-            "negative_share": NEGATIVE_SHARE,
             "bank_sizes": {"neglabel": len(negative_bank(True, out_attribute)),
                            "neglabel_closed_bank": len(negative_bank(False, out_attribute)),
                            "neglabel_captions": len(bank)},

@@ -5,12 +5,11 @@ so a frame that shows none of the labels finds a negative that fits it better th
 This bank is a few hundred everyday nouns of many kinds (places, animals, plants, materials,
 vehicles, food, tools, body, weather), enough for a CLIP trained on web images; a CLIP trained
 on another world (the small CLIP of ``models/small_clip``) needs that world's words instead,
-given with the ``negative_labels`` parameter. The bank entries nearest the labels are never
-used (``core.scoring.mine_negatives``), so a label that also appears here does no harm.
+given with the ``negative_labels`` parameter. A label that also appears here is not its own
+negative, nor is a word nearer a label than the bank's words are to each other (a synonym;
+``core.scoring.negative_masks``), so the bank need not be curated against every label set.
 """
 from __future__ import annotations
-
-NEGATIVE_SHARE = 0.5  # of the bank, the share farthest from the labels is used
 
 DEFAULT_NEGATIVE_LABELS = tuple("""
 airplane ambulance anchor ant antelope apron aquarium arch armchair artichoke asparagus

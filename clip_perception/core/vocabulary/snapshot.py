@@ -10,9 +10,8 @@ import numpy as np
 from ..adapter import AdapterHead
 from ..prompts import PromptEmbeddingCache, prompts_for
 from ..scoring import (THRESHOLD_MEANINGS, Classification, ZeroShotClassifier,
-                       landmark_cosines, mine_negatives, neglabel_probabilities, softmax,
+                       landmark_cosines, negative_masks, neglabel_label_scores, softmax,
                        top_k_classifications)
-from .negatives import NEGATIVE_SHARE
 from .spec import ADAPTER_BLEND_FROM_FILE, LabelSetSpec, SpecError, negative_bank
 
 logger = logging.getLogger(__name__)
@@ -28,7 +27,8 @@ class LabelSet:
     landmark_embeddings: np.ndarray  # (M, D), L2-normalised, in spec.landmarks order
     adapter: Optional[AdapterHead] = None  # classifier rows in spec.labels order
     adapter_blend: float = 0.0  # resolved: never the "from file" sentinel
-    negative_embeddings: Optional[np.ndarray] = None  # (M, D) mined negatives (neglabel mode)
+    negative_embeddings: Optional[np.ndarray] = None  # (M, D) the bank's words (neglabel mode)
+    negative_mask: Optional[np.ndarray] = None  # (K, M) which of them are each label's negatives
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -44,24 +44,22 @@ class LabelSet:
         return (self.spec.landmarks, self.spec.landmark_templates)
 
     def probabilities(self, image_emb: np.ndarray) -> np.ndarray:
-        """(N, K) per-label scores. softmax: over the labels (rows sum to 1); neglabel: over
-        the labels and the mined negative words together (rows sum to the labels' share)."""
+        """(N, K) per-label scores. softmax: over the labels (rows sum to 1); neglabel: each
+        label against the negative words alone (``neglabel_label_scores``; rows do not sum)."""
         logits = self.classifier.logits(image_emb)
         if self.adapter is not None and self.adapter_blend > 0.0:
             logits = self.adapter.blended_logits(image_emb, logits, self.adapter_blend)
         if self.negative_embeddings is not None:
             negative = zero_shot_negative_logits(image_emb, self.negative_embeddings,
                                                  self.classifier.logit_scale)
-            return neglabel_probabilities(logits, negative)
+            return neglabel_label_scores(logits, negative, self.negative_mask)
         return softmax(logits)
 
     def classify(self, image_emb: np.ndarray) -> list[Classification]:
-        """Top-k per frame; ``unknown`` first when the threshold score is under
-        score_threshold: the best probability (softmax) or the labels' share (neglabel)."""
-        probs = self.probabilities(image_emb)
-        share = probs.sum(axis=-1) if self.negative_embeddings is not None else None
-        return top_k_classifications(probs, self.labels, self.spec.top_k,
-                                     self.spec.score_threshold, share)
+        """Top-k per frame; ``unknown`` first when the best label's score is under
+        score_threshold (its probability among the labels, or against the negatives)."""
+        return top_k_classifications(self.probabilities(image_emb), self.labels,
+                                     self.spec.top_k, self.spec.score_threshold)
 
     def scoring_summary(self) -> tuple[tuple[str, str], ...]:
         """What the scores mean, as (key, value) pairs for /diagnostics: the score mode, the
@@ -71,8 +69,10 @@ class LabelSet:
                   ("threshold applies to", THRESHOLD_MEANINGS[mode])]
         if self.negative_embeddings is not None:
             source = "negative_labels" if self.spec.negative_labels else "built-in"
-            used, bank = len(self.negative_embeddings), len(negative_bank(self.spec))
-            values.append(("negative words", f"{used} in use of a bank of {bank} ({source})"))
+            per_label = self.negative_mask.sum(axis=1)
+            values.append(("negative words", f"a bank of {len(self.negative_embeddings)} "
+                                             f"({source}); {per_label.min()}-{per_label.max()} "
+                                             "per label, without the label and its synonyms"))
         return tuple(values)
 
     def landmark_cosines(self, image_emb: np.ndarray) -> np.ndarray:
@@ -92,7 +92,7 @@ def build_label_set(spec: LabelSetSpec, cache: PromptEmbeddingCache, logit_scale
         landmark_emb = cache.ensemble(spec.landmarks, spec.landmark_templates)
     else:
         landmark_emb = np.zeros((0, embed_dim), np.float32)
-    negatives = mined_negative_embeddings(spec, cache, class_emb)
+    negatives, mask = negative_embeddings(spec, cache, class_emb)
     blend = 0.0
     if adapter is not None:
         blend = adapter.default_blend if spec.adapter_blend == ADAPTER_BLEND_FROM_FILE \
@@ -105,7 +105,7 @@ def build_label_set(spec: LabelSetSpec, cache: PromptEmbeddingCache, logit_scale
     return LabelSet(spec=spec, version=version,
                     classifier=ZeroShotClassifier(spec.labels, class_emb, logit_scale),
                     landmark_embeddings=landmark_emb, adapter=adapter, adapter_blend=blend,
-                    negative_embeddings=negatives)
+                    negative_embeddings=negatives, negative_mask=mask)
 
 
 def zero_shot_negative_logits(image_emb: np.ndarray, negative_emb: np.ndarray,
@@ -113,20 +113,22 @@ def zero_shot_negative_logits(image_emb: np.ndarray, negative_emb: np.ndarray,
     return logit_scale * (np.asarray(image_emb, np.float32) @ negative_emb.T)
 
 
-def mined_negative_embeddings(spec: LabelSetSpec, cache: PromptEmbeddingCache,
-                              class_emb: np.ndarray) -> Optional[np.ndarray]:
-    """neglabel: the embeddings (label templates) of the bank's NEGATIVE_SHARE farthest from
-    the labels; None in softmax mode."""
+def negative_embeddings(spec: LabelSetSpec, cache: PromptEmbeddingCache, class_emb: np.ndarray
+                        ) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """neglabel: the bank's embeddings (label templates) and the (K, M) mask of each label's
+    negatives (``negative_masks``); (None, None) in softmax mode."""
     bank = negative_bank(spec)
     if spec.score_mode != "neglabel":
-        return None
-    if not bank:
-        raise SpecError("negative_labels", f"every negative word is also a label "
-                                           f"({list(spec.negative_labels)}); neglabel needs "
-                                           "words that are not labels")
+        return None, None
     emb = cache.ensemble(bank, spec.templates)
-    keep = mine_negatives(emb, class_emb, max(1, round(NEGATIVE_SHARE * len(bank))))
-    return np.ascontiguousarray(emb[keep])
+    same = np.array([[word == label for word in bank] for label in spec.labels], bool)
+    mask = negative_masks(emb, class_emb, same)
+    bare = [label for label, row in zip(spec.labels, mask) if not row.any()]
+    if bare:
+        raise SpecError("negative_labels", f"no negative word is left for {bare}: each of the "
+                                           f"{len(bank)} is the label itself or as near it as a "
+                                           "synonym; neglabel needs words for other things")
+    return np.ascontiguousarray(emb), mask
 
 
 def adapter_prompt_differences(adapter: AdapterHead, spec: LabelSetSpec) -> str:

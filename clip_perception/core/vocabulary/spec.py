@@ -119,14 +119,13 @@ def _validate_spec(spec: LabelSetSpec) -> None:
 
 
 def negative_bank(spec: LabelSetSpec) -> tuple[str, ...]:
-    """The negative words a neglabel spec mines from (none in softmax mode): its own bank or
-    the built-in one, without any word that is also a label."""
+    """The bank of negative words of a neglabel spec (none in softmax mode): its own or the
+    built-in one. A word that is also a label stays: it is every other label's negative."""
     if spec.score_mode != "neglabel":
         return ()
     from .negatives import DEFAULT_NEGATIVE_LABELS
 
-    labels = set(spec.labels)
-    return tuple(w for w in (spec.negative_labels or DEFAULT_NEGATIVE_LABELS) if w not in labels)
+    return tuple(dict.fromkeys(spec.negative_labels or DEFAULT_NEGATIVE_LABELS))
 
 
 def count_prompts(spec: LabelSetSpec) -> int:
@@ -134,4 +133,4 @@ def count_prompts(spec: LabelSetSpec) -> int:
     overrides = spec.overrides
     return (sum(len(prompts_for(label, spec.templates, overrides)) for label in spec.labels)
             + len(spec.landmarks) * len(spec.landmark_templates)
-            + len(negative_bank(spec)) * len(spec.templates))
+            + len(set(negative_bank(spec)) - set(spec.labels)) * len(spec.templates))
