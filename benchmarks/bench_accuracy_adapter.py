@@ -1,7 +1,7 @@
 """train_adapter on the small CLIP: takes of synthetic scenes in four real lights, lighting
 augmentation, and its verdict on held-out takes (issue 23, part 3).
 
-    python benchmarks/bench_accuracy_adapter.py [--takes 8] [--frames 6] [--json PATH]
+    python benchmarks/bench_accuracy_adapter.py [--takes 8] [--frames 6] [--head augmented] [--json PATH]
 
 Runs the real CLI (``train_adapter --image-folder``) with the torch fp32 engine; prints and
 writes the report's verdict, zero-shot vs head accuracy per condition (real lights and the
@@ -37,6 +37,9 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=6)
     p.add_argument("--augmentations", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--head", default="auto", choices=["auto", "plain", "augmented"],
+                   help="train_adapter --head: which heads validation chooses from")
+    p.add_argument("--split-seed", type=int, default=0, help="train_adapter --split-seed")
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--keep", metavar="DIR", help="write frames and head here (default: a tmp dir)")
     args = p.parse_args(argv)
@@ -47,7 +50,8 @@ def main(argv=None) -> int:
            "--image-folder", str(work / "frames"), "--labels", *KINDS,
            "--templates", *scenes.KIND_TEMPLATES, "--augmentations", str(args.augmentations),
            "--cache-dir", str(work / "cache"), "--output", str(work / "head.safetensors"),
-           "--seed", str(args.seed), "--no-progress"]
+           "--seed", str(args.seed), "--head", args.head,
+           "--split-seed", str(args.split_seed), "--no-progress"]
     code = train_adapter.main(cli)
     report_path = work / "head.report.json"
     reports = sorted(work.glob("*.json"))

@@ -206,10 +206,13 @@ def bench_split_and_conditions(args, dim, logit_scale, enc_rate, rng) -> dict:
     t_split = time.perf_counter() - t0
     row = {id(f): i for i, f in enumerate(frames)}
     tr, te = split.train_frames, split.frames("test")
+    held = split.frames("validation") + te
     syn = {c: FeatureTable(te, l2_normalize(x[[row[id(f)] for f in te]] * 0.7 + 0.3 * rng.normal(
         size=(len(te), dim)).astype(np.float32) / np.sqrt(dim))) for c in pipeline.SYNTHETIC}
     features = pipeline.Features(FeatureTable(frames, x),
-                                 [FeatureTable(tr, a[[row[id(f)] for f in tr]]) for a in aug], syn)
+                                 [FeatureTable(tr, a[[row[id(f)] for f in tr]]) for a in aug],
+                                 [FeatureTable(held, a[[row[id(f)] for f in held]])
+                                  for a in aug[:pipeline.VALIDATION_DRAWS]], syn)
     classifier = ZeroShotClassifier(labels, l2_normalize(rng.normal(size=(8, dim)).astype(np.float32)),
                                     logit_scale)
     timed = {}
@@ -224,13 +227,15 @@ def bench_split_and_conditions(args, dim, logit_scale, enc_rate, rng) -> dict:
     t_verdict = time.perf_counter() - t0
     t0 = time.perf_counter()
     loco = leave_one_condition_out(frames, labels, split, features.original, features.draws,
-                                   chosen, classifier, spec.head, spec.gap_s, False)
+                                   features.held_draws, chosen, classifier, spec.head,
+                                   spec.gap_s, False)
     t_loco = time.perf_counter() - t0
     n = {s: len(split.frames(s)) for s in split.takes}
     draws, n_syn = args.augmentations, len(pipeline.SYNTHETIC)
     # images to encode: old layout (train/val 75/25, 6 conditions on val, draws on train) vs now
     old_images = int(0.75 * len(frames)) * (1 + draws) + int(0.25 * len(frames)) * (1 + n_syn)
-    new_images = len(frames) + n["train"] * draws + n["test"] * n_syn
+    new_images = (len(frames) + n["train"] * draws + n["test"] * n_syn
+                  + (n["validation"] + n["test"]) * min(draws, pipeline.VALIDATION_DRAWS))
     print()
     print(f"SPLIT + CONDITIONS on {len(frames)} frames in takes of 10 ({len(labels)} labels, 2 "
           f"conditions), {draws} draws, 512-d precomputed features")

@@ -241,3 +241,22 @@ def test_blend_one_warns_that_label_prompts_no_longer_matter():
                                      engine.PromptSpec(label_prompts={"cup": ("a mug",)}))
     assert len(warned) == 1 and "label_prompts" in warned[0] and "--label-prompt" in warned[0]
     assert pipeline.blend_warnings(SimpleNamespace(blend=0.75), engine.PromptSpec()) == []
+
+
+def test_head_augmented_trains_only_the_augmented_head(trained, tiny_model_id, mcap_bag,
+                                                       tmp_path, capsys):
+    """--head augmented: validation chooses among augmented heads only (for a light the
+    validation takes lack); it needs augmentation draws, and says so."""
+    _, _, root = trained
+    out = tmp_path / "aug.safetensors"
+    args = _args(tiny_model_id, mcap_bag[0], out, root / "cache", "--epochs", "5",
+                 "--head", "augmented", "--force")
+    assert train_cli.main(args) == 0
+    report = json.loads((tmp_path / "aug.report.json").read_text())
+    assert {c["variant"] for c in report["selection"]["candidates"]} == {"head_augmented"}
+    assert report["selection"]["chosen"]["variant"] == "head_augmented"
+    capsys.readouterr()
+    refused = _args(tiny_model_id, mcap_bag[0], out, root / "cache", "--head", "augmented",
+                    "--augmentations", "0")
+    assert train_cli.main(refused) == train_cli.EXIT_INPUT_ERROR
+    assert "--head augmented needs --augmentations >= 1" in capsys.readouterr().err

@@ -110,3 +110,39 @@ def test_weight_decay_pulls_toward_the_zero_shot_start_not_toward_zero():
     assert np.abs(strong - cls).max() < 0.05
     np.testing.assert_allclose(np.linalg.norm(strong, axis=1), 1.0, atol=0.05)
     assert np.abs(weak - cls).max() > 4 * np.abs(strong - cls).max()
+
+
+def test_the_augmented_head_early_stops_on_augmented_validation_and_all_compare_on_recorded(
+        monkeypatch):
+    """The augmented head stops on the validation frames as recorded and under augmentation
+    (on recorded ones alone it stopped at epoch 0 whenever they held no light like the
+    augmentations); every candidate is then scored on the recorded ones, so they compare."""
+    from clip_perception.core.scoring import ZeroShotClassifier
+    from clip_perception.training import head_selection as hs
+
+    rng = np.random.default_rng(5)
+    cls, _ = _data(rng, 1)
+    x, y = _separable(rng, 90, cls)
+    shift = l2_normalize(rng.normal(size=(1, cls.shape[1])).astype(np.float32))
+    dark = lambda v: l2_normalize(v + 1.5 * shift)  # noqa: E731 (a light the recording lacks)
+    data = hs.TrainingData(x[:60], y[:60], [dark(x[:60]), dark(x[:60])], x[60:], y[60:],
+                           [dark(x[60:])])
+    stops = {}
+    real = hs.train_head
+
+    def spy(tx, ty, vx, vy, *args, **kwargs):
+        stops[args[-1].split(",")[0]] = (len(tx), len(vx))
+        return real(tx, ty, vx, vy, *args, **kwargs)
+
+    monkeypatch.setattr(hs, "train_head", spy)
+    classifier = ZeroShotClassifier(["a", "b", "c"], cls, 14.3)
+    got = hs.train_candidates(data, classifier, TrainConfig(hidden=8, max_epochs=30), [0.5],
+                              progress=False)
+    assert stops == {hs.PLAIN: (60, 30), hs.AUGMENTED: (180, 60)}
+    for c in got:
+        assert c.val_loss == pytest.approx(hs.cross_entropy(c.model.logits(x[60:]), y[60:]))
+    plain = next(c for c in got if c.variant == hs.PLAIN)
+    assert plain.val_loss == pytest.approx(plain.history["best_val_loss"], rel=1e-4)
+    with pytest.raises(Exception, match="no head to train"):
+        hs.train_candidates(hs.TrainingData(x[:60], y[:60], [], x[60:], y[60:]), classifier,
+                            TrainConfig(hidden=8, max_epochs=2), [0.5], [hs.AUGMENTED], False)

@@ -19,7 +19,7 @@ from ..core.backends import BackendUnavailable
 from ..core.model import ModelLoadError
 from ..training.data import TrainingInputError
 from ..training.head import TrainConfig
-from ..training.head_selection import DEFAULT_BLEND_GRID
+from ..training.head_selection import AUGMENTED, DEFAULT_BLEND_GRID, PLAIN
 from ..training.verdict import VerdictRule
 from .training_arguments import (add_common_flags, add_model_arguments, add_prompt_arguments,
                                 add_source_arguments, model_spec, prompt_spec, setup_logging,
@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--augmentations", type=int, default=8, metavar="K",
                    help="augmented draws per training frame; 0 trains without augmentation (default: %(default)s)")
     a.add_argument("--augmentation-seed", type=int, default=0, help="seed of the draws (default: %(default)s)")
+    a.add_argument("--head", choices=sorted(HEAD_CHOICES), default="auto",
+                   help="which heads validation chooses from: auto = the plain one and (with "
+                        "--augmentations > 0) the augmented one; augmented = only the head "
+                        "trained on augmented frames, for a light the validation takes do not "
+                        "show (the verdict still judges every condition) (default: %(default)s)")
     h = p.add_argument_group("head")
     d = TrainConfig()
     D = "(default: %(default)s)"
@@ -95,7 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+HEAD_CHOICES = {"auto": None, "plain": (PLAIN,), "augmented": (AUGMENTED,)}
+
+
 def _train_spec(args) -> TrainSpec:
+    if args.head == "augmented" and args.augmentations < 1:
+        raise TrainingInputError("--head augmented needs --augmentations >= 1, got "
+                                 f"{args.augmentations}")
     if args.bootstrap < 100:
         raise TrainingInputError(f"--bootstrap must be >= 100 resamples, got {args.bootstrap}")
     if args.max_loss < 0:
@@ -104,7 +115,7 @@ def _train_spec(args) -> TrainSpec:
         output=args.output, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
         gap_s=args.gap, split_seed=args.split_seed, allow_few_takes=args.allow_few_takes,
         augmentation_config=args.augmentation_config, augmentation_seed=args.augmentation_seed,
-        draws=args.augmentations,
+        draws=args.augmentations, variants=HEAD_CHOICES[args.head],
         blend_grid=[args.blend] if args.blend is not None else args.blend_grid,
         head=TrainConfig(hidden=args.hidden, lr=args.lr, weight_decay=args.weight_decay,
                          max_epochs=args.epochs, patience=args.patience,

@@ -17,7 +17,7 @@ from .data import Frame
 from .evaluate import balanced_accuracy, predict
 from .features import FeatureTable
 from .head import TrainConfig
-from .head_selection import Candidate, TrainingData, train_candidates
+from .head_selection import AUGMENTED, Candidate, TrainingData, train_candidates
 from .split import Split, drop_near
 
 
@@ -27,9 +27,12 @@ def real_conditions(frames: Sequence[Frame]) -> list[str]:
 
 def leave_one_condition_out(frames: Sequence[Frame], labels: Sequence[str], split: Split,
                             original: FeatureTable, draws: Sequence[FeatureTable],
-                            chosen: Candidate, classifier: ZeroShotClassifier, cfg: TrainConfig,
+                            held_draws: Sequence[FeatureTable], chosen: Candidate,
+                            classifier: ZeroShotClassifier, cfg: TrainConfig,
                             gap_seconds: float, progress: bool | None = None) -> dict:
-    """condition -> numbers of the head trained without it, tested on it (empty with < 2)."""
+    """condition -> numbers of the head trained without it, tested on it (empty with < 2).
+    ``draws``: augmentation draws of the training frames; ``held_draws``: of the validation and
+    test frames, which the augmented head early-stops on here."""
     conditions = real_conditions(frames)
     if len(conditions) < 2:
         return {}
@@ -51,9 +54,11 @@ def leave_one_condition_out(frames: Sequence[Frame], labels: Sequence[str], spli
             out[cond] = {"skipped": f"label(s) {lacking} have no training or validation takes "
                                     f"outside condition '{cond}'"}
             continue
+        augmented = chosen.variant == AUGMENTED
         data = TrainingData(original.of(train), y(train),
-                            [d.of(train) for d in draws] if chosen.variant == "head_augmented" else [],
-                            original.of(val), y(val))
+                            [d.of(train) for d in draws] if augmented else [],
+                            original.of(val), y(val),
+                            [d.of(val) for d in held_draws] if augmented else [])
         model = train_candidates(data, classifier, cfg, [chosen.blend], [chosen.variant],
                                  progress)[0].model
         x, ty = original.of(held), y(held)

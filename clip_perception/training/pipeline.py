@@ -11,7 +11,7 @@ import datetime as _dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from .verdict import Outcome, VerdictRule, decide
 logger = logging.getLogger(__name__)
 
 SYNTHETIC = tuple(c for c in CONDITIONS if c != "original")
+VALIDATION_DRAWS = 2  # augmentation draws of each validation/test frame (early stopping only)
 UNNAMED = "unnamed"  # the real condition of frames whose source the user did not name
 
 
@@ -51,12 +52,14 @@ class TrainSpec:
     head: TrainConfig = field(default_factory=TrainConfig)
     blend_grid: Sequence[float] = DEFAULT_BLEND_GRID
     verdict: VerdictRule = field(default_factory=VerdictRule)
+    variants: Optional[Sequence[str]] = None  # heads to train (None: plain, and augmented if draws)
 
 
 @dataclass
 class Features:
     original: FeatureTable  # every loaded frame as recorded
     draws: list[FeatureTable]  # the training frames, one table per augmentation draw
+    held_draws: list[FeatureTable]  # validation and test frames, VALIDATION_DRAWS draws
     synthetic: dict[str, FeatureTable]  # the test frames under each synthetic condition
 
 
@@ -73,17 +76,27 @@ def split_step(loaded: LoadedFrames, train: TrainSpec) -> Split:
 
 def features_step(extractor: FeatureExtractor, loaded: LoadedFrames, split: Split,
                   augmenter: Augmenter) -> Features:
-    """Embed every frame as recorded, the training frames' augmentation draws and the test
-    frames under the synthetic conditions (each view once; the cache skips known ones)."""
+    """Embed every frame as recorded, the training frames' augmentation draws, a few draws of
+    the validation and test frames (what the augmented head early-stops on, here and in the
+    leave-one-condition-out runs) and the test frames under the synthetic conditions (each
+    view once; the cache skips known ones)."""
     train, test = split.train_frames, split.frames("test")
-    draws = [ViewJob(train, augmenter.draw_key(k),
-                     lambda crop, digest, k=k: augmenter.apply(crop, digest, k))
-             for k in range(1, augmenter.draws + 1)]
+    held = split.frames("validation") + test
+
+    def draws_of(frames, count):
+        return [ViewJob(frames, augmenter.draw_key(k),
+                        lambda crop, digest, k=k: augmenter.apply(crop, digest, k))
+                for k in range(1, count + 1)]
+
+    draws = draws_of(train, augmenter.draws)
+    held_draws = draws_of(held, min(augmenter.draws, VALIDATION_DRAWS))
     synthetic = [ViewJob(test, condition_key(c), CONDITIONS[c]) for c in SYNTHETIC]
-    x = extractor.embed([ViewJob(loaded.frames, "original")] + draws + synthetic, desc="encoding")
-    return Features(FeatureTable(loaded.frames, x[0]),
-                    [FeatureTable(train, d) for d in x[1:1 + len(draws)]],
-                    {c: FeatureTable(test, v) for c, v in zip(SYNTHETIC, x[1 + len(draws):])})
+    x = iter(extractor.embed([ViewJob(loaded.frames, "original")] + draws + held_draws
+                             + synthetic, desc="encoding"))
+    return Features(FeatureTable(loaded.frames, next(x)),
+                    [FeatureTable(train, next(x)) for _ in draws],
+                    [FeatureTable(held, next(x)) for _ in held_draws],
+                    {c: FeatureTable(test, next(x)) for c in SYNTHETIC})
 
 
 def _y(frames, labels) -> np.ndarray:
@@ -98,8 +111,10 @@ def train_step(features: Features, split: Split, labels, classifier, train: Trai
     val = split.frames("validation")
     data = TrainingData(features.original.of(split.train_frames), _y(split.train_frames, labels),
                         [d.of(split.train_frames) for d in features.draws],
-                        features.original.of(val), _y(val, labels))
-    candidates = train_candidates(data, classifier, train.head, train.blend_grid, None, progress)
+                        features.original.of(val), _y(val, labels),
+                        [d.of(val) for d in features.held_draws])
+    candidates = train_candidates(data, classifier, train.head, train.blend_grid,
+                                  train.variants, progress)
     chosen = choose(candidates)
     logger.info("validation chose %s at blend %g (balanced accuracy %.3f)", chosen.variant,
                 chosen.blend, chosen.val_balanced_accuracy)
@@ -197,8 +212,8 @@ def train_adapter(model: ModelSpec, sources: SourceSpec, prompts: PromptSpec, tr
         test = evaluate_step(features, split, labels, classifier, chosen)
         verdict = decide_step(test, split, train.verdict)
         holdout = leave_one_condition_out(loaded.frames, labels, split, features.original,
-                                          features.draws, chosen, classifier, train.head,
-                                          train.gap_s, progress)
+                                          features.draws, features.held_draws, chosen,
+                                          classifier, train.head, train.gap_s, progress)
         warnings = blend_warnings(chosen, prompts)
         for w in warnings:
             logger.warning(w)
@@ -217,7 +232,8 @@ def train_adapter(model: ModelSpec, sources: SourceSpec, prompts: PromptSpec, tr
                 "seed": train.split_seed, "cut_labels": split.optimistic,
                 "entry_conditions": split.conditions()},
             "optimistic": bool(split.optimistic),
-            "augmentation": {k: v for k, v in augmenter.describe().items() if k != "pipeline"},
+            "augmentation": {**{k: v for k, v in augmenter.describe().items() if k != "pipeline"},
+                             "validation_draws_per_frame": len(features.held_draws)},
             "head_config": train.head.to_dict(),
             "selection": {"blend_grid": list(train.blend_grid), "chosen": chosen.describe(),
                           "candidates": [c.describe() for c in candidates]},
