@@ -1,13 +1,13 @@
 """Why the share of out-of-set frames accepted grows with the label count (``score_study``).
 
-Per label count K, for NegLabel with the bank without the out-of-set words:
+Per label count K, for the node's neglabel with the bank without the out-of-set words:
 
 - the best label's cosine: of the out-of-set frames, of those accepted, and of the in-set
   frames (the labels cover more of the world as K grows, so an out-of-set frame's nearest
   label comes as close as an in-set frame's own);
 - of the out-of-set frames accepted, how many have a best label of their own colour or of their
   own shape (what the model confuses them by);
-- the negative words in use (the bank minus the labels, then the half farthest from them);
+- the negative words in use per label (the bank without the label and its synonyms);
 - the vocabulary oracle: the share of frames whose nearest of all 120 kind words (the
   out-of-set kinds' own names included) is a label. No threshold is involved: it is what a
   score knowing every word of the world would accept, and its growth with K is the model's
