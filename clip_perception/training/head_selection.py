@@ -38,9 +38,9 @@ class TrainingData:
         out = {PLAIN: (self.train_x, self.train_y, self.val_x, self.val_y)}
         if self.draws:
             out[AUGMENTED] = (np.concatenate([self.train_x] + self.draws),
-                                     np.tile(self.train_y, 1 + len(self.draws)),
-                                     np.concatenate([self.val_x] + self.val_draws),
-                                     np.tile(self.val_y, 1 + len(self.val_draws)))
+                              np.tile(self.train_y, 1 + len(self.draws)),
+                              np.concatenate([self.val_x] + self.val_draws),
+                              np.tile(self.val_y, 1 + len(self.val_draws)))
         return out
 
 
