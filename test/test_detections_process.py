@@ -29,7 +29,13 @@ def detector(tmp_path):
                             stdout=log, stderr=subprocess.STDOUT, env=ros_env())
     yield proc
     proc.terminate()
-    proc.wait(10)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        # The fake's own shutdown is not under test: once in CI (after the test had passed) its
+        # DDS teardown outlived 10 s on a loaded machine, and the fixture errored on cleanup.
+        proc.kill()
+        proc.wait(10)
     log.close()
 
 
