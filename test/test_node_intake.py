@@ -107,3 +107,77 @@ def test_intake_spinner_receives_frames_on_its_own_thread_in_the_node_namespace(
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+class _RaisingExecutor:
+    """spin() raises what rclpy raises when SIGINT lands while the wait set is built."""
+
+    def __init__(self, exc):
+        self.exc = exc
+
+    def spin(self):
+        raise self.exc
+
+
+def _context(shut_down: bool):
+    import rclpy
+
+    context = rclpy.Context()
+    context.init(args=[])
+    if shut_down:
+        context.shutdown()
+    return context
+
+
+def test_spin_returns_when_the_wait_set_fails_because_sigint_shut_the_context_down():
+    from rclpy._rclpy_pybind11 import RCLError
+    from rclpy.executors import ExternalShutdownException
+
+    from clip_perception.ros.spin import spin_until_shutdown
+
+    context = _context(shut_down=True)
+    message = "failed to initialize wait set: the given context is not valid"
+    spin_until_shutdown(_RaisingExecutor(RCLError(message)), context)
+    spin_until_shutdown(_RaisingExecutor(ExternalShutdownException()), context)
+
+
+def test_spin_propagates_an_rcl_error_while_the_context_is_still_ok():
+    from rclpy._rclpy_pybind11 import RCLError
+
+    from clip_perception.ros.spin import spin_until_shutdown
+
+    context = _context(shut_down=False)
+    try:
+        with pytest.raises(RCLError, match="something else"):
+            spin_until_shutdown(_RaisingExecutor(RCLError("something else")), context)
+    finally:
+        context.shutdown()
+
+
+def test_spin_of_a_real_executor_returns_when_its_context_is_shut_down():
+    import threading
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from clip_perception.ros.spin import spin_until_shutdown
+
+    context = _context(shut_down=False)
+    node = rclpy.create_node("spin_shutdown_test", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    errors = []
+
+    def spin():
+        try:
+            spin_until_shutdown(executor, context)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    context.shutdown()
+    thread.join(10)
+    assert not thread.is_alive(), "spin did not return after the context was shut down"
+    assert not errors, errors
+    executor.shutdown()

@@ -9,7 +9,7 @@ def main(argv=None) -> int:
     # OMP_WAIT_POLICY is set by the cli package (cli/__init__.py), before torch loads.
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import MultiThreadedExecutor
     from rclpy.signals import SignalHandlerOptions, install_signal_handlers
 
     from ..core.allocator import keep_large_buffers
@@ -17,6 +17,7 @@ def main(argv=None) -> int:
     from ..core.vocabulary import SpecError
     from ..ros.node import NODE_NAME, ClipPerceptionNode
     from ..ros.parameters import ParameterError
+    from ..ros.spin import spin_until_shutdown
 
     keep_large_buffers()  # before any frame buffer is allocated
     try:
@@ -59,8 +60,8 @@ def main(argv=None) -> int:
         executor = MultiThreadedExecutor(num_threads=3)
         executor.add_node(node)
         try:
-            executor.spin()
-        except (KeyboardInterrupt, ExternalShutdownException):
+            spin_until_shutdown(executor, node.context)
+        except KeyboardInterrupt:
             pass
         finally:
             executor.shutdown()

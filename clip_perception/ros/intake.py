@@ -23,6 +23,7 @@ import numpy as np
 from ..core.image_decode import FrameDecodeError
 from ..core.pipeline import LatestFrameSlots
 from .conversions import ImageConverter, image_message_type, image_qos
+from .spin import spin_until_shutdown
 
 
 @dataclass
@@ -92,12 +93,7 @@ class IntakeSpinner:
         self._thread.start()
 
     def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            self._executor.spin()
-        except ExternalShutdownException:  # SIGINT shut the context down: the node is stopping
-            pass
+        spin_until_shutdown(self._executor, self.node.context)
 
     def close(self, timeout: float = 5.0) -> None:
         self._executor.shutdown(timeout)
