@@ -4,7 +4,7 @@ import pytest
 
 from clip_perception.core.prompts import PromptEmbeddingCache
 from clip_perception.core.scoring import (UNKNOWN_LABEL, fit_temperature, mcm_scores,
-                                          mine_negatives, negative_masks,
+                                          mine_negatives, negative_masks, synonym_radius,
                                           neglabel_grouped_scores, neglabel_label_scores,
                                           neglabel_per_word_scores, neglabel_probabilities,
                                           softmax, top_k_classifications)
@@ -69,6 +69,23 @@ def test_negatives_of_a_label_are_the_bank_but_the_label_and_its_synonyms():
     assert np.flatnonzero(~got[0]).tolist() == [5, 6] and got[1].all()
     # a bank of one word: only the name rule applies
     assert negative_masks(bank[:1], labels, same[:, :1]).tolist() == [[False], [True]]
+
+
+def test_the_bank_synonym_radius_is_computed_once_per_bank(monkeypatch):
+    from clip_perception.core.vocabulary import snapshot
+
+    calls = []
+    monkeypatch.setattr(snapshot, "synonym_radius",
+                        lambda emb: calls.append(len(emb)) or synonym_radius(emb))
+    monkeypatch.setattr(snapshot, "_last_radius", (b"", 0.0))
+    rng = np.random.default_rng(1)
+    bank = rng.normal(size=(30, 16)).astype(np.float32)
+    bank /= np.linalg.norm(bank, axis=1, keepdims=True)
+    first = snapshot.bank_synonym_radius(bank)
+    assert snapshot.bank_synonym_radius(bank.copy()) == first == synonym_radius(bank)
+    assert calls == [30]  # the same bank again (another label set): not recomputed
+    other = snapshot.bank_synonym_radius(bank[:20])
+    assert calls == [30, 20] and other == synonym_radius(bank[:20])
 
 
 def test_grouped_neglabel_averages_the_share_against_each_group():

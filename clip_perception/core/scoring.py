@@ -55,6 +55,35 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def log_sum_exp(z: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """log(sum exp(z)) over the last axis in float64, shifted by the row maximum so that large
+    logits do not overflow. ``weights`` (K, M) for (N, M) ``z`` gives (N, K): the sum of each
+    weight row's entries; a row of zeros gives -inf.
+
+    Without weights it is max + log1p(the others' exp): for a row whose maximum is 0 that keeps
+    the tiny excess (about exp(-margin)) instead of rounding 1 + 1e-20 to 1 (``cross_entropy``
+    relies on it)."""
+    z = np.asarray(z, np.float64)
+    top = z.max(axis=-1, keepdims=True)
+    e = np.exp(z - top)
+    if weights is None:
+        np.put_along_axis(e, z.argmax(axis=-1)[..., None], 0.0, axis=-1)  # one maximum out
+        return top[..., 0] + np.log1p(e.sum(axis=-1))
+    with np.errstate(divide="ignore"):
+        return top + np.log(e @ np.asarray(weights, np.float64).T)
+
+
+def cross_entropy(logits: np.ndarray, truth: np.ndarray) -> float:
+    """Mean negative log-likelihood of the labels ``truth`` under (N, K) ``logits``.
+
+    Each row is shifted by its truth's logit first, so a confidently right row's loss is
+    log1p(exp(-margin)) > 0, not 0.0: on separable logits the loss still falls with the scale,
+    and ``fit_temperature`` finds its bound instead of the first scale whose loss rounds to 0."""
+    z = np.asarray(logits, np.float64)
+    rows, truth = np.arange(len(z)), np.asarray(truth, np.int64)
+    return float(np.mean(log_sum_exp(z - z[rows, truth][:, None])))
+
+
 def mcm_scores(cosines: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """MCM (Ming et al., NeurIPS 2022): the maximum of softmax(cosine / T) over the labels."""
     return softmax(np.asarray(cosines, np.float32) / temperature).max(axis=-1)
@@ -75,11 +104,8 @@ def neglabel_label_scores(label_logits: np.ndarray, negative_logits: np.ndarray,
     Unlike NegLabel's summed share, a label's score does not change when other labels are
     added, which keeps a threshold's meaning from 3 to 30 labels (docs/results/accuracy.md)."""
     z = np.asarray(negative_logits, np.float64)
-    top = z.max(axis=-1, keepdims=True)
-    e = np.exp(z - top)
-    sums = e.sum(axis=-1, keepdims=True) if mask is None else e @ np.asarray(mask, np.float64).T
-    with np.errstate(divide="ignore", over="ignore"):  # no negative: 1; exp overflow: 0
-        negatives = top + np.log(sums)
+    negatives = log_sum_exp(z, np.ones((1, z.shape[-1])) if mask is None else mask)
+    with np.errstate(over="ignore"):  # no negative: 1; exp overflow: 0
         return (1.0 / (1.0 + np.exp(negatives - np.asarray(label_logits, np.float64)))).astype(
             np.float32)
 
@@ -100,10 +126,8 @@ def neglabel_per_word_scores(label_logits: np.ndarray,
     negatives' mean, mean_l / (mean_l + mean_n) (N,), so K labels weigh as much as M negatives
     whatever K and M. Per label count a monotone function of NegLabel's share (same AUROC)."""
     def log_mean_exp(z):
-        top = z.max(axis=-1, keepdims=True)
-        return (top[..., 0] + np.log(np.exp(z - top).mean(axis=-1)))
-    diff = log_mean_exp(np.asarray(label_logits, np.float64)) - log_mean_exp(
-        np.asarray(negative_logits, np.float64))
+        return log_sum_exp(z) - np.log(np.shape(z)[-1])
+    diff = log_mean_exp(label_logits) - log_mean_exp(negative_logits)
     with np.errstate(over="ignore"):  # exp overflow: a score of 0, as it should be
         return 1.0 / (1.0 + np.exp(-diff))
 
@@ -124,26 +148,35 @@ SYNONYM_QUANTILE = 0.9  # a negative nearer a label than 90 % of the bank's word
 # nearest other word is taken for a synonym of that label (see negative_masks)
 
 
-def negative_masks(negative_emb: np.ndarray, label_emb: np.ndarray, same: np.ndarray,
-                   quantile: float = SYNONYM_QUANTILE, chunk: int = 1024) -> np.ndarray:
-    """(K, M) bool: which bank words are negatives of which label. Every word is, except the
-    label itself (``same``, (K, M): the word is the label's name) and its synonyms: words
-    nearer to it than the bank's words are to each other (``quantile`` of every word's cosine
-    to its nearest other word). A synonym would take the label's probability on its own
-    frames; any other word is a fair negative however close, even another label, so a label's
-    score depends on that label and the bank alone, not on how many labels there are. Dropping
-    a share of the bank as labels are added (NegMining, ``mine_negatives``) made refusals and
-    acceptances move with the label count. Scale-free: it compares cosines of one text encoder."""
+def synonym_radius(negative_emb: np.ndarray, quantile: float = SYNONYM_QUANTILE,
+                   chunk: int = 1024) -> float:
+    """The cosine beyond which a word counts as a synonym: the ``quantile`` of every bank word's
+    cosine to its nearest other word (+inf for a bank of fewer than 2 words). It depends on the
+    bank alone (an O(M^2) product, chunked for bounded memory), so callers can keep it."""
     bank = np.asarray(negative_emb, np.float32)
-    keep = ~np.asarray(same, bool)
     if len(bank) < 2:
-        return keep
+        return float("inf")
     nearest = np.empty(len(bank), np.float32)
-    for start in range(0, len(bank), chunk):  # bounded memory for a bank of many words
+    for start in range(0, len(bank), chunk):
         cos = bank[start:start + chunk] @ bank.T
         cos[np.arange(len(cos)), np.arange(start, start + len(cos))] = -np.inf
         nearest[start:start + chunk] = cos.max(axis=1)
-    return keep & (np.asarray(label_emb, np.float32) @ bank.T <= np.quantile(nearest, quantile))
+    return float(np.quantile(nearest, quantile))
+
+
+def negative_masks(negative_emb: np.ndarray, label_emb: np.ndarray, same: np.ndarray,
+                   radius: float | None = None) -> np.ndarray:
+    """(K, M) bool: which bank words are negatives of which label. Every word is, except the
+    label itself (``same``, (K, M): the word is the label's name) and its synonyms: words
+    nearer to it than ``radius`` (default ``synonym_radius`` of the bank). A synonym would take
+    the label's probability on its own frames; any other word is a fair negative however close,
+    even another label, so a label's score depends on that label and the bank alone, not on how
+    many labels there are. Dropping a share of the bank as labels are added (NegMining,
+    ``mine_negatives``) made refusals and acceptances move with the label count. Scale-free:
+    it compares cosines of one text encoder."""
+    bank = np.asarray(negative_emb, np.float32)
+    radius = synonym_radius(bank) if radius is None else radius
+    return ~np.asarray(same, bool) & (np.asarray(label_emb, np.float32) @ bank.T <= radius)
 
 
 def fit_temperature(cosines: np.ndarray, truth: np.ndarray,
@@ -154,9 +187,7 @@ def fit_temperature(cosines: np.ndarray, truth: np.ndarray,
     truth = np.asarray(truth, np.int64)
     best, best_nll = float(scales[0]), np.inf
     for scale in scales:
-        z = cosines * scale
-        z = z - z.max(axis=1, keepdims=True)
-        nll = float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), truth]))
+        nll = cross_entropy(cosines * scale, truth)
         if nll < best_nll:
             best, best_nll = float(scale), nll
     return best

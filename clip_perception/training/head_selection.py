@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from ..core.adapter import AdapterHead
-from ..core.scoring import ZeroShotClassifier
+from ..core.scoring import ZeroShotClassifier, cross_entropy
 from .data import TrainingInputError
 from .evaluate import BlendedHead, balanced_accuracy
 from .head import TrainConfig, train_head
@@ -90,13 +90,6 @@ def train_candidates(data: TrainingData, classifier: ZeroShotClassifier, cfg: Tr
         raise TrainingInputError(f"no head to train: {list(variants or [])} asked, "
                                  f"{list(data.variants())} available (augmented needs draws)")
     return out
-
-
-def cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
-    """Mean cross-entropy of (N, K) logits against labels ``y``."""
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(z)), y]))
 
 
 def choose(candidates: Sequence[Candidate]) -> Candidate:

@@ -1,6 +1,7 @@
 """An immutable label set with its embeddings (``LabelSet``) and how one is assembled."""
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Optional
@@ -11,7 +12,7 @@ from ..adapter import AdapterHead
 from ..prompts import PromptEmbeddingCache, prompts_for
 from ..scoring import (THRESHOLD_MEANINGS, Classification, ZeroShotClassifier,
                        landmark_cosines, negative_masks, neglabel_label_scores, softmax,
-                       top_k_classifications)
+                       synonym_radius, top_k_classifications)
 from .spec import ADAPTER_BLEND_FROM_FILE, LabelSetSpec, SpecError, negative_bank
 
 logger = logging.getLogger(__name__)
@@ -122,13 +123,29 @@ def negative_embeddings(spec: LabelSetSpec, cache: PromptEmbeddingCache, class_e
         return None, None
     emb = cache.ensemble(bank, spec.templates)
     same = np.array([[word == label for word in bank] for label in spec.labels], bool)
-    mask = negative_masks(emb, class_emb, same)
+    mask = negative_masks(emb, class_emb, same, bank_synonym_radius(emb))
     bare = [label for label, row in zip(spec.labels, mask) if not row.any()]
     if bare:
         raise SpecError("negative_labels", f"no negative word is left for {bare}: each of the "
                                            f"{len(bank)} is the label itself or as near it as a "
                                            "synonym; neglabel needs words for other things")
     return np.ascontiguousarray(emb), mask
+
+
+_last_radius: tuple[bytes, float] = (b"", 0.0)  # (digest of a bank's embeddings, its radius)
+
+
+def bank_synonym_radius(emb: np.ndarray) -> float:
+    """``synonym_radius(emb)``, kept for the last bank seen: every label change rebuilds the set
+    with the same bank and model, and the bank's O(M^2) product need not run again. Keyed by the
+    embeddings' bytes, so another bank, template list or model gets its own."""
+    global _last_radius
+    key = hashlib.blake2b(np.ascontiguousarray(emb, np.float32).tobytes(),
+                          digest_size=16).digest()
+    memo = _last_radius  # one read: another build thread may replace it meanwhile
+    if memo[0] != key:
+        memo = _last_radius = (key, synonym_radius(emb))
+    return memo[1]
 
 
 def adapter_prompt_differences(adapter: AdapterHead, spec: LabelSetSpec) -> str:
